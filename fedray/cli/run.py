@@ -1,0 +1,64 @@
+"""``fedray run SCENARIO [key=value ...] [--run-dir DIR]``: run a federated simulation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fedray.config.load import load_scenario
+from fedray.engine.history import RoundRecord
+
+HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", help="scenario YAML file, e.g. scenarios/mini.yaml")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. train.lr=1e-4")
+    parser.add_argument("--run-dir", default=None, help="run directory (default runs/<name>-<time>)")
+
+
+def progress_line(record: RoundRecord, total_rounds: int) -> str:
+    """One line per round: cohort, loss, eval metrics, time split and traffic."""
+    parts = [f"round {record.server_round:>3}/{total_rounds}"]
+    if record.server_round > 0:
+        loss = "nan" if record.train_loss is None else f"{record.train_loss:.3f}"
+        parts.append(f"clients {len(record.clients) - len(record.failures)}/{len(record.clients)}")
+        parts.append(f"loss {loss}")
+    if record.eval:
+        parts.append(f"acc {record.eval['accuracy']:.3f} (unparseable {record.eval['unparseable_rate']:.3f})")
+    parts.append(" ".join(f"{k} {v:.1f}s" for k, v in record.time_s.items()))
+    if record.bytes_sent:
+        parts.append(f"{record.bytes_sent / 2**20:.2f} MiB")
+    return " | ".join(p for p in parts if p)
+
+
+def summary_table(rounds: list[RoundRecord]) -> str:
+    """The evaluated rounds as a small table."""
+    lines = [f"{'round':>5}  {'train_loss':>10}  {'accuracy':>8}  {'unparseable':>11}",
+             "-" * 40]
+    for r in rounds:
+        if r.eval:
+            loss = "-" if r.train_loss is None else f"{r.train_loss:.3f}"
+            lines.append(f"{r.server_round:>5}  {loss:>10}  {r.eval['accuracy']:>8.3f}  "
+                         f"{r.eval['unparseable_rate']:>11.3f}")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    import fedray.checks  # noqa: F401  (registry-aware checks)
+    from fedray.engine.simulation import run
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    total = scenario.federation.rounds
+
+    def on_round(record: RoundRecord) -> None:
+        print(progress_line(record, total), flush=True)
+
+    print(f"fedray: {scenario.name}: {scenario.partition.num_clients} clients, "
+          f"{scenario.federation.clients_per_round} per round, {total} rounds, "
+          f"strategy {scenario.strategy.name}, model {scenario.model.name}", flush=True)
+    summary = run(scenario, args.run_dir, on_round=on_round)
+    print()
+    print(summary_table(summary.rounds))
+    print(f"\nrun directory: {summary.run_dir}", file=sys.stdout)
+    return 0

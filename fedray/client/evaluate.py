@@ -1,0 +1,26 @@
+"""Greedy generation over sample rows, batched: pure torch, no Ray."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from fedray.client.train import move_batch
+from fedray.models.collate import Collator
+
+
+@torch.no_grad()
+def generate_answers(model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]],
+                     batch_size: int, max_new_tokens: int) -> list[str]:
+    """Decode ``max_new_tokens`` greedily for each row; returns the generated text only."""
+    model.eval()
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    outputs: list[str] = []
+    for start in range(0, len(rows), batch_size):
+        batch = move_batch(collator.generation_batch(rows[start: start + batch_size]), device, dtype)
+        generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                   pad_token_id=collator.pad_id)
+        new_tokens = generated[:, batch["input_ids"].shape[1]:]  # (B, new)
+        outputs += collator.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return outputs

@@ -1,0 +1,51 @@
+"""Scenario configuration: the frozen schema and the YAML loader that validates it."""
+
+from fedray.config.load import (
+    SEMANTIC_CHECKS,
+    build_dataclass,
+    dump_scenario,
+    expand_env,
+    load_scenario,
+    parse_overrides,
+    register_semantic_check,
+    scenario_from_dict,
+    scenario_to_dict,
+)
+from fedray.config.schema import (
+    DataConfig,
+    EvalConfig,
+    FederationConfig,
+    LoraConfig,
+    ModelConfig,
+    OutputConfig,
+    PartitionConfig,
+    ResourcesConfig,
+    Scenario,
+    StrategyConfig,
+    TinyVlmConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "SEMANTIC_CHECKS",
+    "DataConfig",
+    "EvalConfig",
+    "FederationConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "PartitionConfig",
+    "ResourcesConfig",
+    "Scenario",
+    "StrategyConfig",
+    "TinyVlmConfig",
+    "TrainConfig",
+    "build_dataclass",
+    "dump_scenario",
+    "expand_env",
+    "load_scenario",
+    "parse_overrides",
+    "register_semantic_check",
+    "scenario_from_dict",
+    "scenario_to_dict",
+]

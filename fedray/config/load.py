@@ -1,0 +1,362 @@
+"""Scenario loading: YAML file → ``a.b=c`` overrides → ``${ENV}`` expansion → validated :class:`Scenario`.
+
+Every step collects problems instead of raising at the first, so one :class:`ConfigError` lists all
+of them, each with its dotted field path. Validation is generic: it is driven by the schema's type
+hints and the bounds in each field's :func:`~fedray.config.schema.spec` metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import operator
+import os
+import re
+import types
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from fedray.config.schema import Scenario
+from fedray.errors import ConfigError
+
+SemanticCheck = Callable[[Scenario], list[str]]
+
+# Checks that need the plug-in registries (is strategy.name registered? ...). Plug-in packages append
+# here through register_semantic_check, so this module never imports them.
+SEMANTIC_CHECKS: list[SemanticCheck] = []
+
+_INVALID = object()  # a value of the wrong type; its problem has already been recorded
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_BOUNDS = (("ge", ">=", operator.ge), ("gt", ">", operator.gt), ("le", "<=", operator.le), ("lt", "<", operator.lt))
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that also reads ``1e-4`` as a float (PyYAML's YAML 1.1 rules need ``1.0e-4``)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper with the same float rule, so the string ``'1e-4'`` is quoted and stays a string."""
+
+
+_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789"))
+
+
+def register_semantic_check(fn: SemanticCheck) -> SemanticCheck:
+    """Add a check run on every successfully built scenario; usable as a decorator.
+
+    A check returns problem messages (empty when fine); they join the loader's single ConfigError.
+    """
+    if fn not in SEMANTIC_CHECKS:
+        SEMANTIC_CHECKS.append(fn)
+    return fn
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """Turn ``["train.lr=1e-4", "strategy.name=fedprox"]`` into a nested dict (values parsed as YAML)."""
+    tree, problems = _parse_overrides(items)
+    if problems:
+        raise ConfigError(problems, source="overrides")
+    return tree
+
+
+def _parse_overrides(items: Sequence[str]) -> tuple[dict, list[str]]:
+    tree: dict = {}
+    problems: list[str] = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or not all(parts):
+            problems.append(f"override {item!r}: expected section.field=value, e.g. train.lr=1e-4")
+            continue
+        try:
+            value = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as err:
+            problems.append(f"override {item!r}: the value is not valid YAML ({_yaml_reason(err)})")
+            continue
+        for part in reversed(parts):
+            value = {part: value}
+        tree = _deep_merge(tree, value)  # later overrides win, as on a command line
+    return tree, problems
+
+
+def _deep_merge(base: Mapping, over: Mapping) -> dict:
+    """A new dict: ``over`` wins, except that two mappings under one key are merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def expand_env(obj: Any, path: str = "") -> tuple[Any, list[str]]:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``obj``; return (result, problems).
+
+    A string that is exactly one reference is re-read as YAML so that ``${ROUNDS}`` can be a number.
+    """
+    if isinstance(obj, Mapping):
+        pairs = [(k, expand_env(v, _join(path, str(k)))) for k, v in obj.items()]
+        return {k: v for k, (v, _) in pairs}, [p for _, (_, probs) in pairs for p in probs]
+    if isinstance(obj, (list, tuple)):
+        pairs = [expand_env(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        return [v for v, _ in pairs], [p for _, probs in pairs for p in probs]
+    if not isinstance(obj, str) or "${" not in obj:
+        return obj, []
+    problems: list[str] = []
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value:  # like the shell's ${VAR:-x}: an empty variable also takes the default
+            return value
+        if default is not None:
+            return default
+        if value is None:
+            problems.append(f"{path or 'value'}: environment variable {name} is not set; export it "
+                            f"or write ${{{name}:-/some/default}}")
+        return ""
+
+    expanded = _ENV_REF.sub(substitute, obj)
+    if _ENV_REF.fullmatch(obj) and expanded and not problems:
+        expanded = _reparse_scalar(expanded)
+    return expanded, problems
+
+
+def _reparse_scalar(text: str) -> Any:
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+    # Only scalars: a path such as "a: b" must not turn into a mapping.
+    return value if isinstance(value, (bool, int, float, str)) else text
+
+
+def build_dataclass(cls: type, raw: Any, path: str = "") -> tuple[Any | None, list[str]]:
+    """Build frozen dataclass ``cls`` from a nested mapping; return (instance or None, every problem).
+
+    The instance is None whenever there is any problem, so a caller cannot use a half-valid config.
+    """
+    instance, problems = _build(cls, raw, path)
+    if problems or instance is _INVALID:
+        return None, problems
+    return instance, []
+
+
+def _build(cls: type, raw: Any, path: str) -> tuple[Any, list[str]]:
+    """Like build_dataclass, but returns the instance whenever all its fields are well typed and in
+    range (unknown keys and cross-field problems do not block), so enclosing sections can still run
+    their own ``problems()`` and the user sees more of their mistakes at once."""
+    if raw is None:
+        raw = {}  # a YAML section whose keys are all commented out
+    if not isinstance(raw, Mapping):
+        names = ", ".join(f.name for f in dataclasses.fields(cls))
+        return _INVALID, [f"{path or 'top level'}: got {_show(raw)}, expected a mapping of fields ({names})"]
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra = next((f.name for f in fields.values() if f.metadata.get("extra")), None)
+    kwargs: dict[str, Any] = {}
+    undeclared: dict[str, Any] = {}
+    problems: list[str] = []
+    blocked = False
+    for key, value in raw.items():
+        name = str(key)
+        if name not in fields:
+            if extra:
+                undeclared[name] = value
+            else:
+                problems.append(_unknown_key(name, list(fields), path))
+            continue
+        value, probs = _convert(hints[name], value, _join(path, name))
+        out_of_range = _range_problems(value, fields[name].metadata, _join(path, name))
+        # Wrong types and out-of-range values block this section's problems(), which may divide by
+        # them; a nested section's unknown keys (it still built) do not.
+        blocked |= value is _INVALID or bool(out_of_range)
+        problems += probs + out_of_range
+        kwargs[name] = value
+    if extra and (undeclared or extra in kwargs):
+        problems += _merge_extras(kwargs, extra, undeclared, path)
+    if blocked:
+        return _INVALID, problems
+    instance = cls(**kwargs)
+    if hasattr(instance, "problems"):
+        problems += instance.problems()
+    return instance, problems
+
+
+def _merge_extras(kwargs: dict, extra: str, undeclared: dict, path: str) -> list[str]:
+    """Put keys a section does not declare into its ``extra`` field, beside any given explicitly."""
+    explicit = kwargs.get(extra, {})
+    if explicit is _INVALID:
+        return []
+    clash = sorted(set(explicit) & set(undeclared))
+    kwargs[extra] = {**explicit, **undeclared}
+    return [f"{_join(path, k)}: given both inline and under {_join(path, extra)}; keep one"
+            for k in clash]
+
+
+def _convert(tp: Any, value: Any, path: str, expected: str | None = None) -> tuple[Any, list[str]]:
+    """Convert ``value`` to type ``tp``: (converted, problems); converted is _INVALID on a type error."""
+    origin, args = get_origin(tp), get_args(tp)
+    expected = expected or _describe(tp)
+    if tp is Any:
+        return value, []
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None, []
+        arms = [a for a in args if a is not type(None)]
+        if len(arms) != 1:
+            raise TypeError(f"schema type {tp} at {path} is not supported (only Optional[X])")
+        return _convert(arms[0], value, path, expected)
+    if origin is tuple:
+        return _convert_tuple(args, value, path, expected)
+    if origin is Literal:
+        converted = value if isinstance(value, str) and value in args else _INVALID
+    elif origin in (Mapping, dict) or tp in (Mapping, dict):
+        converted = dict(value) if isinstance(value, Mapping) else _INVALID
+    else:
+        converted = _to_scalar(tp, value)
+    if converted is not _INVALID:
+        return converted, []
+    close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1) if origin is Literal else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return _INVALID, [f"{path}: got {_show(value)}, expected {expected}{hint}"]
+
+
+def _convert_tuple(args: tuple, value: Any, path: str, expected: str) -> tuple[Any, list[str]]:
+    if len(args) != 2 or args[1] is not Ellipsis:
+        raise TypeError(f"schema type tuple{list(args)} at {path} is not supported (only tuple[X, ...])")
+    if isinstance(value, str):
+        value = [value]  # `modules_to_save: lm_head` means a one-element list
+    if not isinstance(value, (list, tuple)):
+        return _INVALID, [f"{path}: got {_show(value)}, expected {expected}"]
+    items = [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    problems = [p for _, probs in items for p in probs]
+    return (_INVALID if problems else tuple(v for v, _ in items)), problems
+
+
+def _to_scalar(tp: type, value: Any) -> Any:
+    """str/int/float/bool conversion; numeric strings count as numbers (env values, quoted YAML)."""
+    if tp is bool or tp is str:
+        return value if type(value) is tp else _INVALID
+    if tp not in (int, float):
+        raise TypeError(f"schema type {tp!r} is not supported")
+    # type() rather than isinstance(): a bool is an int, but `lr: true` is a mistake.
+    if not (isinstance(value, str) or type(value) is int or type(value) is tp):
+        return _INVALID
+    try:
+        return tp(value)
+    except ValueError:
+        return _INVALID
+
+
+def _range_problems(value: Any, metadata: Mapping, path: str) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return []
+    return [f"{path}: got {value!r}, must be {symbol} {metadata[key]:g}"
+            for key, symbol, ok in _BOUNDS
+            if metadata.get(key) is not None and not ok(value, metadata[key])]
+
+
+def _unknown_key(name: str, known: list[str], path: str) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    where = f"in {path}" if path else "at the top level"
+    return f"{_join(path, name)}: unknown key {where}; {hint}known keys: {', '.join(known)}"
+
+
+def _describe(tp: Any) -> str:
+    """What a type accepts, in words for error messages."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None)) + " or null"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return f"a list of {_describe(args[0]).removeprefix('a ')}s (or a single one)"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(tp, "a mapping")
+
+
+def _show(value: Any) -> str:
+    kind = {type(None): "null", dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+    return f"{value!r} ({kind})" if not isinstance(value, (dict, list)) else kind
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def scenario_from_dict(raw: Mapping, overrides: Sequence[str] = (), source: str | None = None) -> Scenario:
+    """Validate a raw scenario mapping (plus overrides) into a :class:`Scenario` or raise ConfigError."""
+    tree, problems = _parse_overrides(overrides)
+    merged = _deep_merge(raw, tree) if isinstance(raw, Mapping) else raw  # non-mapping: reported below
+    expanded, env_problems = expand_env(merged)
+    scenario, build_problems = build_dataclass(Scenario, expanded)
+    problems += env_problems + build_problems
+    if scenario is not None:
+        for check in SEMANTIC_CHECKS:
+            problems += check(scenario)
+    if problems or scenario is None:
+        raise ConfigError(problems, source=source)
+    return scenario
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read a scenario YAML file, apply ``a.b=c`` overrides and validate it; raise ConfigError if bad."""
+    path = Path(path)
+    if not path.is_file():
+        state = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError([f"scenario file {path} {state}; list the shipped scenarios with `ls scenarios/`"],
+                          source=str(path))
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ConfigError([f"YAML syntax error: {_yaml_reason(err)}"], source=str(path)) from None
+    if raw is None:
+        raw = {}  # an empty file means "all defaults"
+    if not isinstance(raw, Mapping):
+        message = f"top level: got {_show(raw)}, expected a mapping of sections (name, data, train, ...)"
+        raise ConfigError([message], source=str(path))
+    return scenario_from_dict(raw, overrides, source=str(path))
+
+
+def _yaml_reason(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    reason = getattr(err, "problem", None) or str(err)
+    return f"{reason} at line {mark.line + 1}, column {mark.column + 1}" if mark else reason
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """A plain YAML-safe dict of a Scenario: sections → dicts, tuples → lists, mappings → dicts.
+
+    Plug-in options stay under their ``options`` key (which the loader accepts as well as inline keys),
+    so an option whose name equals a declared field cannot be mistaken for that field.
+    """
+    return _plain(scenario)
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def dump_scenario(scenario: Scenario, path: str | Path) -> None:
+    """Write ``scenario`` as YAML that :func:`load_scenario` reads back to an equal Scenario."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.dump(scenario_to_dict(scenario), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    path.write_text(f"# resolved scenario {scenario.name!r}; reload with fedray.config.load_scenario\n{text}",
+                    encoding="utf-8")

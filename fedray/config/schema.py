@@ -1,0 +1,219 @@
+"""The scenario schema: one frozen dataclass per concern.
+
+Field constraints live in each field's metadata (see :func:`spec`) so that the loader can check every
+field generically and report all problems at once. Rules that span fields live in each class's
+``problems()`` method, which returns messages rather than raising, for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field
+from typing import Any, Literal, Mapping, Optional
+
+
+def spec(
+    default: Any = MISSING,
+    *,
+    default_factory: Any = MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    extra: bool = False,
+    help: str = "",
+) -> Any:
+    """A dataclass field with range bounds (``ge``/``gt``/``le``/``lt``) and a help text.
+
+    ``extra=True`` marks a mapping field that collects the keys a section does not declare (plug-in
+    parameters such as a strategy's ``eta``); they are checked by the plug-in, not by the schema.
+    """
+    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "extra": extra, "help": help}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _frozen_dict() -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the samples come from and how the held-out test split is drawn."""
+
+    source: str = spec("digits", help="registered data source name")
+    root: Optional[str] = spec(None, help="local dataset directory, for sources that read files")
+    test_fraction: float = spec(0.2, gt=0.0, lt=1.0, help="held-out share of the samples")
+    max_train_samples: Optional[int] = spec(None, ge=1, help="cap on training samples (None: all)")
+    max_test_samples: Optional[int] = spec(None, ge=1, help="cap on test samples (None: all)")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="source-specific parameters")
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """How training samples are split over clients."""
+
+    name: str = spec("dirichlet", help="registered partitioner name: iid or dirichlet")
+    num_clients: int = spec(10, ge=1)
+    alpha: float = spec(0.5, gt=0.0, help="Dirichlet concentration; small = more label skew")
+    min_client_size: int = spec(10, ge=1, help="every client gets at least this many samples")
+
+
+@dataclass(frozen=True)
+class TinyVlmConfig:
+    """Sizes of the offline LLaVA-style model built from config (no download)."""
+
+    image_size: int = spec(32, ge=8)
+    patch_size: int = spec(8, ge=1)
+    vision_hidden_size: int = spec(64, ge=8)
+    vision_layers: int = spec(2, ge=1)
+    vision_heads: int = spec(4, ge=1)
+    text_hidden_size: int = spec(128, ge=8)
+    text_layers: int = spec(2, ge=1)
+    text_heads: int = spec(4, ge=1)
+    text_kv_heads: int = spec(2, ge=1)
+    vocab_size: int = spec(1024, ge=300, help="upper bound on the byte-level BPE vocabulary")
+    max_position_embeddings: int = spec(512, ge=32)
+    init_seed: int = spec(0, ge=0, help="seed of the base weights (same on every actor)")
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.image_size % self.patch_size:
+            out.append(f"model.tiny.image_size ({self.image_size}) must be a multiple of "
+                       f"model.tiny.patch_size ({self.patch_size})")
+        for prefix, hidden, heads in (("vision", self.vision_hidden_size, self.vision_heads),
+                                      ("text", self.text_hidden_size, self.text_heads)):
+            if hidden % heads:
+                out.append(f"model.tiny.{prefix}_hidden_size ({hidden}) must be divisible by "
+                           f"model.tiny.{prefix}_heads ({heads})")
+        if self.text_heads % self.text_kv_heads:
+            out.append(f"model.tiny.text_heads ({self.text_heads}) must be divisible by "
+                       f"model.tiny.text_kv_heads ({self.text_kv_heads})")
+        return out
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model builder to use and its settings."""
+
+    name: str = spec("tiny-vlm", help="registered model builder: tiny-vlm or hf")
+    path: Optional[str] = spec(None, help="local model directory (hf builder)")
+    dtype: Literal["float32", "bfloat16", "float16"] = spec("float32")
+    max_length: int = spec(256, ge=16, help="token limit per sample (prompt + answer)")
+    tiny: TinyVlmConfig = spec(default_factory=TinyVlmConfig)
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapter settings and which extra modules are trained and aggregated."""
+
+    rank: int = spec(8, ge=1)
+    alpha: float = spec(16.0, gt=0.0)
+    dropout: float = spec(0.0, ge=0.0, lt=1.0)
+    target_modules: str = spec(r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)",
+                               help="regex over module paths that receive LoRA")
+    modules_to_save: tuple[str, ...] = spec(
+        (), help="modules trained in full and aggregated with the adapter (e.g. multi_modal_projector)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Local training on each client."""
+
+    local_steps: Optional[int] = spec(10, ge=1, help="optimizer steps per fit (or use local_epochs)")
+    local_epochs: Optional[float] = spec(None, gt=0.0, help="passes over the client data per fit")
+    batch_size: int = spec(8, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
+    weight_decay: float = spec(0.0, ge=0.0)
+    adam_beta1: float = spec(0.9, ge=0.0, lt=1.0)
+    adam_beta2: float = spec(0.999, ge=0.0, lt=1.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = spec("constant")
+    warmup_ratio: float = spec(0.0, ge=0.0, lt=1.0)
+    max_grad_norm: Optional[float] = spec(1.0, gt=0.0, help="gradient clipping (None: off)")
+
+    def problems(self) -> list[str]:
+        if (self.local_steps is None) == (self.local_epochs is None):
+            return ["train: set exactly one of train.local_steps and train.local_epochs "
+                    f"(got local_steps={self.local_steps}, local_epochs={self.local_epochs}); "
+                    "set the other to null"]
+        return []
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The server-side aggregation rule, by registered name, with its parameters inline."""
+
+    name: str = spec("fedavg", help="registered strategy name")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="strategy parameters, e.g. eta: 0.01")
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """The round loop."""
+
+    rounds: int = spec(10, ge=1)
+    clients_per_round: int = spec(3, ge=1)
+    min_fit_clients: int = spec(1, ge=1, help="a round with fewer successful fits fails the run")
+    round_timeout_s: float = spec(600.0, gt=0.0, help="fits not back by then count as failures")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation of the global model on the held-out test split."""
+
+    every: int = spec(1, ge=0, help="evaluate every N rounds (0: only at the end)")
+    at_start: bool = spec(True, help="evaluate the initial global model as round 0")
+    batch_size: int = spec(32, ge=1)
+    max_new_tokens: int = spec(8, ge=1)
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """The client actor pool and where Ray runs."""
+
+    actors: int = spec(2, ge=1, help="client actors in the pool")
+    cpus_per_actor: float = spec(1.0, ge=0.0)
+    gpus_per_actor: float = spec(0.0, ge=0.0, help="fractions allowed, e.g. 0.25")
+    torch_threads: Optional[int] = spec(None, ge=1, help="torch threads per actor (None: from cpus)")
+    ray_address: Optional[str] = spec(None, help="existing cluster address (None: start locally)")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where runs are written."""
+
+    root: str = spec("runs", help="parent directory of run directories")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole federated experiment, loaded from one YAML file."""
+
+    name: str = spec("scenario")
+    description: str = spec("")
+    seed: int = spec(0, ge=0)
+    data: DataConfig = spec(default_factory=DataConfig)
+    partition: PartitionConfig = spec(default_factory=PartitionConfig)
+    model: ModelConfig = spec(default_factory=ModelConfig)
+    lora: LoraConfig = spec(default_factory=LoraConfig)
+    train: TrainConfig = spec(default_factory=TrainConfig)
+    strategy: StrategyConfig = spec(default_factory=StrategyConfig)
+    federation: FederationConfig = spec(default_factory=FederationConfig)
+    eval: EvalConfig = spec(default_factory=EvalConfig)
+    resources: ResourcesConfig = spec(default_factory=ResourcesConfig)
+    output: OutputConfig = spec(default_factory=OutputConfig)
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.federation.clients_per_round > self.partition.num_clients:
+            out.append(f"federation.clients_per_round ({self.federation.clients_per_round}) exceeds "
+                       f"partition.num_clients ({self.partition.num_clients}); lower it")
+        if self.federation.min_fit_clients > self.federation.clients_per_round:
+            out.append(f"federation.min_fit_clients ({self.federation.min_fit_clients}) exceeds "
+                       f"federation.clients_per_round ({self.federation.clients_per_round})")
+        if self.model.name == "tiny-vlm" and self.model.tiny.max_position_embeddings < self.model.max_length:
+            out.append(f"model.max_length ({self.model.max_length}) exceeds "
+                       f"model.tiny.max_position_embeddings ({self.model.tiny.max_position_embeddings})")
+        return out

@@ -1,0 +1,115 @@
+"""The two kinds of Ray actor: client actors (one base model each) and the aggregator.
+
+The classes here are plain Python; :mod:`fedray.engine.pool` wraps them with ``ray.remote`` and the
+resources the scenario asks for. A client actor builds its model once and then serves whichever virtual
+client it is handed: it keeps no per-client state between fits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+import pyarrow as pa
+import torch
+
+from fedray.client.evaluate import generate_answers
+from fedray.client.train import local_train
+from fedray.config.schema import Scenario
+from fedray.engine.tasks import FitReport, FitTask
+from fedray.models.base import build_model
+from fedray.models.collate import Collator
+from fedray.models.lora import AdapterState, apply_lora, get_adapter_state, set_adapter_state, state_nbytes
+from fedray.seeding import derive_rng, derive_seed, torch_seeded
+from fedray.strategies import ClientFailure, ClientResult, build_strategy
+
+logger = logging.getLogger(__name__)
+
+
+def pick_device() -> torch.device:
+    """The device torch can use here (Ray may assign a GPU that torch cannot see, e.g. a fake one)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ClientActor:
+    """Holds one LoRA-wrapped base model and trains or evaluates it for any client on request."""
+
+    def __init__(self, scenario: Scenario, train: pa.Table, test: pa.Table) -> None:
+        threads = scenario.resources.torch_threads or max(1, int(scenario.resources.cpus_per_actor))
+        torch.set_num_threads(threads)
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.scenario = scenario
+        self.train, self.test = train, test
+        self.device = pick_device()
+        built = build_model(scenario.model)
+        with torch_seeded(derive_seed(scenario.seed, "lora_init")):
+            self.model = apply_lora(built.model, scenario.lora).to(self.device)
+        self.collator = Collator(built.processor, scenario.model.max_length)
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about this actor (and proof that construction finished)."""
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
+                "total_params": total, "threads": torch.get_num_threads()}
+
+    def initial_adapter(self) -> AdapterState:
+        return get_adapter_state(self.model)
+
+    def fit(self, task: FitTask, global_state: AdapterState) -> tuple[FitReport, AdapterState]:
+        """Load the global adapter, train on the client's rows, return (report, new adapter)."""
+        start = time.perf_counter()
+        set_adapter_state(self.model, global_state)
+        rows = self.train.take(task.indices).to_pylist()
+        rng = derive_rng(task.seed, "batches")
+        with torch_seeded(derive_seed(task.seed, "dropout")):
+            stats = local_train(self.model, self.collator, rows, self.scenario.train,
+                                task.objective, global_state, rng)
+        params = get_adapter_state(self.model)
+        report = FitReport(
+            client_id=task.client_id, num_examples=stats.num_examples,
+            metrics={"train_loss": stats.mean_loss, "last_loss": stats.last_loss,
+                     "steps": float(stats.steps)},
+            extras=task.objective.extras(self.model), params_nbytes=state_nbytes(params),
+            fit_s=time.perf_counter() - start,
+        )
+        return report, params
+
+    def evaluate(self, global_state: AdapterState, indices: Sequence[int]) -> list[str]:
+        """Greedy generations of the global model for the given test rows."""
+        set_adapter_state(self.model, global_state)
+        rows = self.test.take(list(indices)).to_pylist()
+        cfg = self.scenario.eval
+        return generate_answers(self.model, self.collator, rows, cfg.batch_size, cfg.max_new_tokens)
+
+
+class AggregatorActor:
+    """Holds the global adapter and the strategy; runs on the driver's node."""
+
+    def __init__(self, scenario: Scenario, initial_state: AdapterState) -> None:
+        self.strategy = build_strategy(scenario.strategy.name, **dict(scenario.strategy.options))
+        self.global_state = initial_state
+
+    def get_global(self) -> AdapterState:
+        return self.global_state
+
+    def configure_fit(self, server_round: int, cohort: list[int]):
+        return self.strategy.configure_fit(server_round, cohort)
+
+    def aggregate(self, server_round: int, reports: list[FitReport], params: list[Any],
+                  failures: list[ClientFailure]) -> dict[str, float]:
+        """Aggregate; ``params`` holds ObjectRefs (fetched here, never by the driver)."""
+        import ray
+
+        states = ray.get(list(params))
+        results = [ClientResult(client_id=r.client_id, num_examples=r.num_examples, params=s,
+                                metrics=r.metrics, extras=r.extras)
+                   for r, s in zip(reports, states)]
+        self.global_state, metrics = self.strategy.aggregate_fit(
+            server_round, self.global_state, results, failures)
+        return metrics
+
+    def global_nbytes(self) -> int:
+        return state_nbytes(self.global_state)

@@ -1,0 +1,61 @@
+"""``history.jsonl``: one JSON object per round, appended and flushed as the round ends.
+
+A crashed run keeps every completed round readable; round 0 (when present) is the evaluation of the
+initial global model before any training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RoundRecord:
+    server_round: int
+    clients: list[int] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    train_loss: float | None = None
+    eval: dict[str, float] = field(default_factory=dict)
+    time_s: dict[str, float] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_down: int = 0
+    bytes_up: int = 0
+    aggregate: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["round"] = record.pop("server_round")
+        return _finite(record)
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN/inf; a diverged loss is written as null rather than producing invalid JSON.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+class HistoryWriter:
+    """Appends round records to ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, record: RoundRecord) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
+            handle.flush()
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """All round records of a run, in order."""
+    with Path(path).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,150 @@
+"""The client actor pool: sized from declared resources, fed with fits over the round's cohort.
+
+Fits are handed out as actors free up, so a pool of A actors runs a cohort of any size with at most A
+fits in flight. Every wait has a deadline: Ray leaves an unschedulable request pending forever, so a
+pool that cannot start within ``start_timeout_s`` raises an error that says what was asked and what the
+cluster has.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import ray
+
+from fedray.config.schema import ResourcesConfig, Scenario
+from fedray.engine.actors import ClientActor
+from fedray.engine.tasks import FitReport, FitTask
+from fedray.errors import FedRayError, ModelError, SchedulingError
+from fedray.strategies import ClientFailure
+
+logger = logging.getLogger(__name__)
+
+
+def check_capacity(resources: ResourcesConfig) -> None:
+    """Fail fast when the cluster's totals cannot hold the requested actors at all."""
+    cluster = ray.cluster_resources()
+    need_cpu = resources.actors * resources.cpus_per_actor
+    need_gpu = resources.actors * resources.gpus_per_actor
+    have_cpu, have_gpu = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
+    problems = []
+    if need_cpu > have_cpu + 1e-9:
+        problems.append(f"{resources.actors} actors × {resources.cpus_per_actor} CPU = {need_cpu:g} CPU "
+                        f"but the cluster has {have_cpu:g}")
+    if need_gpu > have_gpu + 1e-9:
+        problems.append(f"{resources.actors} actors × {resources.gpus_per_actor} GPU = {need_gpu:g} GPU "
+                        f"but the cluster has {have_gpu:g}")
+    if problems:
+        raise SchedulingError("the client actor pool does not fit: " + "; ".join(problems) +
+                              ". Lower resources.actors, resources.cpus_per_actor or "
+                              "resources.gpus_per_actor, or add nodes.")
+
+
+@dataclass
+class FitOutcome:
+    """What came back from one round's fits."""
+
+    reports: list[FitReport] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)  # ObjectRefs, aligned with reports
+    failures: list[ClientFailure] = field(default_factory=list)
+
+
+class ActorPool:
+    """A fixed set of :class:`ClientActor` handles."""
+
+    def __init__(self, scenario: Scenario, train_ref: Any, test_ref: Any,
+                 start_timeout_s: float = 300.0) -> None:
+        res = scenario.resources
+        check_capacity(res)
+        remote_cls = ray.remote(ClientActor).options(
+            num_cpus=res.cpus_per_actor, num_gpus=res.gpus_per_actor, max_concurrency=1)
+        self.actors = [remote_cls.remote(scenario, train_ref, test_ref) for _ in range(res.actors)]
+        self.info = self._wait_ready(start_timeout_s, res)
+
+    def _wait_ready(self, timeout_s: float, res: ResourcesConfig) -> list[dict[str, Any]]:
+        refs = [actor.describe.remote() for actor in self.actors]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        if pending:
+            raise SchedulingError(
+                f"{len(pending)} of {len(refs)} client actors did not start within {timeout_s:.0f} s. "
+                f"Requested per actor: {res.cpus_per_actor} CPU, {res.gpus_per_actor} GPU; cluster "
+                f"available now: {ray.available_resources()}. Lower resources.actors or the "
+                f"per-actor resources.")
+        try:
+            return ray.get(ready, timeout=timeout_s)
+        except ray.exceptions.RayActorError as exc:
+            raise ModelError(f"a client actor failed while building its model: "
+                             f"{_root_cause(exc)}") from exc
+
+    def initial_adapter(self, timeout_s: float = 120.0) -> Any:
+        return ray.get(self.actors[0].initial_adapter.remote(), timeout=timeout_s)
+
+    def fit(self, tasks: Sequence[FitTask], global_ref: Any, timeout_s: float) -> FitOutcome:
+        """Run ``tasks`` over the pool; fits not done by the deadline become failures."""
+        deadline = time.monotonic() + timeout_s
+        queue = list(tasks)
+        in_flight: dict[Any, tuple[Any, Any, FitTask]] = {}  # report ref → (actor, params ref, task)
+        idle = list(self.actors)
+        outcome = FitOutcome()
+        while queue or in_flight:
+            while queue and idle:
+                actor, task = idle.pop(0), queue.pop(0)
+                report_ref, params_ref = actor.fit.options(num_returns=2).remote(task, global_ref)
+                in_flight[report_ref] = (actor, params_ref, task)
+            remaining = deadline - time.monotonic()
+            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.0, remaining))
+            if not done:
+                self._expire(in_flight, queue, outcome, timeout_s)
+                break
+            actor, params_ref, task = in_flight.pop(done[0])
+            idle.append(actor)
+            self._collect(done[0], params_ref, task, outcome)
+        return outcome
+
+    @staticmethod
+    def _collect(report_ref: Any, params_ref: Any, task: FitTask, outcome: FitOutcome) -> None:
+        try:
+            report = ray.get(report_ref)
+        except Exception as exc:  # a client's exception must not end the round for the others
+            logger.error("client %d failed in round %d", task.client_id, task.server_round,
+                         exc_info=exc)
+            outcome.failures.append(ClientFailure(task.client_id, f"{type(exc).__name__}: {exc}"))
+            return
+        outcome.reports.append(report)
+        outcome.params.append(params_ref)
+
+    @staticmethod
+    def _expire(in_flight: dict, queue: list[FitTask], outcome: FitOutcome, timeout_s: float) -> None:
+        reason = f"timed out: not done within federation.round_timeout_s={timeout_s:g}"
+        for ref, (_, _, task) in in_flight.items():
+            ray.cancel(ref)
+            outcome.failures.append(ClientFailure(task.client_id, reason))
+        outcome.failures += [ClientFailure(task.client_id, reason + " (never started)") for task in queue]
+        in_flight.clear()
+        queue.clear()
+
+    def evaluate(self, global_ref: Any, num_rows: int, timeout_s: float) -> list[str]:
+        """Generations for test rows 0..num_rows-1, sharded over the actors in contiguous blocks."""
+        bounds = [round(i * num_rows / len(self.actors)) for i in range(len(self.actors) + 1)]
+        refs = [actor.evaluate.remote(global_ref, list(range(lo, hi)))
+                for actor, lo, hi in zip(self.actors, bounds, bounds[1:]) if hi > lo]
+        shards = ray.get(refs, timeout=timeout_s)
+        return [text for shard in shards for text in shard]
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's message: a fedray error raised in an actor keeps its own words."""
+    cause = getattr(exc, "cause", None) or exc.__cause__
+    while cause is not None:
+        if isinstance(cause, FedRayError):
+            return str(cause)
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return str(exc).strip().splitlines()[-1]

@@ -1,0 +1,77 @@
+"""The run directory: resolved config, manifest, history, log and the global adapter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedray.config.load import dump_scenario
+from fedray.config.schema import Scenario
+from fedray.models.lora import AdapterState
+
+
+@dataclass
+class RunDir:
+    path: Path
+    _log_handler: logging.Handler | None = None
+
+    @classmethod
+    def create(cls, scenario: Scenario, path: str | Path | None = None) -> "RunDir":
+        """Make the directory (``<output.root>/<name>-<timestamp>`` by default) and write the config."""
+        if path is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = Path(scenario.output.root) / f"{scenario.name}-{stamp}"
+            suffix = 1
+            while path.exists():
+                suffix += 1
+                path = Path(scenario.output.root) / f"{scenario.name}-{stamp}-{suffix}"
+        run = cls(Path(path))
+        run.path.mkdir(parents=True, exist_ok=True)
+        dump_scenario(scenario, run.config_path)
+        run._attach_log()
+        return run
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / "history.jsonl"
+
+    @property
+    def adapter_path(self) -> Path:
+        return self.path / "global_adapter.safetensors"
+
+    def save_adapter(self, state: AdapterState) -> Path:
+        """Write the global adapter atomically (write, then rename)."""
+        from safetensors.torch import save_file
+
+        tmp = self.adapter_path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+        os.replace(tmp, self.adapter_path)
+        return self.adapter_path
+
+    def _attach_log(self) -> None:
+        handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        root = logging.getLogger("fedray")
+        root.addHandler(handler)
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)
+        self._log_handler = handler
+
+    def close_log(self) -> None:
+        """Detach this run's log file (several runs may share one process, e.g. in tests)."""
+        if self._log_handler is not None:
+            logging.getLogger("fedray").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None

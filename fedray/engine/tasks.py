@@ -1,0 +1,32 @@
+"""The small immutable messages that travel between the driver, the actors and the aggregator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedray.client.objectives import LocalObjective
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """One client's fit in one round: which rows, with which objective, from which seed."""
+
+    server_round: int
+    client_id: int
+    indices: np.ndarray  # row indices into the training table
+    objective: LocalObjective
+    seed: int
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """The small half of a fit's result, read by the driver (the params go to the aggregator)."""
+
+    client_id: int
+    num_examples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+    params_nbytes: int = 0
+    fit_s: float = 0.0

@@ -1,0 +1,74 @@
+"""LoRA wrapping and adapter state transfer.
+
+The adapter state is what crosses process boundaries: LoRA matrices plus any ``modules_to_save``
+copies, as CPU tensors keyed without the adapter name (PEFT's own key format, so it loads back with
+``set_peft_model_state_dict``). Base weights never appear in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fedray.config.schema import LoraConfig
+from fedray.errors import ModelError
+
+AdapterState = dict[str, torch.Tensor]
+
+
+def apply_lora(model: Any, cfg: LoraConfig) -> Any:
+    """Wrap ``model`` with a LoRA adapter; only adapter (and ``modules_to_save``) params train."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_config = PeftLoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules,
+        modules_to_save=list(cfg.modules_to_save) or None,
+        bias="none",
+    )
+    try:
+        return get_peft_model(model, peft_config)
+    except ValueError as exc:  # PEFT says "Target modules ... not found in the base model"
+        names = sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n})[:40]
+        raise ModelError(
+            f"lora.target_modules={cfg.target_modules!r} / lora.modules_to_save="
+            f"{list(cfg.modules_to_save)} do not match this model ({exc}). "
+            f"Module names in this model include: {', '.join(names)}"
+        ) from exc
+
+
+def get_adapter_state(model: Any) -> AdapterState:
+    """The adapter tensors as detached CPU copies (safe to ship and to mutate)."""
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(model)
+    return {key: tensor.detach().to("cpu", copy=True) for key, tensor in state.items()}
+
+
+def set_adapter_state(model: Any, state: AdapterState) -> None:
+    """Load ``state`` into ``model``; a key mismatch is an error rather than a silent partial load."""
+    from peft import set_peft_model_state_dict
+
+    expected = set(get_adapter_state_keys(model))
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ModelError(
+            f"adapter state does not fit the model: missing {sorted(missing)[:5]}, unexpected "
+            f"{sorted(unexpected)[:5]}; was it produced with the same lora settings?"
+        )
+    set_peft_model_state_dict(model, state)
+
+
+def get_adapter_state_keys(model: Any) -> list[str]:
+    from peft import get_peft_model_state_dict
+
+    return list(get_peft_model_state_dict(model).keys())
+
+
+def state_nbytes(state: AdapterState) -> int:
+    """Bytes a state occupies on the wire (tensor payload only)."""
+    return sum(t.numel() * t.element_size() for t in state.values())
