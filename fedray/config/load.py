@@ -30,7 +30,8 @@ SEMANTIC_CHECKS: list[SemanticCheck] = []
 
 _INVALID = object()  # a value of the wrong type; its problem has already been recorded
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_BOUNDS = (("ge", ">=", operator.ge), ("gt", ">", operator.gt), ("le", "<=", operator.le), ("lt", "<", operator.lt))
+_BOUNDS = (("ge", ">=", operator.ge), ("gt", ">", operator.gt),
+           ("le", "<=", operator.le), ("lt", "<", operator.lt))
 
 
 class _Loader(yaml.SafeLoader):
@@ -148,10 +149,13 @@ def build_dataclass(cls: type, raw: Any, path: str = "") -> tuple[Any | None, li
     return instance, []
 
 
-def _build(cls: type, raw: Any, path: str) -> tuple[Any, list[str]]:
+def _build(cls: type, raw: Any, path: str, lenient: bool = False) -> tuple[Any, list[str]]:
     """Like build_dataclass, but returns the instance whenever all its fields are well typed and in
     range (unknown keys and cross-field problems do not block), so enclosing sections can still run
-    their own ``problems()`` and the user sees more of their mistakes at once."""
+    their own ``problems()`` and the user sees more of their mistakes at once.
+
+    ``lenient=True`` builds an instance whatever the problems, with defaults in place of bad values;
+    it lets the registry-aware checks run beside schema problems so that one error lists both."""
     if raw is None:
         raw = {}  # a YAML section whose keys are all commented out
     if not isinstance(raw, Mapping):
@@ -172,8 +176,11 @@ def _build(cls: type, raw: Any, path: str) -> tuple[Any, list[str]]:
             else:
                 problems.append(_unknown_key(name, list(fields), path))
             continue
-        value, probs = _convert(hints[name], value, _join(path, name))
+        value, probs = _convert(hints[name], value, _join(path, name), lenient=lenient)
         out_of_range = _range_problems(value, fields[name].metadata, _join(path, name))
+        if lenient and (value is _INVALID or out_of_range):
+            continue  # keep the default
+
         # Wrong types and out-of-range values block this section's problems(), which may divide by
         # them; a nested section's unknown keys (it still built) do not.
         blocked |= value is _INVALID or bool(out_of_range)
@@ -181,8 +188,10 @@ def _build(cls: type, raw: Any, path: str) -> tuple[Any, list[str]]:
         kwargs[name] = value
     if extra and (undeclared or extra in kwargs):
         problems += _merge_extras(kwargs, extra, undeclared, path)
-    if blocked:
+    if blocked and not lenient:
         return _INVALID, problems
+    if lenient and kwargs.get(extra) is _INVALID:
+        kwargs.pop(extra)
     instance = cls(**kwargs)
     if hasattr(instance, "problems"):
         problems += instance.problems()
@@ -200,21 +209,22 @@ def _merge_extras(kwargs: dict, extra: str, undeclared: dict, path: str) -> list
             for k in clash]
 
 
-def _convert(tp: Any, value: Any, path: str, expected: str | None = None) -> tuple[Any, list[str]]:
+def _convert(tp: Any, value: Any, path: str, expected: str | None = None,
+             lenient: bool = False) -> tuple[Any, list[str]]:
     """Convert ``value`` to type ``tp``: (converted, problems); converted is _INVALID on a type error."""
     origin, args = get_origin(tp), get_args(tp)
     expected = expected or _describe(tp)
     if tp is Any:
         return value, []
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
+        return _build(tp, value, path, lenient)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None, []
         arms = [a for a in args if a is not type(None)]
         if len(arms) != 1:
             raise TypeError(f"schema type {tp} at {path} is not supported (only Optional[X])")
-        return _convert(arms[0], value, path, expected)
+        return _convert(arms[0], value, path, expected, lenient)
     if origin is tuple:
         return _convert_tuple(args, value, path, expected)
     if origin is Literal:
@@ -301,12 +311,22 @@ def scenario_from_dict(raw: Mapping, overrides: Sequence[str] = (), source: str 
     expanded, env_problems = expand_env(merged)
     scenario, build_problems = build_dataclass(Scenario, expanded)
     problems += env_problems + build_problems
-    if scenario is not None:
+    # With schema problems, the registry-aware checks see a best-effort scenario (defaults in place of
+    # bad values), so a wrong strategy name is reported together with a wrong type elsewhere.
+    checked = scenario if scenario is not None else _lenient_scenario(expanded)
+    if checked is not None:
         for check in SEMANTIC_CHECKS:
-            problems += check(scenario)
+            problems += check(checked)
     if problems or scenario is None:
         raise ConfigError(problems, source=source)
     return scenario
+
+
+def _lenient_scenario(raw: Any) -> Scenario | None:
+    if not isinstance(raw, Mapping):
+        return None
+    instance, _ = _build(Scenario, raw, "", lenient=True)
+    return None if instance is _INVALID else instance
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:

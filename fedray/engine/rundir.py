@@ -19,7 +19,7 @@ class RunDir:
     _log_handler: logging.Handler | None = None
 
     @classmethod
-    def create(cls, scenario: Scenario, path: str | Path | None = None) -> "RunDir":
+    def create(cls, scenario: Scenario, path: str | Path | None = None) -> RunDir:
         """Make the directory (``<output.root>/<name>-<timestamp>`` by default) and write the config."""
         if path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import ray
@@ -90,6 +90,7 @@ class Simulation:
         train_ref, test_ref = ray.put(self.splits.train), ray.put(self.splits.test)
         self.pool = ActorPool(self.scenario, train_ref, test_ref)
         initial = self.pool.initial_adapter()
+        self.pool_adapter_keys = sorted(initial)
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(),
                                               soft=False)
         self.aggregator = ray.remote(AggregatorActor).options(

@@ -28,7 +28,7 @@ def _corpus() -> list[str]:
     # Repetition weights the corpus words above byte pairs in arbitrary prose, so each gets merged
     # into a whole token; the leading-space variants match how words appear mid-sentence.
     lines = []
-    for repeat in range(20):
+    for _ in range(20):
         lines.append(" ".join(_CORPUS_WORDS))
         lines.append(" ".join(reversed(_CORPUS_WORDS)))
     return lines

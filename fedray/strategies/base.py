@@ -58,7 +58,7 @@ class Strategy(ABC):
         """Server state to checkpoint (empty for stateless rules)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027  (stateless default)
         """Restore what :meth:`state_dict` returned."""
 
 

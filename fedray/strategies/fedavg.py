@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fedray.strategies.base import (AdapterState, ClientFailure, ClientResult, Strategy,
-                                    check_results, weighted_mean)
+from fedray.strategies.base import (
+    AdapterState,
+    ClientFailure,
+    ClientResult,
+    Strategy,
+    check_results,
+    weighted_mean,
+)
 from fedray.strategies.registry import STRATEGIES
 
 

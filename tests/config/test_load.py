@@ -107,7 +107,8 @@ def test_scenario_rules_run_despite_unknown_keys_in_sections() -> None:
 
 
 def test_out_of_range_value_skips_the_section_rules_that_would_divide_by_it() -> None:
-    assert problems_of({"model": {"tiny": {"patch_size": 0}}}) == ["model.tiny.patch_size: got 0, must be >= 1"]
+    expected = ["model.tiny.patch_size: got 0, must be >= 1"]
+    assert problems_of({"model": {"tiny": {"patch_size": 0}}}) == expected
 
 
 def test_out_of_range_message_names_the_bound() -> None:

@@ -119,4 +119,4 @@ def _cap(indices: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.n
 
 
 # Built-in sources register themselves on import; keep these at the bottom so DATA_SOURCES exists.
-from fedray.data.sources import digits  # noqa: F401
+from fedray.data.sources import digits  # noqa: E402, F401

@@ -1,0 +1,34 @@
+"""Shared fixtures: offline environment, a session-scoped local Ray cluster, tiny model directories."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session, with exactly 2 CPUs (what CI has)."""
+    import ray
+
+    from fedray.engine.runtime import WORKER_ENV
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": WORKER_ENV})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """The tiny VLM saved once as a Hugging Face directory, so tests exercise ``from_pretrained``."""
+    from fedray.config.schema import ModelConfig
+    from fedray.models.tiny_vlm import save_tiny_vlm
+
+    return save_tiny_vlm(ModelConfig(), tmp_path_factory.mktemp("tiny-vlm"))
