@@ -38,16 +38,41 @@ def _frozen_dict() -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """A further data source: the second task of a task-heterogeneity run, or an evaluation-only set."""
+
+    source: str = spec(help="registered data source name")
+    root: Optional[str] = spec(None, help="local dataset directory, for sources that read files")
+    max_train_samples: Optional[int] = spec(None, ge=1, help="cap on its training samples")
+    max_test_samples: Optional[int] = spec(None, ge=1, help="cap on its test samples")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="source-specific parameters")
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    """Where the samples come from and how the held-out test split is drawn."""
+    """Where the samples come from and how held-out splits are drawn when a dataset ships none."""
 
     source: str = spec("digits", help="registered data source name")
     root: Optional[str] = spec(None, help="local dataset directory, for sources that read files")
-    test_fraction: float = spec(0.2, gt=0.0, lt=1.0, help="held-out share of the samples")
+    test_fraction: float = spec(0.2, gt=0.0, lt=1.0,
+                                help="held-out test share, for sources without a test split")
+    validation_fraction: float = spec(0.0, ge=0.0, lt=1.0,
+                                      help="validation share (model selection), for sources without one")
     max_train_samples: Optional[int] = spec(None, ge=1, help="cap on training samples (None: all)")
+    max_validation_samples: Optional[int] = spec(None, ge=1, help="cap on validation samples")
     max_test_samples: Optional[int] = spec(None, ge=1, help="cap on test samples (None: all)")
+    secondary: Optional[SourceConfig] = spec(
+        None, help="second training source, for task heterogeneity (see scenario.task_split)")
+    eval_sources: tuple[SourceConfig, ...] = spec((), help="extra test-only sets, e.g. SLAKE")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
                                       help="source-specific parameters")
+
+    def problems(self) -> list[str]:
+        if self.test_fraction + self.validation_fraction >= 1.0:
+            return [f"data: test_fraction ({self.test_fraction}) + validation_fraction "
+                    f"({self.validation_fraction}) must be below 1; lower one of them"]
+        return []
 
 
 @dataclass(frozen=True)

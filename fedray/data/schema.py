@@ -25,6 +25,9 @@ SAMPLE_SCHEMA: pa.Schema = pa.schema(
         pa.field("label", pa.int64(), nullable=True),
         pa.field("task", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        # Open-ended VQA metadata: "open"/"closed" and the dataset's question type, for per-type scores.
+        pa.field("answer_type", pa.string(), nullable=True),
+        pa.field("question_type", pa.string(), nullable=True),
     ]
 )
 

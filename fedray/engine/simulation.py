@@ -20,7 +20,7 @@ from fedray.client.metrics import accuracy_metrics
 from fedray.config.schema import Scenario
 from fedray.data.manifest import ClientSpec, build_client_specs, write_manifest
 from fedray.data.partition import partition
-from fedray.data.sources import DatasetSplits, load_source
+from fedray.data.sources import DatasetSplits, load_primary
 from fedray.engine.actors import AggregatorActor
 from fedray.engine.history import HistoryWriter, RoundRecord
 from fedray.engine.pool import ActorPool, FitOutcome
@@ -76,7 +76,7 @@ class Simulation:
 
     def _prepare_data(self) -> None:
         s = self.scenario
-        self.splits: DatasetSplits = load_source(s.data, s.seed)
+        self.splits: DatasetSplits = load_primary(s.data, s.seed)
         labels = self.splits.train.column("label").to_numpy(zero_copy_only=False)
         parts = partition(labels, s.partition, s.seed)
         self.specs: list[ClientSpec] = build_client_specs(parts, self.splits.task)

@@ -17,14 +17,16 @@ from fedray.data.schema import (
     samples_to_table,
     validate_table,
 )
-from fedray.data.sources import DATA_SOURCES, load_source
+from fedray.data.sources import DATA_SOURCES, SourceData, load_primary
 from fedray.data.sources.digits import DIGIT_WORDS
 from fedray.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[pa.Table, tuple[str, ...], str]:
-    return DATA_SOURCES.get("digits")()
+    data = DATA_SOURCES.get("digits")()
+    assert set(data.splits) == {"train"}, "digits ships no official split"
+    return data.splits["train"], data.label_names, data.task
 
 
 def test_all_samples_and_schema(digits) -> None:
@@ -43,7 +45,7 @@ def test_image_decodes_to_rgb_of_image_size(digits) -> None:
     assert img.mode == "RGB" and img.size == (32, 32)
     px = np.asarray(img)
     assert px.max() > 128 and px.min() < 32, "a digit stroke on a dark background"
-    small, _, _ = DATA_SOURCES.get("digits")(image_size=16)
+    small = DATA_SOURCES.get("digits")(image_size=16).splits["train"]
     assert decode_image(small.column("image")[-1].as_py()).size == (16, 16)
 
 
@@ -56,7 +58,7 @@ def test_answers_are_digit_words(digits) -> None:
 
 
 def test_split_sizes_and_stratification() -> None:
-    splits = load_source(DataConfig(test_fraction=0.2), seed=0)
+    splits = load_primary(DataConfig(test_fraction=0.2), seed=0)
     assert splits.test.num_rows == round(1797 * 0.2)
     assert splits.train.num_rows + splits.test.num_rows == 1797
     assert not set(splits.train.column("id").to_pylist()) & set(splits.test.column("id").to_pylist())
@@ -70,51 +72,51 @@ def test_split_sizes_and_stratification() -> None:
 
 def test_split_deterministic_and_seeded() -> None:
     cfg = DataConfig(test_fraction=0.3)
-    a, b, c = load_source(cfg, seed=1), load_source(cfg, seed=1), load_source(cfg, seed=2)
+    a, b, c = load_primary(cfg, seed=1), load_primary(cfg, seed=1), load_primary(cfg, seed=2)
     assert a.test.column("id").to_pylist() == b.test.column("id").to_pylist()
     assert a.test.equals(b.test) and a.train.equals(b.train)
     assert a.test.column("id").to_pylist() != c.test.column("id").to_pylist()
 
 
 def test_caps_are_seeded_subsets() -> None:
-    full = load_source(DataConfig(), seed=0)
-    capped = load_source(DataConfig(max_train_samples=100, max_test_samples=50), seed=0)
+    full = load_primary(DataConfig(), seed=0)
+    capped = load_primary(DataConfig(max_train_samples=100, max_test_samples=50), seed=0)
     assert capped.train.num_rows == 100 and capped.test.num_rows == 50
     assert set(capped.train.column("id").to_pylist()) <= set(full.train.column("id").to_pylist())
     assert set(capped.test.column("id").to_pylist()) <= set(full.test.column("id").to_pylist())
-    again = load_source(DataConfig(max_train_samples=100, max_test_samples=50), seed=0)
+    again = load_primary(DataConfig(max_train_samples=100, max_test_samples=50), seed=0)
     assert again.train.column("id").to_pylist() == capped.train.column("id").to_pylist()
-    big = load_source(DataConfig(max_train_samples=10_000), seed=0)
+    big = load_primary(DataConfig(max_train_samples=10_000), seed=0)
     assert big.train.num_rows == full.train.num_rows
 
 
 def test_unknown_option_lists_accepted() -> None:
     with pytest.raises(DataError, match=r"unknown option\(s\) imagesize.*accepted options: image_size"):
-        load_source(DataConfig(options={"imagesize": 16}), seed=0)
+        load_primary(DataConfig(options={"imagesize": 16}), seed=0)
 
 
 def test_bad_option_value() -> None:
     with pytest.raises(DataError, match="image_size"):
-        load_source(DataConfig(options={"image_size": 0}), seed=0)
+        load_primary(DataConfig(options={"image_size": 0}), seed=0)
 
 
-def _rooted_source(root: str, n: int = 20) -> tuple[pa.Table, tuple[str, ...], str]:
+def _rooted_source(root: str, n: int = 20) -> SourceData:
     rows = [{"id": f"r{i}", "question": Path(root).name, "answer": "a", "label": i % 2,
              "task": "t", "source": "rooted"} for i in range(n)]
-    return samples_to_table(rows), ("a", "b"), "t"
+    return SourceData(splits={"train": samples_to_table(rows)}, label_names=("a", "b"), task="t")
 
 
 def test_root_passed_and_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A throwaway source that needs files, registered only for this test.
     monkeypatch.setitem(DATA_SOURCES._entries, "rooted", _rooted_source)
-    splits = load_source(DataConfig(source="rooted", root=str(tmp_path), test_fraction=0.5), seed=0)
+    splits = load_primary(DataConfig(source="rooted", root=str(tmp_path), test_fraction=0.5), seed=0)
     assert splits.train.column("question")[0].as_py() == tmp_path.name
     assert Counter(splits.test.column("label").to_pylist()) == {0: 5, 1: 5}
     missing = tmp_path / "absent"
     with pytest.raises(DataError, match=rf"data\.root '{missing}' does not exist"):
-        load_source(DataConfig(source="rooted", root=str(missing)), seed=0)
+        load_primary(DataConfig(source="rooted", root=str(missing)), seed=0)
     with pytest.raises(DataError, match=r"set data\.root"):
-        load_source(DataConfig(source="rooted"), seed=0)
+        load_primary(DataConfig(source="rooted"), seed=0)
     assert "root" in inspect.signature(_rooted_source).parameters
 
 

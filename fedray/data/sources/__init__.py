@@ -1,80 +1,142 @@
-"""Data sources: registered loaders that turn a dataset into one table of samples.
+"""Data sources: registered loaders that turn a dataset into tables of samples.
 
-A source is a function ``(**options) -> (table, label_names, task)`` that returns ALL of its samples in
-the :data:`~fedray.data.schema.SAMPLE_SCHEMA`. Splitting into train and held-out test, and capping sizes,
-happens once here in :func:`load_source`, so every source gets the same seeded, stratified split.
-A source that reads files declares a ``root`` parameter; it then receives ``data.root`` from the config.
+A source is a function ``(**options) -> SourceData`` whose tables follow the
+:data:`~fedray.data.schema.SAMPLE_SCHEMA`. A source returns the splits its dataset ships (``train``, and
+``validation`` / ``test`` where they exist); :func:`load_source` draws whatever split is missing from the
+training rows with one seeded, stratified procedure, and applies the size caps, so every source is split
+the same way. A source that reads files declares a ``root`` parameter; it then receives ``data.root``.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from fedray.config.schema import DataConfig
+from fedray.config.schema import DataConfig, SourceConfig
 from fedray.data.schema import validate_table
 from fedray.errors import DataError
 from fedray.registry import Registry
-from fedray.seeding import derive_rng
+from fedray.seeding import derive_rng, derive_seed
 
-SourceFn = Callable[..., tuple[pa.Table, tuple[str, ...], str]]
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """What a source returns: its samples by split, and the answer word of each label.
+
+    ``splits`` maps a split name in :data:`SPLITS` to a sample table; ``train`` is required. Classification
+    sources set ``label_names`` (``label`` column values index it); open-ended sources leave it empty.
+    """
+
+    splits: Mapping[str, pa.Table]
+    label_names: tuple[str, ...]
+    task: str
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
+SourceFn = Callable[..., SourceData]
 
 DATA_SOURCES: Registry[SourceFn] = Registry("data source")
 
 
 @dataclass(frozen=True)
 class DatasetSplits:
-    """The train and held-out test samples of one source, with the answer word of each label."""
+    """The train, validation and held-out test samples of one source, with the answer word of each label."""
 
     train: pa.Table
+    validation: pa.Table
     test: pa.Table
     label_names: tuple[str, ...]
     task: str
 
 
-def load_source(cfg: DataConfig, seed: int) -> DatasetSplits:
-    """Load ``cfg.source`` with ``cfg.options``, draw a stratified test split and apply the size caps."""
-    fn = DATA_SOURCES.get(cfg.source)
-    kwargs = _source_kwargs(fn, cfg)
-    table, label_names, task = fn(**kwargs)
-    validate_table(table)
-    train_idx, test_idx = _stratified_split(_labels_of(table), cfg.test_fraction,
-                                            derive_rng(seed, "test_split"), cfg.source)
-    train_idx = _cap(train_idx, cfg.max_train_samples, derive_rng(seed, "cap", "train"))
-    test_idx = _cap(test_idx, cfg.max_test_samples, derive_rng(seed, "cap", "test"))
-    return DatasetSplits(train=table.take(pa.array(train_idx)), test=table.take(pa.array(test_idx)),
-                         label_names=tuple(label_names), task=str(task))
+def load_source(name: str, root: str | None, options: Mapping[str, Any], seed: int, *,
+                test_fraction: float, validation_fraction: float = 0.0,
+                max_train_samples: int | None = None, max_validation_samples: int | None = None,
+                max_test_samples: int | None = None) -> DatasetSplits:
+    """Load source ``name`` and return all three splits, drawing missing ones from ``train``.
+
+    A missing test split takes ``test_fraction`` of the training rows, then a missing validation split
+    takes ``validation_fraction`` of the original training rows from what is left; both stratified by label.
+    """
+    fn = DATA_SOURCES.get(name)
+    data = fn(**_source_kwargs(fn, name, root, options))
+    if not isinstance(data, SourceData) or "train" not in data.splits:
+        raise DataError(f"data source {name!r} must return SourceData with a 'train' split")
+    unknown = sorted(set(data.splits) - set(SPLITS))
+    if unknown:
+        raise DataError(f"data source {name!r} returned unknown split(s) {unknown}; known: {list(SPLITS)}")
+    for table in data.splits.values():
+        validate_table(table)
+    tables = dict(data.splits)
+    n_train = tables["train"].num_rows
+    for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+        if split not in tables:
+            share = fraction * n_train / max(tables["train"].num_rows, 1)
+            rng = derive_rng(seed, f"{split}_split")
+            tables["train"], tables[split] = _carve(tables["train"], share, rng, name)
+    caps = {"train": max_train_samples, "validation": max_validation_samples, "test": max_test_samples}
+    for split, cap in caps.items():
+        tables[split] = _cap(tables[split], cap, derive_rng(seed, "cap", split))
+    return DatasetSplits(train=tables["train"], validation=tables["validation"], test=tables["test"],
+                         label_names=tuple(data.label_names), task=str(data.task))
 
 
-def _source_kwargs(fn: SourceFn, cfg: DataConfig) -> dict[str, Any]:
-    """Check ``cfg.options`` against the source's signature and add ``root`` where it is accepted."""
+def load_primary(cfg: DataConfig, seed: int) -> DatasetSplits:
+    """The scenario's main source (``data.source``) with its split and cap settings."""
+    return load_source(cfg.source, cfg.root, cfg.options, seed, test_fraction=cfg.test_fraction,
+                       validation_fraction=cfg.validation_fraction,
+                       max_train_samples=cfg.max_train_samples,
+                       max_validation_samples=cfg.max_validation_samples,
+                       max_test_samples=cfg.max_test_samples)
+
+
+def load_further(cfg: SourceConfig, data: DataConfig, seed: int) -> DatasetSplits:
+    """A secondary or evaluation-only source, split like the main one, with its own caps."""
+    return load_source(cfg.source, cfg.root, cfg.options, derive_seed(seed, "source", cfg.source),
+                       test_fraction=data.test_fraction, validation_fraction=data.validation_fraction,
+                       max_train_samples=cfg.max_train_samples, max_test_samples=cfg.max_test_samples)
+
+
+def _carve(table: pa.Table, fraction: float, rng: np.random.Generator,
+           source: str) -> tuple[pa.Table, pa.Table]:
+    """Split ``table`` into (rest, carved) with ``fraction`` of the rows carved out, stratified by label."""
+    if fraction <= 0.0:
+        return table, table.slice(0, 0)
+    rest, carved = _stratified_split(_labels_of(table), min(fraction, 0.999), rng, source)
+    return table.take(pa.array(rest)), table.take(pa.array(carved))
+
+
+def _source_kwargs(fn: SourceFn, name: str, root: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``options`` against the source's signature and add ``root`` where it is accepted."""
     params = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     accepted = sorted(n for n, p in params.items()
                       if n != "root" and p.kind not in (inspect.Parameter.VAR_KEYWORD,
                                                         inspect.Parameter.VAR_POSITIONAL))
-    options = dict(cfg.options)
+    options = dict(options)
     if "root" in options:
-        raise DataError(f"data.options.root is not an option; set data.root for source {cfg.source!r}")
+        raise DataError(f"data.options.root is not an option; set data.root for source {name!r}")
     unknown = sorted(set(options) - set(accepted))
     if unknown and not takes_any:
-        raise DataError(f"data source {cfg.source!r} got unknown option(s) {', '.join(unknown)}; "
+        raise DataError(f"data source {name!r} got unknown option(s) {', '.join(unknown)}; "
                         f"accepted options: {', '.join(accepted) or '(none)'}")
     if "root" in params:
         root_param = params["root"]
-        if cfg.root is None:
+        if root is None:
             if root_param.default is inspect.Parameter.empty:
-                raise DataError(f"data source {cfg.source!r} reads files; set data.root to its directory")
+                raise DataError(f"data source {name!r} reads files; set data.root to its directory")
         else:
-            root = os.path.expanduser(cfg.root)
+            root = os.path.expanduser(root)
             if not os.path.exists(root):
-                raise DataError(f"data.root {cfg.root!r} does not exist (data source {cfg.source!r}); "
+                raise DataError(f"data.root {root!r} does not exist (data source {name!r}); "
                                 "point data.root at the dataset directory")
             options["root"] = root
     return options
@@ -111,11 +173,11 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, rng: np.random.G
     return train, test
 
 
-def _cap(indices: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
-    """A seeded random subset of ``indices`` of size ``cap`` (kept sorted), or all of them."""
-    if cap is None or cap >= len(indices):
-        return indices
-    return np.sort(rng.choice(indices, size=cap, replace=False))
+def _cap(table: pa.Table, cap: int | None, rng: np.random.Generator) -> pa.Table:
+    """A seeded random subset of ``table``'s rows of size ``cap`` (in row order), or all of them."""
+    if cap is None or cap >= table.num_rows:
+        return table
+    return table.take(pa.array(np.sort(rng.choice(table.num_rows, size=cap, replace=False))))
 
 
 # Built-in sources register themselves on import; keep these at the bottom so DATA_SOURCES exists.

@@ -14,7 +14,7 @@ import pyarrow as pa
 from PIL import Image
 
 from fedray.data.schema import encode_png, samples_to_table
-from fedray.data.sources import DATA_SOURCES
+from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four",
@@ -24,11 +24,11 @@ TASK = "digit_recognition"
 
 
 @DATA_SOURCES.register("digits")
-def load_digits_source(image_size: int = 32) -> tuple[pa.Table, tuple[str, ...], str]:
+def load_digits_source(image_size: int = 32) -> SourceData:
     """All 1,797 digits as samples: an ``image_size``² RGB PNG, the question, the digit's English word."""
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise DataError(f"data.options.image_size must be a positive integer, got {image_size!r}")
-    return _build_table(image_size), DIGIT_WORDS, TASK
+    return SourceData(splits={"train": _build_table(image_size)}, label_names=DIGIT_WORDS, task=TASK)
 
 
 # Arrow tables are immutable, so repeated loads in one process (tests, CLI, tune trials) can share one.
