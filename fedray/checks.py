@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedray.config.load import register_semantic_check
-from fedray.config.schema import Scenario
-from fedray.data.partition import PARTITIONERS
+from fedray.config.schema import Scenario, SourceConfig
+from fedray.data.modality import MODALITY_SCENARIOS
+from fedray.data.partition import FEDMLLM_PARTITIONERS, PARTITIONERS
 from fedray.data.sources import DATA_SOURCES
 from fedray.models import MODEL_BUILDERS
 from fedray.strategies import param_problems
@@ -20,9 +21,13 @@ from fedray.strategies import param_problems
 @register_semantic_check
 def check_plugin_names(scenario: Scenario) -> list[str]:
     problems = []
-    for path, registry, name in (("data.source", DATA_SOURCES, scenario.data.source),
-                                 ("partition.name", PARTITIONERS, scenario.partition.name),
-                                 ("model.name", MODEL_BUILDERS, scenario.model.name)):
+    partitioners = FEDMLLM_PARTITIONERS if scenario.partition.mode == "fedmllm" else PARTITIONERS
+    named = [("data.source", DATA_SOURCES, scenario.data.source),
+             ("partition.name", partitioners, scenario.partition.name),
+             ("modality.name", MODALITY_SCENARIOS, scenario.modality.name),
+             ("model.name", MODEL_BUILDERS, scenario.model.name)]
+    named += [(f"data.{where}.source", DATA_SOURCES, src.source) for where, src in _further_sources(scenario)]
+    for path, registry, name in named:
         if name not in registry:
             problems.append(f"{path}: {registry.unknown_message(name)}")
     problems += [f"strategy: {p}" for p in param_problems(scenario.strategy.name,
@@ -33,10 +38,33 @@ def check_plugin_names(scenario: Scenario) -> list[str]:
 @register_semantic_check
 def check_paths(scenario: Scenario) -> list[str]:
     problems = []
-    for path, value in (("data.root", scenario.data.root), ("model.path", scenario.model.path)):
+    paths = [("data.root", scenario.data.root), ("model.path", scenario.model.path)]
+    paths += [(f"data.{where}.root", src.root) for where, src in _further_sources(scenario)]
+    for path, value in paths:
         if value and not Path(value).expanduser().exists():
             problems.append(f"{path}: {value!r} does not exist; fix the path (or the environment "
                             f"variable it comes from)")
     if scenario.model.name == "hf" and not scenario.model.path:
         problems.append("model.path: model.name=hf needs the directory of a saved Hugging Face model")
     return problems
+
+
+@register_semantic_check
+def check_heterogeneity(scenario: Scenario) -> list[str]:
+    problems = []
+    p, m = scenario.partition, scenario.modality
+    if p.secondary_clients and scenario.data.secondary is None:
+        problems.append(f"partition.secondary_clients={p.secondary_clients} needs data.secondary "
+                        "(the source of the second task)")
+    if p.secondary_clients >= p.num_clients:
+        problems.append(f"partition.secondary_clients ({p.secondary_clients}) must be below "
+                        f"partition.num_clients ({p.num_clients}) so some clients do the main task")
+    if m.name == "cross_modal" and m.image_clients > p.num_clients:
+        problems.append(f"modality.image_clients ({m.image_clients}) exceeds partition.num_clients "
+                        f"({p.num_clients})")
+    return problems
+
+
+def _further_sources(scenario: Scenario) -> list[tuple[str, SourceConfig]]:
+    further = [("secondary", scenario.data.secondary)] if scenario.data.secondary else []
+    return further + [(f"eval_sources[{i}]", src) for i, src in enumerate(scenario.data.eval_sources)]

@@ -7,11 +7,14 @@ import logging
 import sys
 from typing import Sequence
 
+from fedray.cli import baselines as baselines_cmd
+from fedray.cli import data as data_cmd
 from fedray.cli import run as run_cmd
 from fedray.cli import validate as validate_cmd
 from fedray.errors import FedRayError
 
-SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd}
+SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd, "data": data_cmd,
+               "baselines": baselines_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # The run directory's log handler lowers the fedray logger to INFO; the terminal stays at `level`.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
     try:
         return SUBCOMMANDS[args.command].main(args)
     except FedRayError as exc:

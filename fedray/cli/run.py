@@ -17,6 +17,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default=None, help="run directory (default runs/<name>-<time>)")
 
 
+#: Test metrics shown on the progress line and in the summary table, with their short names.
+HEADLINE: tuple[tuple[str, str], ...] = (("accuracy", "acc"), ("macro_f1", "f1"), ("auc", "auc"),
+                                         ("accuracy_open", "open"), ("accuracy_closed", "closed"),
+                                         ("invalid_rate", "invalid"))
+
+
 def progress_line(record: RoundRecord, total_rounds: int) -> str:
     """One line per round: cohort, loss, eval metrics, time split and traffic."""
     parts = [f"round {record.server_round:>3}/{total_rounds}"]
@@ -25,7 +31,8 @@ def progress_line(record: RoundRecord, total_rounds: int) -> str:
         parts.append(f"clients {len(record.clients) - len(record.failures)}/{len(record.clients)}")
         parts.append(f"loss {loss}")
     if record.eval:
-        parts.append(f"acc {record.eval['accuracy']:.3f} (unparseable {record.eval['unparseable_rate']:.3f})")
+        parts.append(" ".join(f"{short} {record.eval[key]:.3f}" for key, short in HEADLINE
+                              if key in record.eval))
     parts.append(" ".join(f"{k} {v:.1f}s" for k, v in record.time_s.items()))
     if record.bytes_sent:
         parts.append(f"{record.bytes_sent / 2**20:.2f} MiB")
@@ -33,14 +40,15 @@ def progress_line(record: RoundRecord, total_rounds: int) -> str:
 
 
 def summary_table(rounds: list[RoundRecord]) -> str:
-    """The evaluated rounds as a small table."""
-    lines = [f"{'round':>5}  {'train_loss':>10}  {'accuracy':>8}  {'unparseable':>11}",
-             "-" * 40]
+    """The evaluated rounds as a small table of the headline test metrics."""
+    keys = [(k, short) for k, short in HEADLINE if any(k in r.eval for r in rounds)]
+    header = f"{'round':>5}  {'train_loss':>10}" + "".join(f"  {short:>8}" for _, short in keys)
+    lines = [header, "-" * len(header)]
     for r in rounds:
         if r.eval:
             loss = "-" if r.train_loss is None else f"{r.train_loss:.3f}"
-            lines.append(f"{r.server_round:>5}  {loss:>10}  {r.eval['accuracy']:>8.3f}  "
-                         f"{r.eval['unparseable_rate']:>11.3f}")
+            lines.append(f"{r.server_round:>5}  {loss:>10}" +
+                         "".join(f"  {r.eval.get(k, float('nan')):>8.3f}" for k, _ in keys))
     return "\n".join(lines)
 
 
@@ -54,11 +62,14 @@ def main(args: argparse.Namespace) -> int:
     def on_round(record: RoundRecord) -> None:
         print(progress_line(record, total), flush=True)
 
-    print(f"fedray: {scenario.name}: {scenario.partition.num_clients} clients, "
-          f"{scenario.federation.clients_per_round} per round, {total} rounds, "
-          f"strategy {scenario.strategy.name}, model {scenario.model.name}", flush=True)
+    print(f"fedray: {scenario.name} ({scenario.mode}): {scenario.partition.num_clients} clients, "
+          f"{scenario.federation.clients_per_round} per round, {total} rounds, modality "
+          f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
+          flush=True)
     summary = run(scenario, args.run_dir, on_round=on_round)
     print()
     print(summary_table(summary.rounds))
+    if summary.best_round is not None:
+        print(f"\nbest round on validation: {summary.best_round}")
     print(f"\nrun directory: {summary.run_dir}", file=sys.stdout)
     return 0

@@ -83,6 +83,27 @@ class PartitionConfig:
     num_clients: int = spec(10, ge=1)
     alpha: float = spec(0.5, gt=0.0, help="Dirichlet concentration; small = more label skew")
     min_client_size: int = spec(10, ge=1, help="every client gets at least this many samples")
+    mode: Literal["fedray", "fedmllm"] = spec(
+        "fedray", help="fedmllm: reproduce the FedMLLM scripts' splits exactly for the same seed")
+    fedmllm_repair: Literal["all", "first"] = spec(
+        "all", help="fedmllm dirichlet: repair empty clients in every label (Hateful Memes) or the first")
+    secondary_clients: int = spec(0, ge=0, help="clients that do data.secondary's task instead "
+                                              "(task heterogeneity); 0: every client does the main task")
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    """Which modalities each client (or sample) holds: FedMLLM's modality heterogeneity scenarios."""
+
+    name: str = spec("aligned", help="registered scenario: aligned, missing, cross_modal or hybrid")
+    missing_rate: float = spec(0.5, ge=0.0, le=1.0,
+                               help="missing: each sample loses image and text independently with this rate")
+    image_clients: int = spec(5, ge=0, help="cross_modal: clients holding images only; the rest text only")
+    absent_rate: float = spec(0.4, ge=0.0, le=1.0,
+                              help="hybrid: each client lacks each modality with this probability (q)")
+    mode: Literal["fedray", "fedmllm"] = spec(
+        "fedray", help="fedmllm: reproduce the FedMLLM scripts' client assignments for the same seed")
+    agnostic_prompt: bool = spec(False, help="FedMLLM's prompt augmentation: one modality-agnostic wording")
 
 
 @dataclass(frozen=True)
@@ -182,6 +203,8 @@ class FederationConfig:
     clients_per_round: int = spec(3, ge=1)
     min_fit_clients: int = spec(1, ge=1, help="a round with fewer successful fits fails the run")
     round_timeout_s: float = spec(600.0, gt=0.0, help="fits not back by then count as failures")
+    sampler: Literal["fedray", "fedmllm"] = spec(
+        "fedray", help="fedmllm: the reference's cohorts, random.seed(round) + random.sample")
 
 
 @dataclass(frozen=True)
@@ -192,6 +215,10 @@ class EvalConfig:
     at_start: bool = spec(True, help="evaluate the initial global model as round 0")
     batch_size: int = spec(32, ge=1)
     max_new_tokens: int = spec(8, ge=1)
+    conditions: tuple[Literal["full", "image_only", "text_only"], ...] = spec(
+        ("full",), help="test conditions: full modalities, and/or with text or image removed")
+    option_scores: bool = spec(True, help="score binary multiple-choice options by log-likelihood (ROC-AUC)")
+    select_metric: str = spec("accuracy", help="validation metric that picks the best round")
 
 
 @dataclass(frozen=True)
@@ -219,8 +246,12 @@ class Scenario:
     name: str = spec("scenario")
     description: str = spec("")
     seed: int = spec(0, ge=0)
+    mode: Literal["federated", "centralized", "local", "zero_shot"] = spec(
+        "federated", help="federated, or a baseline: centralized (pooled data), local (each client "
+        "alone), zero_shot (no training)")
     data: DataConfig = spec(default_factory=DataConfig)
     partition: PartitionConfig = spec(default_factory=PartitionConfig)
+    modality: ModalityConfig = spec(default_factory=ModalityConfig)
     model: ModelConfig = spec(default_factory=ModelConfig)
     lora: LoraConfig = spec(default_factory=LoraConfig)
     train: TrainConfig = spec(default_factory=TrainConfig)

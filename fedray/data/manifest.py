@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fedray.data.modality import IMAGE, MASK_NAMES, TEXT
 from fedray.errors import DataError
 
 DEFAULT_MODALITIES: tuple[str, ...] = ("image", "text")
@@ -33,6 +34,9 @@ class ClientSpec:
     indices: tuple[int, ...]
     task: str
     modalities: tuple[str, ...] = DEFAULT_MODALITIES
+    #: Per sample (same order as ``indices``): the modalities it holds as bits (1 image, 2 text), as in
+    #: :mod:`fedray.data.modality`; None when the client holds ``modalities`` for every sample.
+    masks: tuple[int, ...] | None = None
 
     @property
     def num_samples(self) -> int:
@@ -74,12 +78,29 @@ def label_skew(parts: Sequence[Sequence[int]], labels: np.ndarray) -> list[float
 
 
 def write_manifest(path: str | os.PathLike[str], specs: Sequence[ClientSpec], labels: np.ndarray,
-                   label_names: Sequence[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the JSON manifest of ``specs`` to ``path`` and return it as a dict.
+                   label_names: Sequence[str] | Mapping[str, Sequence[str]],
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the JSON manifest of ``specs`` (see :func:`build_manifest`) to ``path``; return it."""
+    manifest = build_manifest(specs, labels, label_names, extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    # Write then rename, so a crash never leaves a half-written manifest behind.
+    tmp.write_text(json.dumps(manifest, indent=2, default=_to_json) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return manifest
+
+
+def build_manifest(specs: Sequence[ClientSpec], labels: np.ndarray,
+                   label_names: Sequence[str] | Mapping[str, Sequence[str]],
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of ``specs``: per-client sizes, label and modality counts, and a skew summary.
 
     ``labels`` are the training split's labels, indexed by the specs' row indices (-1 or null-filled
-    values mean unlabeled). ``extra`` (e.g. the seed and partition config) is stored under ``"extra"``.
+    values mean unlabeled). ``label_names`` names them, or maps each task to its names when clients do
+    different tasks. ``extra`` (e.g. the seed and partition config) is stored under ``"extra"``.
     """
+    names_of = _names_by_task(specs, label_names)
     labels = np.asarray(labels)
     clients = []
     tvs = label_skew([s.indices for s in specs], labels)
@@ -87,16 +108,17 @@ def write_manifest(path: str | os.PathLike[str], specs: Sequence[ClientSpec], la
         clients.append({
             "client_id": spec.client_id,
             "num_samples": spec.num_samples,
-            "label_counts": _label_counts(labels[list(spec.indices)], label_names),
+            "label_counts": _label_counts(labels[list(spec.indices)], names_of[spec.task]),
             "label_tv": round(tv, 6),
             "modalities": list(spec.modalities),
+            "modality_counts": modality_counts(spec),
             "task": spec.task,
         })
     all_rows = [i for s in specs for i in s.indices]
     manifest = {
         "num_clients": len(specs),
         "num_samples": len(all_rows),
-        "label_counts": _label_counts(labels[all_rows], label_names),
+        "label_counts": _overall_label_counts(specs, labels, names_of),
         "skew": {
             "metric": "total variation distance of client label distribution from the global one",
             "mean_tv": round(float(np.mean(tvs)), 6) if tvs else 0.0,
@@ -105,12 +127,6 @@ def write_manifest(path: str | os.PathLike[str], specs: Sequence[ClientSpec], la
         "clients": clients,
         "extra": dict(extra or {}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    # Write then rename, so a crash never leaves a half-written manifest behind.
-    tmp.write_text(json.dumps(manifest, indent=2, default=_to_json) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
     return manifest
 
 
@@ -122,6 +138,36 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(f"no data manifest at {str(path)!r}") from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"data manifest {str(path)!r} is not valid JSON: {exc}") from exc
+
+
+def modality_counts(spec: ClientSpec) -> dict[str, int]:
+    """How many of the client's samples hold image+text, image only, text only or neither (nonzero)."""
+    masks = spec.masks if spec.masks is not None else (_mask_of(spec.modalities),) * spec.num_samples
+    values, counts = np.unique(np.asarray(masks, dtype=np.int64), return_counts=True)
+    return {MASK_NAMES[int(v)]: int(c) for v, c in sorted(zip(values, counts), key=lambda vc: -vc[0])}
+
+
+def _mask_of(modalities: Sequence[str]) -> int:
+    return (IMAGE if "image" in modalities else 0) | (TEXT if "text" in modalities else 0)
+
+
+def _names_by_task(specs: Sequence[ClientSpec],
+                   label_names: Sequence[str] | Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:
+    if isinstance(label_names, Mapping):
+        return dict(label_names)
+    return {spec.task: label_names for spec in specs}
+
+
+def _overall_label_counts(specs: Sequence[ClientSpec], labels: np.ndarray,
+                          names_of: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Label counts over all clients; keys are prefixed with the task when clients do several tasks."""
+    tasks = list(dict.fromkeys(spec.task for spec in specs))
+    out: dict[str, int] = {}
+    for task in tasks:
+        rows = [i for spec in specs if spec.task == task for i in spec.indices]
+        prefix = f"{task}/" if len(tasks) > 1 else ""
+        out.update({prefix + k: v for k, v in _label_counts(labels[rows], names_of[task]).items()})
+    return out
 
 
 def _label_counts(labels: np.ndarray, label_names: Sequence[str]) -> dict[str, int]:

@@ -6,6 +6,7 @@ cover every row exactly once, and depend only on the labels, the config and the 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +19,8 @@ from fedray.seeding import derive_rng
 PartitionFn = Callable[[np.ndarray, PartitionConfig, int], list[np.ndarray]]
 
 PARTITIONERS: Registry[PartitionFn] = Registry("partitioner")
+#: The FedMLLM scripts' own splits (``partition.mode: fedmllm``), reproduced for the same seed.
+FEDMLLM_PARTITIONERS: Registry[PartitionFn] = Registry("partitioner with mode fedmllm")
 
 #: Dirichlet redraws before giving up on ``min_client_size``.
 MAX_ATTEMPTS = 1000
@@ -33,7 +36,10 @@ def partition(labels: np.ndarray, cfg: PartitionConfig, seed: int) -> list[np.nd
         raise DataError(f"{cfg.num_clients} clients × min_client_size {cfg.min_client_size} need ≥ "
                         f"{needed} samples but the training split has {n}; lower partition.num_clients "
                         "or partition.min_client_size")
-    parts = PARTITIONERS.get(cfg.name)(labels, cfg, seed)
+    fn = PARTITIONERS.get(cfg.name)
+    if cfg.mode == "fedmllm":
+        fn = FEDMLLM_PARTITIONERS.get(cfg.name)
+    parts = fn(labels, cfg, seed)
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
@@ -79,3 +85,74 @@ def _dirichlet_draw(labels: np.ndarray, num_clients: int, alpha: float,
         for client, chunk in enumerate(np.split(rows, cuts)):
             buckets[client].append(chunk)
     return [np.concatenate(b) if b else np.empty(0, dtype=np.int64) for b in buckets]
+
+
+@PARTITIONERS.register("quantity")
+def quantity_partition(labels: np.ndarray, cfg: PartitionConfig, seed: int) -> list[np.ndarray]:
+    """Quantity skew: client sizes ∝ q ~ Dir(alpha · 1_K), rows IID; redrawn until every client holds
+    at least ``min_client_size`` rows (sizes are floored at that minimum after a draw comes close)."""
+    n, k = len(labels), cfg.num_clients
+    rng = derive_rng(seed, "partition", "quantity")
+    order = rng.permutation(n)
+    for _ in range(MAX_ATTEMPTS):
+        shares = rng.dirichlet(np.full(k, cfg.alpha))
+        sizes = np.floor(shares * n).astype(np.int64)
+        sizes[-1] = n - sizes[:-1].sum()
+        if sizes.min() >= cfg.min_client_size:
+            return np.split(order, np.cumsum(sizes)[:-1])
+    raise DataError(f"quantity partition (alpha={cfg.alpha}) could not give all {k} clients ≥ "
+                    f"{cfg.min_client_size} samples; raise partition.alpha or lower min_client_size")
+
+
+@FEDMLLM_PARTITIONERS.register("dirichlet")
+def fedmllm_dirichlet(labels: np.ndarray, cfg: PartitionConfig, seed: int) -> list[np.ndarray]:
+    """FedMLLM's ``data_partition_*.py`` (spec §6.2) on private generators seeded with ``seed``.
+
+    P = dirichlet([alpha]*K, n_labels) from a legacy RandomState; labels in order of first appearance;
+    per label: floor(P·n), a minimum-one repair (every client below 1 takes one row from the first client
+    with more than 1; all labels, or only the first with ``fedmllm_repair: first`` as for CrisisMMD), the
+    last client takes the remainder, and the label's rows (in table order) are cut into contiguous chunks.
+    """
+    k = cfg.num_clients
+    groups = _label_groups_in_first_appearance_order(labels)
+    shares = np.random.RandomState(seed).dirichlet([cfg.alpha] * k, len(groups))
+    buckets: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for label_idx, rows in enumerate(groups):
+        splits = np.floor(shares[label_idx] * len(rows)).astype(np.int64)
+        if cfg.fedmllm_repair == "all" or label_idx == 0:
+            _repair_min_one(splits, label_idx)
+        splits[-1] = len(rows) - splits[:-1].sum()
+        if splits[-1] < 0:
+            raise DataError(f"fedmllm dirichlet: label group {label_idx} has {len(rows)} rows, too few "
+                            f"for {k} clients with one each; use fewer clients")
+        for client, chunk in enumerate(np.split(rows, np.cumsum(splits)[:-1])):
+            buckets[client].append(chunk)
+    return [np.concatenate(b) for b in buckets]
+
+
+@FEDMLLM_PARTITIONERS.register("iid")
+def fedmllm_iid(labels: np.ndarray, cfg: PartitionConfig, seed: int) -> list[np.ndarray]:
+    """FedMLLM's medical split: ``random.shuffle`` the rows, equal shards, the last takes the remainder."""
+    order = list(range(len(labels)))
+    random.Random(seed).shuffle(order)
+    size = len(order) // cfg.num_clients
+    cuts = [size * c for c in range(1, cfg.num_clients)]
+    return [np.asarray(p, dtype=np.int64) for p in np.split(np.asarray(order), cuts)]
+
+
+def _label_groups_in_first_appearance_order(labels: np.ndarray) -> list[np.ndarray]:
+    _, first = np.unique(labels, return_index=True)
+    ordered = labels[np.sort(first)]
+    return [np.flatnonzero(labels == value) for value in ordered]
+
+
+def _repair_min_one(splits: np.ndarray, label_idx: int) -> None:
+    """Give every client below one row a row from the first client holding more than one (in place)."""
+    for client in range(len(splits)):
+        while splits[client] < 1:
+            donors = np.flatnonzero(splits > 1)
+            if donors.size == 0:  # the reference loops forever here
+                raise DataError(f"fedmllm dirichlet: label group {label_idx} cannot give every client a "
+                                "row (no client has two to spare); use fewer clients")
+            splits[donors[0]] -= 1
+            splits[client] += 1

@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping
 
 import pyarrow as pa
 import torch
 
 from fedray.client.evaluate import generate_answers
+from fedray.client.scoring import option_logprobs
 from fedray.client.train import local_train
 from fedray.config.schema import Scenario
-from fedray.engine.tasks import FitReport, FitTask
+from fedray.data.modality import CONDITION_MASKS, mask_rows
+from fedray.data.prompts import format_choice
+from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
 from fedray.models.lora import AdapterState, apply_lora, get_adapter_state, set_adapter_state, state_nbytes
@@ -36,17 +39,18 @@ def pick_device() -> torch.device:
 class ClientActor:
     """Holds one LoRA-wrapped base model and trains or evaluates it for any client on request."""
 
-    def __init__(self, scenario: Scenario, train: pa.Table, test: pa.Table) -> None:
+    def __init__(self, scenario: Scenario, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
         threads = scenario.resources.torch_threads or max(1, int(scenario.resources.cpus_per_actor))
         torch.set_num_threads(threads)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.scenario = scenario
-        self.train, self.test = train, test
+        self.train, self.eval_tables = train, dict(eval_tables)
         self.device = pick_device()
         built = build_model(scenario.model)
         with torch_seeded(derive_seed(scenario.seed, "lora_init")):
             self.model = apply_lora(built.model, scenario.lora).to(self.device)
-        self.collator = Collator(built.processor, scenario.model.max_length)
+        self.collator = Collator(built.processor, scenario.model.max_length,
+                                 agnostic_prompt=scenario.modality.agnostic_prompt)
 
     def describe(self) -> dict[str, Any]:
         """Facts about this actor (and proof that construction finished)."""
@@ -62,7 +66,7 @@ class ClientActor:
         """Load the global adapter, train on the client's rows, return (report, new adapter)."""
         start = time.perf_counter()
         set_adapter_state(self.model, global_state)
-        rows = self.train.take(task.indices).to_pylist()
+        rows = mask_rows(self.train.take(task.indices).to_pylist(), task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
             stats = local_train(self.model, self.collator, rows, self.scenario.train,
@@ -77,23 +81,40 @@ class ClientActor:
         )
         return report, params
 
-    def evaluate(self, global_state: AdapterState, indices: Sequence[int]) -> list[str]:
-        """Greedy generations of the global model for the given test rows."""
+    def evaluate(self, global_state: AdapterState, request: EvalRequest) -> EvalShard:
+        """Greedy generations of ``global_state`` for some rows of one eval set under one condition,
+        plus option log-likelihoods for multiple-choice rows when asked."""
         set_adapter_state(self.model, global_state)
-        rows = self.test.take(list(indices)).to_pylist()
+        rows = self.eval_tables[request.set_name].take(list(request.indices)).to_pylist()
+        rows = mask_rows(rows, [CONDITION_MASKS[request.condition]] * len(rows))
         cfg = self.scenario.eval
-        return generate_answers(self.model, self.collator, rows, cfg.batch_size, cfg.max_new_tokens)
+        generations = generate_answers(self.model, self.collator, rows, cfg.batch_size, cfg.max_new_tokens)
+        scores = None
+        if request.score_options:
+            options = [[format_choice(i, c) for i, c in enumerate(row["choices"] or ())] for row in rows]
+            scores = option_logprobs(self.model, self.collator, rows, options, cfg.batch_size)
+        return EvalShard(generations=generations, option_logprobs=scores)
 
 
 class AggregatorActor:
-    """Holds the global adapter and the strategy; runs on the driver's node."""
+    """Holds the global adapter and the strategy; runs on the driver's node.
+
+    In the ``local`` baseline there is no aggregation: each client keeps its own adapter here, and a
+    client's next fit starts from it (the clients never see each other's updates).
+    """
 
     def __init__(self, scenario: Scenario, initial_state: AdapterState) -> None:
         self.strategy = build_strategy(scenario.strategy.name, **dict(scenario.strategy.options))
         self.global_state = initial_state
+        self.isolated = scenario.mode == "local"
+        self.client_states: dict[int, AdapterState] = {}
 
     def get_global(self) -> AdapterState:
         return self.global_state
+
+    def get_client_state(self, client_id: int) -> AdapterState:
+        """The adapter a client starts from in the local baseline (the initial one before its first fit)."""
+        return self.client_states.get(client_id, self.global_state)
 
     def configure_fit(self, server_round: int, cohort: list[int]):
         return self.strategy.configure_fit(server_round, cohort)
@@ -104,6 +125,9 @@ class AggregatorActor:
         import ray
 
         states = ray.get(list(params))
+        if self.isolated:
+            self.client_states.update({r.client_id: s for r, s in zip(reports, states)})
+            return {"clients_kept": float(len(states))}
         results = [ClientResult(client_id=r.client_id, num_examples=r.num_examples, params=s,
                                 metrics=r.metrics, extras=r.extras)
                    for r, s in zip(reports, states)]

@@ -19,7 +19,9 @@ class RoundRecord:
     clients: list[int] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     train_loss: float | None = None
-    eval: dict[str, float] = field(default_factory=dict)
+    eval: dict[str, float] = field(default_factory=dict)  # test metrics (see engine.evaluation)
+    validation: dict[str, float] = field(default_factory=dict)
+    client_eval: dict[int, dict[str, float]] = field(default_factory=dict)  # local baseline, per client
     time_s: dict[str, float] = field(default_factory=dict)
     bytes_sent: int = 0
     bytes_down: int = 0

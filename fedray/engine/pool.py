@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ray
 
 from fedray.config.schema import ResourcesConfig, Scenario
 from fedray.engine.actors import ClientActor
-from fedray.engine.tasks import FitReport, FitTask
+from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.errors import FedRayError, ModelError, SchedulingError
 from fedray.strategies import ClientFailure
 
@@ -55,13 +55,13 @@ class FitOutcome:
 class ActorPool:
     """A fixed set of :class:`ClientActor` handles."""
 
-    def __init__(self, scenario: Scenario, train_ref: Any, test_ref: Any,
+    def __init__(self, scenario: Scenario, train_ref: Any, eval_ref: Any,
                  start_timeout_s: float = 300.0) -> None:
         res = scenario.resources
         check_capacity(res)
         remote_cls = ray.remote(ClientActor).options(
             num_cpus=res.cpus_per_actor, num_gpus=res.gpus_per_actor, max_concurrency=1)
-        self.actors = [remote_cls.remote(scenario, train_ref, test_ref) for _ in range(res.actors)]
+        self.actors = [remote_cls.remote(scenario, train_ref, eval_ref) for _ in range(res.actors)]
         self.info = self._wait_ready(start_timeout_s, res)
 
     def _wait_ready(self, timeout_s: float, res: ResourcesConfig) -> list[dict[str, Any]]:
@@ -82,8 +82,12 @@ class ActorPool:
     def initial_adapter(self, timeout_s: float = 120.0) -> Any:
         return ray.get(self.actors[0].initial_adapter.remote(), timeout=timeout_s)
 
-    def fit(self, tasks: Sequence[FitTask], global_ref: Any, timeout_s: float) -> FitOutcome:
-        """Run ``tasks`` over the pool; fits not done by the deadline become failures."""
+    def fit(self, tasks: Sequence[FitTask], global_ref: Any, timeout_s: float,
+            start_refs: Mapping[int, Any] | None = None) -> FitOutcome:
+        """Run ``tasks`` over the pool; fits not done by the deadline become failures.
+
+        Every fit starts from ``global_ref``, or from ``start_refs[client_id]`` where given.
+        """
         deadline = time.monotonic() + timeout_s
         queue = list(tasks)
         in_flight: dict[Any, tuple[Any, Any, FitTask]] = {}  # report ref → (actor, params ref, task)
@@ -92,7 +96,8 @@ class ActorPool:
         while queue or in_flight:
             while queue and idle:
                 actor, task = idle.pop(0), queue.pop(0)
-                report_ref, params_ref = actor.fit.options(num_returns=2).remote(task, global_ref)
+                start = (start_refs or {}).get(task.client_id, global_ref)
+                report_ref, params_ref = actor.fit.options(num_returns=2).remote(task, start)
                 in_flight[report_ref] = (actor, params_ref, task)
             remaining = deadline - time.monotonic()
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.0, remaining))
@@ -126,13 +131,17 @@ class ActorPool:
         in_flight.clear()
         queue.clear()
 
-    def evaluate(self, global_ref: Any, num_rows: int, timeout_s: float) -> list[str]:
-        """Generations for test rows 0..num_rows-1, sharded over the actors in contiguous blocks."""
+    def evaluate(self, state_ref: Any, set_name: str, num_rows: int, timeout_s: float,
+                 condition: str = "full", score_options: bool = False) -> EvalShard:
+        """Evaluate rows 0..num_rows-1 of one eval set, sharded over the actors in contiguous blocks."""
         bounds = [round(i * num_rows / len(self.actors)) for i in range(len(self.actors) + 1)]
-        refs = [actor.evaluate.remote(global_ref, list(range(lo, hi)))
+        refs = [actor.evaluate.remote(state_ref, EvalRequest(set_name, tuple(range(lo, hi)), condition,
+                                                             score_options))
                 for actor, lo, hi in zip(self.actors, bounds, bounds[1:]) if hi > lo]
-        shards = ray.get(refs, timeout=timeout_s)
-        return [text for shard in shards for text in shard]
+        shards: list[EvalShard] = ray.get(refs, timeout=timeout_s)
+        scores = [s for shard in shards for s in shard.option_logprobs or []] if score_options else None
+        return EvalShard(generations=[g for shard in shards for g in shard.generations],
+                         option_logprobs=scores)
 
     def shutdown(self) -> None:
         for actor in self.actors:

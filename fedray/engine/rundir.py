@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -50,14 +51,23 @@ class RunDir:
     def adapter_path(self) -> Path:
         return self.path / "global_adapter.safetensors"
 
-    def save_adapter(self, state: AdapterState) -> Path:
-        """Write the global adapter atomically (write, then rename)."""
+    def save_adapter(self, state: AdapterState, name: str = "global_adapter") -> Path:
+        """Write an adapter as ``<name>.safetensors`` atomically (write, then rename)."""
         from safetensors.torch import save_file
 
-        tmp = self.adapter_path.with_suffix(".tmp")
+        path = self.path / f"{name}.safetensors"
+        tmp = path.with_suffix(".tmp")
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-        os.replace(tmp, self.adapter_path)
-        return self.adapter_path
+        os.replace(tmp, path)
+        return path
+
+    def save_summary(self, summary: dict) -> Path:
+        """Write ``summary.json`` (the run's headline results) atomically."""
+        path = self.path / "summary.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
 
     def _attach_log(self) -> None:
         handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")

@@ -1,7 +1,12 @@
 """The driver's round loop.
 
-``Simulation.run`` reads as its phases: prepare (data, partition, actors), then per round sample a
-cohort, fit it on the actor pool, aggregate on the aggregator actor, evaluate when due, and record.
+``Simulation.execute`` reads as its phases: prepare (data, actors), then per round sample a cohort, fit
+it on the actor pool, aggregate on the aggregator actor, evaluate when due, and record.
+
+``scenario.mode`` picks the run: ``federated``; or a baseline on the same data, model and budget:
+``centralized`` (one client holding every client's rows), ``local`` (every client trains every round
+from its own previous adapter and is evaluated alone; reported as the mean and per client) and
+``zero_shot`` (no training: the initial model is evaluated once).
 """
 
 from __future__ import annotations
@@ -10,18 +15,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from fedray.client.metrics import accuracy_metrics
 from fedray.config.schema import Scenario
-from fedray.data.manifest import ClientSpec, build_client_specs, write_manifest
-from fedray.data.partition import partition
-from fedray.data.sources import DatasetSplits, load_primary
+from fedray.data.federated import FederatedData, build_federated_data
+from fedray.data.manifest import ClientSpec, write_manifest
 from fedray.engine.actors import AggregatorActor
+from fedray.engine.evaluation import Evaluator
 from fedray.engine.history import HistoryWriter, RoundRecord
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.rundir import RunDir
@@ -40,15 +44,22 @@ RoundCallback = Callable[[RoundRecord], None]
 class RunSummary:
     run_dir: Path
     rounds: list[RoundRecord] = field(default_factory=list)
+    best_round: int | None = None  # picked on the validation split, never on the test set
 
     @property
     def final_eval(self) -> dict[str, float]:
         evaluated = [r.eval for r in self.rounds if r.eval]
         return evaluated[-1] if evaluated else {}
 
+    @property
+    def best_eval(self) -> dict[str, float]:
+        """Test metrics of the best-validation round (the final ones when there is no validation)."""
+        chosen = [r.eval for r in self.rounds if r.server_round == self.best_round and r.eval]
+        return chosen[0] if chosen else self.final_eval
+
 
 class Simulation:
-    """One federated run of a scenario on Ray actors."""
+    """One run of a scenario on Ray actors."""
 
     def __init__(self, scenario: Scenario, run_dir: str | Path | None = None,
                  on_round: RoundCallback | None = None) -> None:
@@ -56,39 +67,45 @@ class Simulation:
         self.run = RunDir.create(scenario, run_dir)
         self.on_round = on_round
         self.history = HistoryWriter(self.run.history_path)
+        self.best_validation = float("-inf")
 
     # -- phases ---------------------------------------------------------------------------------
     def execute(self) -> RunSummary:
         """Run every round; the run directory stays readable whatever happens."""
-        summary = RunSummary(run_dir=self.run.path)
+        s = self.scenario
+        self.summary = RunSummary(run_dir=self.run.path)
         started_ray = False
         try:
             self._prepare_data()
-            started_ray = ensure_ray(self.scenario.resources)
+            started_ray = ensure_ray(s.resources)
             self._start_actors()
-            if self.scenario.eval.at_start:
-                summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
-            for server_round in range(1, self.scenario.federation.rounds + 1):
-                summary.rounds.append(self._round(server_round))
+            if s.eval.at_start or s.mode == "zero_shot":
+                self.summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
+            rounds = 0 if s.mode == "zero_shot" else s.federation.rounds
+            for server_round in range(1, rounds + 1):
+                self.summary.rounds.append(self._round(server_round))
         finally:
             self._finish(started_ray)
-        return summary
+        return self.summary
 
     def _prepare_data(self) -> None:
         s = self.scenario
-        self.splits: DatasetSplits = load_primary(s.data, s.seed)
-        labels = self.splits.train.column("label").to_numpy(zero_copy_only=False)
-        parts = partition(labels, s.partition, s.seed)
-        self.specs: list[ClientSpec] = build_client_specs(parts, self.splits.task)
-        write_manifest(self.run.manifest_path, self.specs, labels, self.splits.label_names,
+        self.data: FederatedData = build_federated_data(s)
+        labels = self.data.train.column("label").fill_null(-1).to_numpy()
+        write_manifest(self.run.manifest_path, self.data.specs, labels, self.data.label_names,
                        extra={"seed": s.seed, "source": s.data.source, "partitioner": s.partition.name,
-                              "test_samples": self.splits.test.num_rows})
-        self.test_answers = self.splits.test.column("answer").to_pylist()
+                              "modality": s.modality.name, "mode": s.mode,
+                              "test_samples": self.data.primary_test.table.num_rows})
+        # The manifest shows the real split; a centralized run then pools it into one client.
+        self.specs: list[ClientSpec] = _pooled(self.data.specs) if s.mode == "centralized" \
+            else self.data.specs
 
     def _start_actors(self) -> None:
         start = time.perf_counter()
-        train_ref, test_ref = ray.put(self.splits.train), ray.put(self.splits.test)
-        self.pool = ActorPool(self.scenario, train_ref, test_ref)
+        # One object per table set: Ray resolves top-level ObjectRef arguments only.
+        eval_ref = ray.put(Evaluator.eval_tables(self.data))
+        self.pool = ActorPool(self.scenario, ray.put(self.data.train), eval_ref)
+        self.evaluator = Evaluator(self.scenario, self.data, self.pool)
         initial = self.pool.initial_adapter()
         self.pool_adapter_keys = sorted(initial)
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(),
@@ -100,17 +117,26 @@ class Simulation:
                     len(self.pool.actors), time.perf_counter() - start,
                     self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024)
 
+    def _cohort(self, server_round: int) -> list[int]:
+        s = self.scenario
+        if s.mode == "local" or len(self.specs) == 1:
+            return list(range(len(self.specs)))
+        return sample_cohort(s.seed, server_round, len(self.specs), s.federation.clients_per_round,
+                             s.federation.sampler)
+
     def _round(self, server_round: int) -> RoundRecord:
         fed = self.scenario.federation
-        cohort = sample_cohort(self.scenario.seed, server_round, len(self.specs), fed.clients_per_round)
+        cohort = self._cohort(server_round)
         record = RoundRecord(server_round=server_round, clients=cohort)
 
         start = time.perf_counter()
         global_ref = self.aggregator.get_global.remote()  # stored once, shared by every fit
+        start_refs = {c: self.aggregator.get_client_state.remote(c) for c in cohort} \
+            if self.scenario.mode == "local" else None
         objective = ray.get(self.aggregator.configure_fit.remote(server_round, cohort), timeout=60)
-        tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), objective,
+        tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c), objective,
                          derive_seed(self.scenario.seed, "fit", server_round, c)) for c in cohort]
-        outcome = self.pool.fit(tasks, global_ref, fed.round_timeout_s)
+        outcome = self.pool.fit(tasks, global_ref, fed.round_timeout_s, start_refs)
         record.time_s["fit"] = time.perf_counter() - start
         self._account(record, outcome, dispatched=len(tasks))
         self._check_quorum(record, outcome)
@@ -120,6 +146,10 @@ class Simulation:
             server_round, outcome.reports, outcome.params, outcome.failures), timeout=600)
         record.time_s["aggregate"] = time.perf_counter() - start
         return self._record(record, evaluate=self._eval_due(server_round))
+
+    def _masks(self, client: int) -> tuple[int, ...]:
+        spec = self.specs[client]
+        return spec.masks if spec.masks is not None else (3,) * spec.num_samples
 
     def _account(self, record: RoundRecord, outcome: FitOutcome, dispatched: int) -> None:
         record.failures = [{"client_id": f.client_id, "reason": f.reason} for f in outcome.failures]
@@ -147,9 +177,7 @@ class Simulation:
     def _record(self, record: RoundRecord, evaluate: bool) -> RoundRecord:
         if evaluate:
             start = time.perf_counter()
-            generations = self.pool.evaluate(self.aggregator.get_global.remote(),
-                                             len(self.test_answers), timeout_s=1800)
-            record.eval = accuracy_metrics(generations, self.test_answers, self.splits.label_names)
+            self._evaluate(record)
             record.time_s["eval"] = time.perf_counter() - start
         self.history.append(record)
         logger.info("round %d: clients=%s loss=%s eval=%s", record.server_round, record.clients,
@@ -157,6 +185,21 @@ class Simulation:
         if self.on_round is not None:
             self.on_round(record)
         return record
+
+    def _evaluate(self, record: RoundRecord) -> None:
+        if self.scenario.mode == "local" and record.server_round > 0:
+            record.client_eval = {c: self.evaluator.test(self.aggregator.get_client_state.remote(c))
+                                  for c in range(len(self.specs))}
+            record.eval = _mean_metrics(list(record.client_eval.values()))
+            return
+        state_ref = self.aggregator.get_global.remote()
+        record.eval = self.evaluator.test(state_ref)
+        record.validation = self.evaluator.validate(state_ref)
+        metric = self.scenario.eval.select_metric
+        if record.validation.get(metric, float("-inf")) > self.best_validation:
+            self.best_validation = record.validation[metric]
+            self.summary.best_round = record.server_round
+            self.run.save_adapter(ray.get(state_ref, timeout=120), "best_adapter")
 
     def _finish(self, started_ray: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
@@ -166,11 +209,40 @@ class Simulation:
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
             ray.kill(aggregator)
+        if getattr(self, "summary", None) is not None:
+            self.run.save_summary(_summary_json(self.scenario, self.summary))
         if getattr(self, "pool", None) is not None:
             self.pool.shutdown()
         if started_ray:
             ray.shutdown()
         self.run.close_log()
+
+
+def _pooled(specs: list[ClientSpec]) -> list[ClientSpec]:
+    """One client holding every client's rows, each with the modalities it held (centralized baseline)."""
+    masks = tuple(m for spec in specs for m in (spec.masks or (3,) * spec.num_samples))
+    modalities = tuple(dict.fromkeys(m for spec in specs for m in spec.modalities))
+    return [ClientSpec(client_id=0, indices=tuple(i for spec in specs for i in spec.indices),
+                       task=specs[0].task, modalities=modalities, masks=masks)]
+
+
+def _mean_metrics(per_client: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over clients, plus its spread (``<metric>_std``) for the local baseline."""
+    keys = sorted(set().union(*per_client)) if per_client else []
+    out: dict[str, float] = {}
+    for key in keys:
+        values = np.array([m[key] for m in per_client if key in m], dtype=float)
+        out[key] = float(np.nanmean(values)) if values.size else float("nan")
+        out[f"{key}_std"] = float(np.nanstd(values)) if values.size else float("nan")
+    return out
+
+
+def _summary_json(scenario: Scenario, summary: RunSummary) -> dict[str, Any]:
+    return {"name": scenario.name, "mode": scenario.mode, "modality": scenario.modality.name,
+            "strategy": scenario.strategy.name, "seed": scenario.seed,
+            "rounds_completed": max((r.server_round for r in summary.rounds), default=0),
+            "final_eval": summary.final_eval, "best_round": summary.best_round,
+            "best_eval": summary.best_eval}
 
 
 def run(scenario: Scenario, run_dir: str | Path | None = None,

@@ -16,6 +16,7 @@ class FitTask:
     server_round: int
     client_id: int
     indices: np.ndarray  # row indices into the training table
+    masks: tuple[int, ...]  # per row: the modalities it holds (fedray.data.modality bits)
     objective: LocalObjective
     seed: int
 
@@ -30,3 +31,21 @@ class FitReport:
     extras: dict = field(default_factory=dict)
     params_nbytes: int = 0
     fit_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """Evaluate some rows of one eval set under one test condition."""
+
+    set_name: str
+    indices: tuple[int, ...]
+    condition: str = "full"
+    score_options: bool = False
+
+
+@dataclass(frozen=True)
+class EvalShard:
+    """Generations for the requested rows and, when asked, each row's option log-likelihoods."""
+
+    generations: list[str]
+    option_logprobs: list[list[float]] | None = None

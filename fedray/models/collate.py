@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from fedray.data.prompts import assistant_message, user_message
+from fedray.data.prompts import assistant_message, target_text, user_message
 from fedray.data.schema import decode_image
 from fedray.errors import DataError
 
@@ -20,8 +20,9 @@ IGNORE_INDEX = -100
 class Collator:
     """Turns sample rows (dicts in the Arrow sample schema) into model inputs."""
 
-    def __init__(self, processor: Any, max_length: int) -> None:
+    def __init__(self, processor: Any, max_length: int, agnostic_prompt: bool = False) -> None:
         self.processor = processor
+        self.agnostic_prompt = agnostic_prompt  # FedMLLM's prompt augmentation (see fedray.data.prompts)
         self.tokenizer = processor.tokenizer
         self.max_length = max_length
         self.pad_id = self.tokenizer.pad_token_id
@@ -30,7 +31,7 @@ class Collator:
 
     # -- one sample -----------------------------------------------------------------------------
     def _prompt(self, row: Mapping[str, Any]) -> tuple[list[int], dict[str, torch.Tensor]]:
-        messages = [user_message(row)]
+        messages = [user_message(row, self.agnostic_prompt)]
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         images = [decode_image(row["image"])] if row.get("image") is not None else None
         encoded = self.processor(text=[text], images=images, return_tensors="pt")
@@ -40,10 +41,10 @@ class Collator:
 
     def _answer_ids(self, row: Mapping[str, Any]) -> list[int]:
         # The answer is the text the template adds after the generation prompt (e.g. " seven</s>").
-        user = [user_message(row)]
+        user = [user_message(row, self.agnostic_prompt)]
         prompt = self.processor.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
         full = self.processor.apply_chat_template(
-            user + [assistant_message(str(row["answer"]))], tokenize=False
+            user + [assistant_message(target_text(row))], tokenize=False
         )
         if not full.startswith(prompt):
             raise DataError("the chat template renders the prompt differently with and without the "

@@ -20,9 +20,10 @@ def _cfg(**kw) -> PartitionConfig:
     return PartitionConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("name", ["iid", "dirichlet"])
-def test_disjoint_complete_sorted(name: str) -> None:
-    parts = partition(LABELS, _cfg(name=name), seed=0)
+@pytest.mark.parametrize("name,mode", [("iid", "fedray"), ("dirichlet", "fedray"), ("quantity", "fedray"),
+                                       ("iid", "fedmllm"), ("dirichlet", "fedmllm")])
+def test_disjoint_complete_sorted(name: str, mode: str) -> None:
+    parts = partition(LABELS, _cfg(name=name, mode=mode, min_client_size=1), seed=0)
     assert len(parts) == 10
     for p in parts:
         assert p.dtype == np.int64
@@ -32,7 +33,7 @@ def test_disjoint_complete_sorted(name: str) -> None:
     np.testing.assert_array_equal(np.sort(allrows), np.arange(len(LABELS)))
 
 
-@pytest.mark.parametrize("name", ["iid", "dirichlet"])
+@pytest.mark.parametrize("name", ["iid", "dirichlet", "quantity"])
 def test_deterministic_for_seed_and_seeds_differ(name: str) -> None:
     a = partition(LABELS, _cfg(name=name), seed=7)
     b = partition(LABELS, _cfg(name=name), seed=7)
@@ -90,3 +91,66 @@ def test_exact_small_cases() -> None:
 def test_unknown_partitioner_lists_known() -> None:
     with pytest.raises(UnknownNameError, match="dirichlet, iid"):
         partition(LABELS, _cfg(name="shards"), seed=0)
+
+
+def test_quantity_skew_keeps_labels_iid_but_sizes_uneven() -> None:
+    parts = partition(LABELS, _cfg(name="quantity", alpha=0.5, min_client_size=5), seed=0)
+    sizes = np.array([len(p) for p in parts])
+    assert sizes.min() >= 5 and sizes.max() > 2 * sizes.min(), sizes
+    big = parts[int(np.argmax(sizes))]
+    assert len(np.unique(LABELS[big])) == 10, "a large client sees every label"
+
+
+def _reference_dirichlet(labels: list[int], alpha: float, k: int, seed: int,
+                         repair_all: bool) -> list[list[int]]:
+    """FedMLLM's data_partition script, as written there (global RNG: fine in a test, not in fedray)."""
+    np.random.seed(seed)
+    groups: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(label, []).append(row)
+    proportions = np.random.dirichlet([alpha] * k, len(groups))
+    clients: list[list[int]] = [[] for _ in range(k)]
+    for label_idx, rows in enumerate(groups.values()):
+        splits = [int(p * len(rows)) for p in proportions[label_idx]]
+        if repair_all or label_idx == 0:
+            for i in range(k):
+                while splits[i] < 1:
+                    donor = next(j for j in range(k) if splits[j] > 1)
+                    splits[donor] -= 1
+                    splits[i] += 1
+        splits[-1] = len(rows) - sum(splits[:-1])
+        start = 0
+        for c in range(k):
+            clients[c] += rows[start:start + splits[c]]
+            start += splits[c]
+    return [sorted(c) for c in clients]
+
+
+@pytest.mark.parametrize("repair", ["all", "first"])
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 5.0])
+def test_fedmllm_dirichlet_reproduces_reference(alpha: float, repair: str) -> None:
+    labels = [int(x) for x in np.random.default_rng(5).integers(0, 3, size=300)]
+    ours = partition(np.array(labels), _cfg(alpha=alpha, mode="fedmllm", fedmllm_repair=repair,
+                                            min_client_size=1), seed=42)
+    expected = _reference_dirichlet(labels, alpha, 10, 42, repair_all=repair == "all")
+    assert [p.tolist() for p in ours] == expected
+
+
+def test_fedmllm_dirichlet_exact_small_case() -> None:
+    # RandomState(0).dirichlet([1, 1], 2) = [[.388, .612], [.540, .460]]. Label 1 appears first:
+    # rows [0, 2, 3, 6] → floor → [1, 2], last takes the rest → [1, 3]; label 0, rows [1, 4, 5, 7] →
+    # [2, 1] → [2, 2]; each label's rows are cut into contiguous chunks in row order.
+    labels = np.array([1, 0, 1, 1, 0, 0, 1, 0])
+    parts = partition(labels, _cfg(num_clients=2, alpha=1.0, mode="fedmllm", min_client_size=1), seed=0)
+    assert [p.tolist() for p in parts] == [[0, 1, 4], [2, 3, 5, 6, 7]]
+
+
+def test_fedmllm_iid_shards_follow_python_shuffle() -> None:
+    parts = partition(np.zeros(23, dtype=np.int64), _cfg(name="iid", num_clients=4, mode="fedmllm",
+                                                         min_client_size=1), seed=41)
+    order = list(range(23))
+    import random
+
+    random.Random(41).shuffle(order)
+    expected = [sorted(order[0:5]), sorted(order[5:10]), sorted(order[10:15]), sorted(order[15:])]
+    assert [p.tolist() for p in parts] == expected

@@ -181,4 +181,14 @@ def _cap(table: pa.Table, cap: int | None, rng: np.random.Generator) -> pa.Table
 
 
 # Built-in sources register themselves on import; keep these at the bottom so DATA_SOURCES exists.
-from fedray.data.sources import digits  # noqa: E402, F401
+from fedray.data.sources import (  # noqa: E402, F401  # noqa: E402, F401
+    crisismmd,
+    digits,
+    glyphs,
+    hateful_memes,
+    medalpaca,
+    scienceqa,
+    slake,
+    vqa_rad,
+    wiki,
+)

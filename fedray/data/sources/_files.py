@@ -1,0 +1,332 @@
+"""Shared file readers for the dataset sources: records, images, Hugging Face layouts, option checks.
+
+Every reader returns :class:`Record` objects that remember where they came from (file and 1-based line or
+row), so a loader's error names the exact place to fix. Besides each dataset's own release, two Hugging
+Face on-disk layouts are read with pyarrow alone (no ``datasets`` import): a hub parquet snapshot
+(``data/<split>-00000-of-00001.parquet``) and ``save_to_disk`` output (``dataset_dict.json`` +
+``<split>/data-*.arrow``). Image columns there are structs ``{bytes, path}``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from fedray.data.schema import samples_to_table
+from fedray.errors import DataError
+
+LAYOUTS: tuple[str, ...] = ("auto", "original", "parquet", "arrow")
+#: Hugging Face / release split names → fedray split names.
+SPLIT_NAMES: Mapping[str, str] = {"train": "train", "validation": "validation", "val": "validation",
+                                  "dev": "validation", "test": "test"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row of a dataset file and where it is (``"<file> line 3"``), for errors that point at it."""
+
+    data: Mapping[str, Any]
+    where: str
+
+    def require(self, name: str) -> Any:
+        """The value of field ``name``; a :class:`DataError` naming file, row and field if absent or null."""
+        value = self.data.get(name)
+        if value is None:
+            raise DataError(f"{self.where} has no field {name!r} (or it is null); fields present: "
+                            f"{sorted(self.data)}. Fix or drop that row, or point data.root at the "
+                            "dataset's original files")
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of field ``name``, or ``default`` when it is absent or null."""
+        value = self.data.get(name)
+        return default if value is None else value
+
+
+def check_max_side(value: int | None) -> None:
+    """Raise unless ``max_image_side`` is ``None`` or a positive integer."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise DataError(f"data.options.max_image_side must be a positive integer or null, got {value!r}")
+
+
+def check_choice(option: str, value: Any, allowed: Sequence[Any]) -> None:
+    """Raise unless ``value`` is one of ``allowed``, listing them."""
+    if value not in allowed:
+        raise DataError(f"data.options.{option} must be one of {', '.join(map(repr, allowed))}; "
+                        f"got {value!r}")
+
+
+def check_flag(option: str, value: Any) -> None:
+    """Raise unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise DataError(f"data.options.{option} must be true or false, got {value!r}")
+
+
+def require_file(path: Path, fix: str) -> Path:
+    """``path`` if it is a file, else a :class:`DataError` naming it and saying ``fix``."""
+    if not path.is_file():
+        raise DataError(f"{path} not found; {fix}")
+    return path
+
+
+def find_base(root: Path, marker: str, subdirs: Sequence[str] = ()) -> Path:
+    """The first of ``root`` and ``root/<subdir>`` that holds ``marker``; ``root`` if none does."""
+    for base in (root, *(root / sub for sub in subdirs)):
+        if (base / marker).exists():
+            return base
+    return root
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, with an error naming the file, line and column of a syntax error."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                        "the file may be truncated, re-extract it from the dataset release") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def read_json_records(path: Path) -> list[Record]:
+    """A JSON file holding a list of objects, as records numbered from 1."""
+    items = read_json(path)
+    if not isinstance(items, list):
+        raise DataError(f"{path} holds a JSON {type(items).__name__}, expected a list of objects")
+    return [_object(item, f"{path} record {i}") for i, item in enumerate(items, start=1)]
+
+
+def read_jsonl(path: Path) -> list[Record]:
+    """A JSON-lines file (one object per line; blank lines skipped), records named by line number."""
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path} line {n} is not valid JSON ({exc.msg}); expected one JSON "
+                                "object per line. Fix or delete that line") from exc
+            records.append(_object(item, f"{path} line {n}"))
+    return records
+
+
+def read_tsv(path: Path) -> list[Record]:
+    """A tab-separated file with a header row; fields are taken verbatim (no quote processing)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        lines = [line.rstrip("\r\n") for line in fh]
+    if not lines:
+        raise DataError(f"{path} is empty; expected a tab-separated header row and data rows")
+    header = lines[0].split("\t")
+    records = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        values = line.split("\t")
+        if len(values) != len(header):
+            raise DataError(f"{path} line {n} has {len(values)} tab-separated fields, expected "
+                            f"{len(header)} ({', '.join(header)}). Fix that line")
+        records.append(Record(dict(zip(header, values)), f"{path} line {n}"))
+    return records
+
+
+def _object(item: Any, where: str) -> Record:
+    if not isinstance(item, dict):
+        raise DataError(f"{where} is a JSON {type(item).__name__}, expected an object")
+    return Record(item, where)
+
+
+def read_records(paths: Sequence[Path]) -> list[Record]:
+    """The records of one split stored in ``paths`` (.json, .jsonl, .tsv, .parquet or .arrow shards)."""
+    readers = {".json": read_json_records, ".jsonl": read_jsonl, ".tsv": read_tsv,
+               ".parquet": _read_table, ".arrow": _read_table}
+    records: list[Record] = []
+    for path in paths:
+        if path.suffix not in readers:
+            raise DataError(f"cannot read {path}: expected one of {', '.join(readers)}")
+        records += readers[path.suffix](path)
+    return records
+
+
+class ImageReader:
+    """Reads images into encoded bytes, downscaled to ``max_side`` pixels (longest side) when larger.
+
+    Images no larger than ``max_side`` keep their original bytes. Files are cached by path, since many
+    samples of a VQA dataset share one image.
+    """
+
+    def __init__(self, max_side: int | None) -> None:
+        check_max_side(max_side)
+        self.max_side = max_side
+        self._cache: dict[Path, bytes] = {}
+
+    def file(self, path: Path, where: str) -> bytes:
+        """The bytes of image file ``path`` (``where`` names the row that refers to it)."""
+        if path not in self._cache:
+            if not path.is_file():
+                raise DataError(f"{where}: image {path} not found; extract the dataset's images under "
+                                "data.root as they are laid out in the release")
+            self._cache[path] = fit_image(path.read_bytes(), self.max_side, f"{where} ({path})")
+        return self._cache[path]
+
+    def cell(self, value: Any, base: Path, where: str) -> bytes | None:
+        """An image cell: a ``{bytes, path}`` struct, raw bytes, a path relative to ``base``, or null."""
+        if isinstance(value, dict):
+            if value.get("bytes"):
+                return fit_image(value["bytes"], self.max_side, where)
+            value = value.get("path")
+        if isinstance(value, bytes):
+            return fit_image(value, self.max_side, where)
+        if isinstance(value, str) and value:
+            return self.file(base / value, where)
+        return None
+
+
+def fit_image(data: bytes, max_side: int | None, where: str) -> bytes:
+    """``data`` unchanged if its longest side is at most ``max_side``; else resized and re-encoded."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if max_side is None or max(width, height) <= max_side:
+                return data
+            scale = max_side / max(width, height)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            fmt = "JPEG" if img.format == "JPEG" else "PNG"
+            small = img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{where}: cannot read image ({len(data)} bytes): {exc}; the file may be "
+                        "truncated or not an image, re-extract it") from exc
+    buf = io.BytesIO()
+    small.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def detect_layout(root: Path, markers: Sequence[str], layout: str, source: str) -> str:
+    """``layout`` unless "auto": then "original" if a marker file exists, else "parquet", else "arrow"."""
+    check_choice("layout", layout, LAYOUTS)
+    if layout != "auto":
+        return layout
+    if any((root / marker).exists() for marker in markers):
+        return "original"
+    if _parquet_files(root):
+        return "parquet"
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        return "arrow"
+    raise DataError(f"data source {source!r} found no dataset under {root}: looked for "
+                    f"{', '.join(markers)} (the original release), *.parquet files up to two folders deep "
+                    "(a Hugging Face hub snapshot) and dataset_dict.json or state.json (datasets "
+                    "save_to_disk output). Point data.root at the folder holding one of them")
+
+
+def hf_split_files(root: Path, layout: str) -> dict[str, list[Path]]:
+    """Split name (as the copy names it) → its shard files, for the "parquet" or "arrow" layout."""
+    return _parquet_splits(root) if layout == "parquet" else _arrow_splits(root)
+
+
+def hf_records(root: Path, layout: str) -> dict[str, list[Record]]:
+    """The records of a Hugging Face copy by fedray split (train/validation/test); other splits dropped."""
+    files = standard_splits(hf_split_files(root, layout))
+    return {split: read_records(paths) for split, paths in files.items()}
+
+
+def standard_splits(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename ``train``/``validation``|``val``|``dev``/``test`` keys to fedray splits; drop the others."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        split = SPLIT_NAMES.get(name)
+        if split is None:
+            continue
+        if split in out:
+            raise DataError(f"splits {sorted(k for k in raw if SPLIT_NAMES.get(k) == split)} all map to "
+                            f"fedray's {split!r} split; keep only one of them")
+        out[split] = value
+    return out
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    return sorted({*root.glob("*.parquet"), *root.glob("*/*.parquet"), *root.glob("*/*/*.parquet")})
+
+
+def _parquet_splits(root: Path) -> dict[str, list[Path]]:
+    """Group ``<split>-0000x-of-0000N.parquet`` (or ``<split>/0000.parquet``) files by split name."""
+    found: dict[str, dict[Path, list[Path]]] = {}
+    for path in _parquet_files(root):
+        numbered = path.stem.isdigit()  # refs/convert/parquet style: <config>/<split>/0000.parquet
+        split = path.parent.name if numbered else path.stem.split("-")[0]
+        config_dir = path.parent.parent if numbered else path.parent
+        found.setdefault(split, {}).setdefault(config_dir, []).append(path)
+    if not found:
+        raise DataError(f"no *.parquet files under {root}; expected a Hugging Face hub snapshot such as "
+                        "data/train-00000-of-00001.parquet")
+    for split, dirs in found.items():
+        if len(dirs) > 1:
+            raise DataError(f"split {split!r} has parquet files in several folders "
+                            f"({sorted(map(str, dirs))}), probably several configs of one dataset; "
+                            "point data.root at one of them")
+    return {split: next(iter(dirs.values())) for split, dirs in found.items()}
+
+
+def _arrow_splits(root: Path) -> dict[str, list[Path]]:
+    """Split → ``.arrow`` shards of ``save_to_disk`` output (a DatasetDict, or one Dataset as "train")."""
+    if (root / "dataset_dict.json").is_file():
+        names = _json_field(root / "dataset_dict.json", "splits")
+        if not isinstance(names, list) or not names:
+            raise DataError(f"{root / 'dataset_dict.json'} lists no splits; expected "
+                            '{"splits": ["train", ...]} as written by datasets save_to_disk')
+        return {str(name): _arrow_shards(root / str(name)) for name in names}
+    if (root / "state.json").is_file():
+        return {"train": _arrow_shards(root)}
+    raise DataError(f"neither dataset_dict.json nor state.json under {root}; expected the folder written "
+                    "by datasets save_to_disk")
+
+
+def _arrow_shards(folder: Path) -> list[Path]:
+    state = folder / "state.json"
+    files = _json_field(state, "_data_files") if state.is_file() else None
+    paths = ([folder / str(f.get("filename")) for f in files if isinstance(f, dict)] if files
+             else sorted(folder.glob("data-*.arrow")) or sorted(folder.glob("*.arrow")))
+    if not paths or not all(p.is_file() for p in paths):
+        raise DataError(f"no readable .arrow shards in {folder} (looked for {[str(p) for p in paths]} or "
+                        "data-*.arrow); copy the whole save_to_disk folder")
+    return paths
+
+
+def _json_field(path: Path, name: str) -> Any:
+    data = read_json(path)
+    return data.get(name) if isinstance(data, dict) else None
+
+
+def _read_table(path: Path) -> list[Record]:
+    """Rows of a parquet file or an Arrow IPC stream/file, each named ``"<file> row <n>"``."""
+    try:
+        if path.suffix == ".parquet":
+            rows = pq.read_table(path).to_pylist()
+        else:
+            with pa.memory_map(str(path)) as src:
+                try:
+                    rows = pa.ipc.open_stream(src).read_all().to_pylist()
+                except pa.ArrowInvalid:
+                    src.seek(0)
+                    rows = pa.ipc.open_file(src).read_all().to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as {path.suffix[1:]}: {exc}; the file may be truncated, "
+                        "copy it again") from exc
+    return [Record(row, f"{path} row {i}") for i, row in enumerate(rows, start=1)]
+
+
+def build_tables(rows: Mapping[str, list[dict[str, Any]]], source: str) -> dict[str, pa.Table]:
+    """Sample tables by split; ``train`` must have rows, other empty splits are left out."""
+    if not rows.get("train"):
+        raise DataError(f"data source {source!r} found no training samples; check data.root and the "
+                        "source's options (filters such as english_only or require_image)")
+    return {split: samples_to_table(split_rows) for split, split_rows in rows.items() if split_rows}

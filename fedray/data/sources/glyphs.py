@@ -1,0 +1,189 @@
+"""The "glyphs" source: which writing system a letter belongs to, from its picture and its name.
+
+Real material only, all of it offline: the DejaVu typefaces that ship inside matplotlib and the character
+names of the Unicode Character Database in Python's :mod:`unicodedata`. A sample is one letter of one
+script (Latin, Greek, Cyrillic, Armenian, Georgian, Hebrew) that the fonts really contain:
+
+- ``image``: the glyph rendered black on white in a seeded choice among the fonts that cover it, at a
+  seeded size and offset, as an ``image_size``² RGB PNG;
+- ``text``: the letter's Unicode name with the script word removed, lower-cased ("LATIN CAPITAL LETTER A
+  WITH ACUTE" → "capital letter a with acute").
+
+Both modalities carry label information and neither carries all of it: many names say which script they
+come from ("letter alef", "small letter zhe") but some occur in several ("capital letter a" is Latin and
+Cyrillic), while some glyphs are distinctive (Hebrew, Georgian) and others are look-alikes (Latin A,
+Greek Alpha, Cyrillic A).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageDraw, ImageFont
+
+from fedray.data.schema import encode_png, samples_to_table
+from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.errors import DataError
+from fedray.seeding import derive_rng
+
+SCRIPTS: tuple[str, ...] = ("Latin", "Greek", "Cyrillic", "Armenian", "Georgian", "Hebrew")
+QUESTION = "Which writing system is this character from?"
+TASK = "script_id"
+SOURCE = "glyphs"
+
+#: The DejaVu faces used, as file names under ``matplotlib.get_data_path()/fonts/ttf``.
+FONT_FILES: tuple[str, ...] = (
+    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
+    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
+    "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
+)
+_LETTER_CATEGORIES = frozenset({"Lu", "Ll", "Lo"})
+# Glyph height as a share of the image side, and the largest offset from centre (same unit).
+_SIZE_RANGE = (0.55, 0.8)
+_MAX_SHIFT = 0.08
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One covered character: its code point, script index, name text and the fonts that draw it."""
+
+    codepoint: int
+    label: int
+    text: str
+    fonts: tuple[str, ...]  # full paths
+
+
+@DATA_SOURCES.register("glyphs")
+def load_glyphs_source(image_size: int = 32, samples_per_char: int = 6, max_per_class: int = 400,
+                       scripts: Sequence[str] | None = None, seed: int = 0) -> SourceData:
+    """Rendered letters of ``scripts`` (default: all of :data:`SCRIPTS`), balanced across scripts.
+
+    Each character yields up to ``samples_per_char`` renderings; every script keeps the same number of
+    samples, ``min(max_per_class, smallest script's renderings)``, preferring distinct characters over
+    repeated ones. Every random choice derives from ``seed``; the same options give the identical table.
+    """
+    _check_positive("image_size", image_size, minimum=8)
+    _check_positive("samples_per_char", samples_per_char)
+    _check_positive("max_per_class", max_per_class)
+    _check_positive("seed", seed, minimum=0)
+    chosen = _check_scripts(scripts)
+    table = _build_table(image_size, samples_per_char, max_per_class, chosen, seed)
+    return SourceData(splits={"train": table}, label_names=chosen, task=TASK,
+                      notes={"per_class": table.num_rows // len(chosen)})
+
+
+def _check_positive(name: str, value: object, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise DataError(f"data.options.{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_scripts(scripts: Sequence[str] | None) -> tuple[str, ...]:
+    """The requested scripts in :data:`SCRIPTS` order (labels follow that order)."""
+    if scripts is None:
+        return SCRIPTS
+    if isinstance(scripts, str) or not all(isinstance(s, str) for s in scripts):
+        raise DataError(f"data.options.scripts must be a list of script names, got {scripts!r}")
+    unknown = sorted(set(scripts) - set(SCRIPTS))
+    if unknown or len(set(scripts)) < 2:
+        raise DataError(f"data.options.scripts must name at least two of {', '.join(SCRIPTS)}; "
+                        f"got {list(scripts)!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return tuple(s for s in SCRIPTS if s in scripts)
+
+
+def font_paths() -> tuple[str, ...]:
+    """Full paths of :data:`FONT_FILES`; :class:`DataError` naming the first one that is missing."""
+    try:
+        import matplotlib
+    except ImportError as exc:  # a dependency of fedray, but say what to do if it is gone
+        raise DataError("the glyphs source renders matplotlib's DejaVu fonts; install matplotlib "
+                        "(pip install matplotlib)") from exc
+    font_dir = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+    paths = tuple(os.path.join(font_dir, name) for name in FONT_FILES)
+    for path in paths:
+        if not os.path.isfile(path):
+            raise DataError(f"font file {path} is missing; the glyphs source needs matplotlib's DejaVu "
+                            f"fonts ({', '.join(FONT_FILES)}); reinstall matplotlib")
+    return paths
+
+
+@functools.lru_cache(maxsize=1)
+def covered_letters() -> tuple[Letter, ...]:
+    """Every letter (Lu/Ll/Lo) of :data:`SCRIPTS` that at least one DejaVu face draws, by code point."""
+    from matplotlib.ft2font import FT2Font
+
+    paths = font_paths()
+    charmaps = {path: {cp for cp, glyph in FT2Font(path).get_charmap().items() if glyph} for path in paths}
+    prefixes = [(i, script.upper() + " ") for i, script in enumerate(SCRIPTS)]
+    letters = []
+    for cp in sorted(set().union(*charmaps.values())):
+        char = chr(cp)
+        if unicodedata.category(char) not in _LETTER_CATEGORIES:
+            continue
+        name = unicodedata.name(char, "")
+        for label, prefix in prefixes:
+            fonts = tuple(p for p in paths if cp in charmaps[p])
+            if name.startswith(prefix) and fonts:
+                letters.append(Letter(cp, label, name[len(prefix):].lower(), fonts))
+    return tuple(letters)
+
+
+# Arrow tables are immutable, so repeated loads in one process (tests, CLI, tune trials) can share one.
+@functools.lru_cache(maxsize=4)
+def _build_table(image_size: int, samples_per_char: int, max_per_class: int,
+                 scripts: tuple[str, ...], seed: int) -> pa.Table:
+    by_script = {s: [ltr for ltr in covered_letters() if SCRIPTS[ltr.label] == s] for s in scripts}
+    per_class = min(max_per_class, *(len(v) * samples_per_char for v in by_script.values()))
+    rows = []
+    for label, script in enumerate(scripts):
+        for letter, k in _select(by_script[script], samples_per_char, per_class,
+                                 derive_rng(seed, "glyphs", "select", script)):
+            rng = derive_rng(seed, "glyphs", "render", letter.codepoint, k)
+            rows.append(_row(letter, k, label, scripts, _render(letter, image_size, rng)))
+    return samples_to_table(rows)
+
+
+def _select(letters: list[Letter], samples_per_char: int, count: int,
+            rng: np.random.Generator) -> list[tuple[Letter, int]]:
+    """``count`` (letter, k) pairs: rendering k=0 of every letter in seeded order, then k=1, and so on."""
+    order = rng.permutation(len(letters))
+    pairs = [(letters[i], k) for k in range(samples_per_char) for i in order]
+    return sorted(pairs[:count], key=lambda pair: (pair[0].codepoint, pair[1]))
+
+
+@functools.lru_cache(maxsize=512)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
+def _render(letter: Letter, image_size: int, rng: np.random.Generator) -> Image.Image:
+    """The letter black on white in a seeded font, size and offset; the glyph's ink box is centred."""
+    path = letter.fonts[int(rng.integers(len(letter.fonts)))]
+    size = max(4, round(image_size * rng.uniform(*_SIZE_RANGE)))
+    dx, dy = np.rint(rng.uniform(-_MAX_SHIFT, _MAX_SHIFT, size=2) * image_size)
+    font = _font(path, size)
+    left, top, right, bottom = font.getbbox(chr(letter.codepoint))
+    x = (image_size - (right - left)) / 2 - left + dx
+    y = (image_size - (bottom - top)) / 2 - top + dy
+    img = Image.new("L", (image_size, image_size), 255)
+    ImageDraw.Draw(img).text((x, y), chr(letter.codepoint), font=font, fill=0)
+    return img.convert("RGB")
+
+
+def _row(letter: Letter, k: int, label: int, scripts: tuple[str, ...], img: Image.Image) -> dict:
+    return {
+        "id": f"glyphs-{letter.codepoint:04x}-{k}",
+        "image": encode_png(img),
+        "text": letter.text,
+        "question": QUESTION,
+        "choices": list(scripts),
+        "answer": scripts[label],
+        "label": label,
+        "task": TASK,
+        "source": SOURCE,
+    }

@@ -1,0 +1,67 @@
+"""The "medalpaca" source: Medical Meadow wikidoc medical flashcards (Han et al. 2023), text-only QA.
+
+Reads ``medical_meadow_wikidoc_medical_flashcards.json`` (a JSON list of ``{instruction, input, output}``;
+``data.root`` may be the file or its folder) or a Hugging Face copy with those columns. ``input`` is the
+question and ``output`` the answer; the constant instruction is dropped. Everything is training data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.data.sources._files import (
+    Record,
+    build_tables,
+    detect_layout,
+    hf_records,
+    read_json_records,
+)
+from fedray.errors import DataError
+
+SOURCE = "medalpaca"
+TASK = "medical_text_qa"
+FILE_NAME = "medical_meadow_wikidoc_medical_flashcards.json"
+
+
+@DATA_SOURCES.register("medalpaca")
+def load_medalpaca(root: str, layout: str = "auto") -> SourceData:
+    """Question/answer flashcards as one ``train`` split; rows with an empty input or output are skipped.
+
+    ``notes["skipped_empty"]`` counts the skipped rows.
+    """
+    base = Path(root)
+    layout = "original" if base.is_file() else detect_layout(base, (FILE_NAME,), layout, SOURCE)
+    if layout == "original":
+        records = read_json_records(base if base.is_file() else base / FILE_NAME)
+    else:
+        splits = hf_records(base, layout)
+        if "train" not in splits:
+            raise DataError(f"the Hugging Face copy under {base} has no 'train' split (found: "
+                            f"{', '.join(sorted(splits)) or 'none'}); point data.root at the flashcards")
+        records = splits["train"]
+    rows = [row for i, rec in enumerate(records) if (row := _sample(rec, i)) is not None]
+    return SourceData(splits=build_tables({"train": rows}, SOURCE), label_names=(), task=TASK,
+                      notes={"skipped_empty": len(records) - len(rows)})
+
+
+def _sample(rec: Record, index: int) -> dict[str, Any] | None:
+    """The sample of one flashcard, or ``None`` when its question or answer is empty (or null)."""
+    for name in ("input", "output"):
+        if name not in rec.data:  # a missing column is a wrong file, not an empty card
+            rec.require(name)
+    question, answer = str(rec.get("input", "")).strip(), str(rec.get("output", "")).strip()
+    if not question or not answer:
+        return None
+    return {
+        "id": f"{SOURCE}-{index}",
+        "image": None,
+        "text": None,
+        "question": question,
+        "choices": None,
+        "answer": answer,
+        "label": None,
+        "task": TASK,
+        "source": SOURCE,
+    }

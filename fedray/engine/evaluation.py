@@ -1,0 +1,72 @@
+"""Driver-side evaluation: which sets and test conditions to run, and turning generations into metrics.
+
+Generation happens on the client actors (sharded); scoring happens here, on the few columns it needs.
+Metric names: the main test set under full modalities gives bare names (``accuracy``, ``macro_f1``,
+``invalid_rate``, ``auc`` ...); another condition prefixes it (``image_only/accuracy``); another eval set
+prefixes its name (``slake/accuracy``). The validation split is scored apart, to pick the best round
+without looking at the test set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedray.client.metrics import roc_auc, score_generations
+from fedray.client.scoring import binary_auc_scores
+from fedray.config.schema import Scenario
+from fedray.data.federated import EvalSet, FederatedData
+from fedray.engine.pool import ActorPool
+
+SCORING_COLUMNS = ("id", "choices", "answer", "label", "answer_type", "question_type")
+EVAL_TIMEOUT_S = 1800.0
+
+
+class Evaluator:
+    """Scores a global adapter (an ObjectRef) on the scenario's eval sets."""
+
+    def __init__(self, scenario: Scenario, data: FederatedData, pool: ActorPool) -> None:
+        self.cfg = scenario.eval
+        self.pool = pool
+        self.tests = data.tests
+        self.validation = data.validation
+        sets = data.tests + ([data.validation] if data.validation else [])
+        self.rows = {s.name: s.table.select(list(SCORING_COLUMNS)).to_pylist() for s in sets}
+
+    @staticmethod
+    def eval_tables(data: FederatedData) -> dict[str, Any]:
+        """Name → table of every set the actors must hold."""
+        sets = data.tests + ([data.validation] if data.validation else [])
+        return {s.name: s.table for s in sets}
+
+    def test(self, state_ref: Any) -> dict[str, float]:
+        """Every test set; the main one under each of ``eval.conditions``."""
+        metrics: dict[str, float] = {}
+        for index, eval_set in enumerate(self.tests):
+            conditions = self.cfg.conditions if index == 0 else ("full",)
+            for condition in conditions:
+                prefix = _prefix(eval_set.name if index else "", "" if condition == "full" else condition)
+                scored = self._score(state_ref, eval_set, condition)
+                metrics.update({prefix + k: v for k, v in scored.items()})
+        return metrics
+
+    def validate(self, state_ref: Any) -> dict[str, float]:
+        """The validation split under full modalities (empty when the scenario has none)."""
+        return self._score(state_ref, self.validation, "full") if self.validation else {}
+
+    def _score(self, state_ref: Any, eval_set: EvalSet, condition: str) -> dict[str, float]:
+        rows = self.rows[eval_set.name]
+        if not rows:
+            return {}
+        binary = self.cfg.option_scores and all(len(r["choices"] or ()) == 2 for r in rows)
+        shard = self.pool.evaluate(state_ref, eval_set.name, len(rows), EVAL_TIMEOUT_S, condition,
+                                   score_options=binary)
+        metrics = score_generations(rows, shard.generations, eval_set.label_names)
+        if binary and shard.option_logprobs is not None:
+            metrics["auc"] = roc_auc(binary_auc_scores(shard.option_logprobs),
+                                     [list(r["choices"]).index(r["answer"]) for r in rows])
+        return metrics
+
+
+def _prefix(*parts: str) -> str:
+    named = [p for p in parts if p]
+    return "/".join(named) + "/" if named else ""
