@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedray.client.objectives import OBJECTIVES
 from fedray.config.load import register_semantic_check
 from fedray.config.schema import Scenario, SourceConfig
 from fedray.data.modality import MODALITY_SCENARIOS
@@ -25,6 +26,7 @@ def check_plugin_names(scenario: Scenario) -> list[str]:
     named = [("data.source", DATA_SOURCES, scenario.data.source),
              ("partition.name", partitioners, scenario.partition.name),
              ("modality.name", MODALITY_SCENARIOS, scenario.modality.name),
+             ("objective.name", OBJECTIVES, scenario.objective.name),
              ("model.name", MODEL_BUILDERS, scenario.model.name)]
     named += [(f"data.{where}.source", DATA_SOURCES, src.source) for where, src in _further_sources(scenario)]
     for path, registry, name in named:
@@ -32,6 +34,11 @@ def check_plugin_names(scenario: Scenario) -> list[str]:
             problems.append(f"{path}: {registry.unknown_message(name)}")
     problems += [f"strategy: {p}" for p in param_problems(scenario.strategy.name,
                                                           dict(scenario.strategy.options))]
+    if scenario.objective.name in OBJECTIVES:
+        known = set(OBJECTIVES.get(scenario.objective.name).__dataclass_fields__)
+        problems += [f"objective: {scenario.objective.name!r} has no parameter {key!r}; it accepts: "
+                     f"{', '.join(sorted(known)) or 'none'}" for key in scenario.objective.options
+                     if key not in known]
     return problems
 
 

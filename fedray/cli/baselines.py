@@ -26,7 +26,8 @@ MODES = ("zero_shot", "local", "centralized", "federated")
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenarios", nargs="+",
                         help="scenario YAML files, then optional key=value overrides")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated (default {','.join(MODES)})")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated (default {','.join(MODES)})")
     parser.add_argument("--out", default="runs/baselines", help="output directory (default runs/baselines)")
 
 

@@ -8,7 +8,7 @@ fit is reproducible on CPU.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ class TrainStats:
     steps: int
     mean_loss: float
     last_loss: float
+    extras: dict[str, Any] = field(default_factory=dict)  # from the objective (e.g. SCAFFOLD variates)
 
 
 def num_local_steps(cfg: TrainConfig, num_examples: int) -> int:
@@ -68,6 +69,14 @@ def move_batch(batch: Mapping[str, torch.Tensor], device: torch.device, dtype: t
             for k, v in batch.items()}
 
 
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """A fresh local optimizer (state is not kept across rounds, as in the reference)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             betas=(cfg.adam_beta1, cfg.adam_beta2))
+
+
 def local_train(
     model: Any,
     collator: Collator,
@@ -79,25 +88,25 @@ def local_train(
 ) -> TrainStats:
     """Train ``model``'s trainable (adapter) params on ``rows`` in place."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=(cfg.adam_beta1, cfg.adam_beta2))
+    optimizer = make_optimizer(params, cfg)
     steps = num_local_steps(cfg, len(rows))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
     device, dtype = params[0].device, next(model.parameters()).dtype
     model.train()
-    objective.begin(model, global_state)
-    losses = []
+    run = objective.begin(model, global_state)
+    losses, lrs = [], []
     for idx in batch_indices(len(rows), cfg.batch_size, steps, rng):
         batch = move_batch(collator.train_batch([rows[i] for i in idx]), device, dtype)
-        loss = objective.loss(model, model(**batch).loss)
+        loss = run.loss(model, model(**batch).loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        objective.after_backward(model)
+        run.after_backward(model)
         if cfg.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
         losses.append(float(loss.detach()))
     model.eval()
-    return TrainStats(num_examples=len(rows), steps=steps,
-                      mean_loss=float(np.mean(losses)), last_loss=losses[-1])
+    return TrainStats(num_examples=len(rows), steps=steps, mean_loss=float(np.mean(losses)),
+                      last_loss=losses[-1], extras=run.extras(model, steps, float(np.mean(lrs))))

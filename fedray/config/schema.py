@@ -170,6 +170,8 @@ class TrainConfig:
     local_steps: Optional[int] = spec(10, ge=1, help="optimizer steps per fit (or use local_epochs)")
     local_epochs: Optional[float] = spec(None, gt=0.0, help="passes over the client data per fit")
     batch_size: int = spec(8, ge=1)
+    optimizer: Literal["adamw", "sgd"] = spec("adamw", help="local optimizer, new every fit (sgd: plain, "
+                                                             "as SCAFFOLD's analysis assumes)")
     lr: float = spec(1e-3, gt=0.0)
     weight_decay: float = spec(0.0, ge=0.0)
     adam_beta1: float = spec(0.9, ge=0.0, lt=1.0)
@@ -193,6 +195,15 @@ class StrategyConfig:
     name: str = spec("fedavg", help="registered strategy name")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
                                       help="strategy parameters, e.g. eta: 0.01")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The client-side objective, by registered name, with its parameters inline (e.g. mu: 0.01)."""
+
+    name: str = spec("plain", help="registered objective: plain, fedprox or adaptive_prox")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="objective parameters, e.g. mu: 0.01")
 
 
 @dataclass(frozen=True)
@@ -256,6 +267,7 @@ class Scenario:
     lora: LoraConfig = spec(default_factory=LoraConfig)
     train: TrainConfig = spec(default_factory=TrainConfig)
     strategy: StrategyConfig = spec(default_factory=StrategyConfig)
+    objective: ObjectiveConfig = spec(default_factory=ObjectiveConfig)
     federation: FederationConfig = spec(default_factory=FederationConfig)
     eval: EvalConfig = spec(default_factory=EvalConfig)
     resources: ResourcesConfig = spec(default_factory=ResourcesConfig)

@@ -16,17 +16,20 @@ import pyarrow as pa
 import torch
 
 from fedray.client.evaluate import generate_answers
+from fedray.client.objectives import LocalObjective, build_objective
 from fedray.client.scoring import option_logprobs
 from fedray.client.train import local_train
 from fedray.config.schema import Scenario
 from fedray.data.modality import CONDITION_MASKS, mask_rows
 from fedray.data.prompts import format_choice
+from fedray.engine.client_state import ClientStateStore
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
 from fedray.models.lora import AdapterState, apply_lora, get_adapter_state, set_adapter_state, state_nbytes
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
 from fedray.strategies import ClientFailure, ClientResult, build_strategy
+from fedray.strategies.registry import accepted_params
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class ClientActor:
             client_id=task.client_id, num_examples=stats.num_examples,
             metrics={"train_loss": stats.mean_loss, "last_loss": stats.last_loss,
                      "steps": float(stats.steps)},
-            extras=task.objective.extras(self.model), params_nbytes=state_nbytes(params),
+            extras=stats.extras, params_nbytes=state_nbytes(params),
             fit_s=time.perf_counter() - start,
         )
         return report, params
@@ -97,27 +100,33 @@ class ClientActor:
 
 
 class AggregatorActor:
-    """Holds the global adapter and the strategy; runs on the driver's node.
+    """Holds the global adapter, the strategy and the client-state store; runs on the driver's node.
 
-    In the ``local`` baseline there is no aggregation: each client keeps its own adapter here, and a
-    client's next fit starts from it (the clients never see each other's updates).
+    In the ``local`` baseline there is no aggregation: each client keeps its own adapter in the store,
+    and a client's next fit starts from it (the clients never see each other's updates).
     """
 
     def __init__(self, scenario: Scenario, initial_state: AdapterState) -> None:
-        self.strategy = build_strategy(scenario.strategy.name, **dict(scenario.strategy.options))
+        options = dict(scenario.strategy.options)
+        if "num_clients" in accepted_params(scenario.strategy.name) and "num_clients" not in options:
+            options["num_clients"] = scenario.partition.num_clients  # e.g. SCAFFOLD's 1/N step
+        self.strategy = build_strategy(scenario.strategy.name, **options)
+        self.objective = build_objective(scenario.objective.name, **dict(scenario.objective.options))
         self.global_state = initial_state
         self.isolated = scenario.mode == "local"
-        self.client_states: dict[int, AdapterState] = {}
+        self.clients = ClientStateStore()
 
     def get_global(self) -> AdapterState:
         return self.global_state
 
     def get_client_state(self, client_id: int) -> AdapterState:
         """The adapter a client starts from in the local baseline (the initial one before its first fit)."""
-        return self.client_states.get(client_id, self.global_state)
+        return (self.clients.get(client_id) or {}).get("adapter", self.global_state)
 
-    def configure_fit(self, server_round: int, cohort: list[int]):
-        return self.strategy.configure_fit(server_round, cohort)
+    def configure_fit(self, server_round: int, cohort: list[int]) -> dict[int, LocalObjective]:
+        """Each cohort member's objective: the strategy's for this round, with the client's own state."""
+        objective = self.strategy.configure_fit(server_round, cohort, self.global_state, self.objective)
+        return {c: objective.for_client(self.clients.get(c)) for c in cohort}
 
     def aggregate(self, server_round: int, reports: list[FitReport], params: list[Any],
                   failures: list[ClientFailure]) -> dict[str, float]:
@@ -125,8 +134,12 @@ class AggregatorActor:
         import ray
 
         states = ray.get(list(params))
+        for report in reports:
+            if "control_variate" in report.extras:
+                self.clients.update(report.client_id, control_variate=report.extras["control_variate"])
         if self.isolated:
-            self.client_states.update({r.client_id: s for r, s in zip(reports, states)})
+            for report, state in zip(reports, states):
+                self.clients.update(report.client_id, adapter=state)
             return {"clients_kept": float(len(states))}
         results = [ClientResult(client_id=r.client_id, num_examples=r.num_examples, params=s,
                                 metrics=r.metrics, extras=r.extras)

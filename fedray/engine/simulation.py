@@ -133,9 +133,10 @@ class Simulation:
         global_ref = self.aggregator.get_global.remote()  # stored once, shared by every fit
         start_refs = {c: self.aggregator.get_client_state.remote(c) for c in cohort} \
             if self.scenario.mode == "local" else None
-        objective = ray.get(self.aggregator.configure_fit.remote(server_round, cohort), timeout=60)
-        tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c), objective,
-                         derive_seed(self.scenario.seed, "fit", server_round, c)) for c in cohort]
+        objectives = ray.get(self.aggregator.configure_fit.remote(server_round, cohort), timeout=60)
+        tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c),
+                         objectives[c], derive_seed(self.scenario.seed, "fit", server_round, c))
+                 for c in cohort]
         outcome = self.pool.fit(tasks, global_ref, fed.round_timeout_s, start_refs)
         record.time_s["fit"] = time.perf_counter() - start
         self._account(record, outcome, dispatched=len(tasks))

@@ -43,9 +43,8 @@ def apply_lora(model: Any, cfg: LoraConfig) -> Any:
 
 def get_adapter_state(model: Any) -> AdapterState:
     """The adapter tensors as detached CPU copies (safe to ship and to mutate)."""
-    from peft import get_peft_model_state_dict
 
-    state = get_peft_model_state_dict(model)
+    state = _peft_state(model)
     return {key: tensor.detach().to("cpu", copy=True) for key, tensor in state.items()}
 
 
@@ -64,11 +63,35 @@ def set_adapter_state(model: Any, state: AdapterState) -> None:
 
 
 def get_adapter_state_keys(model: Any) -> list[str]:
+    return list(_peft_state(model).keys())
+
+
+def _peft_state(model: Any) -> AdapterState:
+    # save_embedding_layers=False: when LoRA targets an output head or embedding, PEFT would otherwise
+    # add that layer's frozen base weight to the state, and base weights must never be shipped.
     from peft import get_peft_model_state_dict
 
-    return list(get_peft_model_state_dict(model).keys())
+    return get_peft_model_state_dict(model, save_embedding_layers=False)
 
 
 def state_nbytes(state: AdapterState) -> int:
     """Bytes a state occupies on the wire (tensor payload only)."""
     return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def adapter_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
+    """The trainable parameters keyed like the adapter state (adapter name and PEFT wrappers removed).
+
+    A parameter ``...q_proj.lora_A.default.weight`` is state key ``...q_proj.lora_A.weight``;
+    ``...projector.modules_to_save.default.linear_1.weight`` is ``...projector.linear_1.weight``.
+    """
+    named = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            key = name.replace(".modules_to_save.default.", ".").replace(".default.", ".")
+            named[key] = param
+    expected = set(get_adapter_state_keys(model))
+    if set(named) != expected:
+        raise ModelError(f"trainable parameters do not map onto the adapter state: unmatched "
+                         f"{sorted(set(named) ^ expected)[:5]}")
+    return named

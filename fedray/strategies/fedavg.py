@@ -10,7 +10,8 @@ from fedray.strategies.base import (
     ClientFailure,
     ClientResult,
     Strategy,
-    check_results,
+    round_metrics,
+    usable_results,
     weighted_mean,
 )
 from fedray.strategies.registry import STRATEGIES
@@ -27,6 +28,6 @@ class FedAvg(Strategy):
         results: Sequence[ClientResult],
         failures: Sequence[ClientFailure],
     ) -> tuple[AdapterState, dict[str, float]]:
-        check_results(global_state, results)
+        results, rejected = usable_results(global_state, results, failures)
         new_state = weighted_mean([r.params for r in results], [r.num_examples for r in results])
-        return new_state, {"num_results": float(len(results)), "num_failures": float(len(failures))}
+        return new_state, round_metrics(results, failures, rejected)

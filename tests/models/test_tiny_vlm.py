@@ -81,3 +81,13 @@ def test_generation_batch_is_left_padded():
     batch = collator.generation_batch([_row(), _row(with_image=False)])
     assert batch["attention_mask"][1, 0] == 0 and batch["attention_mask"][1, -1] == 1
     assert batch["attention_mask"][0].all()
+
+
+def test_lora_on_the_output_head_ships_no_base_weight():
+    # PEFT would add lm_head's frozen base weight to the state when LoRA targets it; we never ship it.
+    built = build_model(ModelConfig(tiny=TinyVlmConfig(vision_layers=1, text_layers=1)))
+    model = apply_lora(built.model, LoraConfig(rank=2, target_modules=r".*(q_proj|lm_head)"))
+    state = get_adapter_state(model)
+    assert any("lm_head.lora_A" in k for k in state)
+    assert not [k for k in state if "base_layer" in k or "lora_" not in k]
+    set_adapter_state(model, state)  # the same keys load back
