@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from fedray.config.load import load_scenario
 from fedray.engine.history import RoundRecord
+from fedray.errors import FedRayError
 
 HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", help="scenario YAML file, e.g. scenarios/mini.yaml")
+    parser.add_argument("scenario", nargs="?", help="scenario YAML file, e.g. scenarios/mini.yaml")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. train.lr=1e-4")
     parser.add_argument("--run-dir", default=None, help="run directory (default runs/<name>-<time>)")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue a stopped run from its last checkpoint (with its own config)")
 
 
 #: Test metrics shown on the progress line and in the summary table, with their short names.
@@ -56,7 +60,15 @@ def main(args: argparse.Namespace) -> int:
     import fedray.checks  # noqa: F401  (registry-aware checks)
     from fedray.engine.simulation import run
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    if args.resume:
+        if args.scenario or args.overrides or args.run_dir:
+            raise FedRayError("--resume RUN_DIR takes no scenario, overrides or --run-dir: a resumed run "
+                              "uses the config.yaml in its run directory")
+        scenario = load_scenario(Path(args.resume) / "config.yaml")
+    elif args.scenario is None:
+        raise FedRayError("give a scenario file (e.g. scenarios/mini.yaml) or --resume RUN_DIR")
+    else:
+        scenario = load_scenario(args.scenario, args.overrides)
     total = scenario.federation.rounds
 
     def on_round(record: RoundRecord) -> None:
@@ -66,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
           f"{scenario.federation.clients_per_round} per round, {total} rounds, modality "
           f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
           flush=True)
-    summary = run(scenario, args.run_dir, on_round=on_round)
+    summary = run(scenario, args.resume or args.run_dir, on_round=on_round, resume=bool(args.resume))
     print()
     print(summary_table(summary.rounds))
     if summary.best_round is not None:

@@ -214,6 +214,9 @@ class FederationConfig:
     clients_per_round: int = spec(3, ge=1)
     min_fit_clients: int = spec(1, ge=1, help="a round with fewer successful fits fails the run")
     round_timeout_s: float = spec(600.0, gt=0.0, help="fits not back by then count as failures")
+    checkpoint_every: int = spec(1, ge=0, help="checkpoint every N rounds for --resume (0: never)")
+    fit_retries: int = spec(0, ge=0, help="retries of a fit whose actor died, on another actor "
+                                        "(0: the client is a failure for that round)")
     sampler: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: the reference's cohorts, random.seed(round) + random.sample")
 

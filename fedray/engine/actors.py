@@ -150,3 +150,13 @@ class AggregatorActor:
 
     def global_nbytes(self) -> int:
         return state_nbytes(self.global_state)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything server-side a checkpoint must hold."""
+        return {"global_state": self.global_state, "strategy": self.strategy.state_dict(),
+                "clients": self.clients.state_dict()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.global_state = snapshot["global_state"]
+        self.strategy.load_state_dict(snapshot["strategy"])
+        self.clients.load_state_dict(snapshot["clients"])

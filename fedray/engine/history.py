@@ -28,6 +28,13 @@ class RoundRecord:
     bytes_up: int = 0
     aggregate: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> RoundRecord:
+        """The inverse of :meth:`to_json` (JSON's string keys of ``client_eval`` become ints again)."""
+        fields = {k: v for k, v in record.items() if k != "round"}
+        fields["client_eval"] = {int(k): v for k, v in fields.get("client_eval", {}).items()}
+        return cls(server_round=record["round"], **fields)
+
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["round"] = record.pop("server_round")

@@ -59,9 +59,13 @@ class ActorPool:
                  start_timeout_s: float = 300.0) -> None:
         res = scenario.resources
         check_capacity(res)
+        self.retries = scenario.federation.fit_retries
         remote_cls = ray.remote(ClientActor).options(
             num_cpus=res.cpus_per_actor, num_gpus=res.gpus_per_actor, max_concurrency=1)
-        self.actors = [remote_cls.remote(scenario, train_ref, eval_ref) for _ in range(res.actors)]
+        # Kept to build a replacement when an actor dies (it rebuilds its model from the scenario).
+        self._new_actor = lambda: remote_cls.remote(scenario, train_ref, eval_ref)
+        self.actors = [self._new_actor() for _ in range(res.actors)]
+        self.restarts = 0
         self.info = self._wait_ready(start_timeout_s, res)
 
     def _wait_ready(self, timeout_s: float, res: ResourcesConfig) -> list[dict[str, Any]]:
@@ -86,45 +90,69 @@ class ActorPool:
             start_refs: Mapping[int, Any] | None = None) -> FitOutcome:
         """Run ``tasks`` over the pool; fits not done by the deadline become failures.
 
-        Every fit starts from ``global_ref``, or from ``start_refs[client_id]`` where given.
+        Every fit starts from ``global_ref``, or from ``start_refs[client_id]`` where given. A fit whose
+        actor dies is retried on another actor up to ``federation.fit_retries`` times (fits are pure
+        functions of (round, client), so a retry gives the same result), else it is a failure; the dead
+        actor is replaced by a new one that rebuilds its model.
         """
         deadline = time.monotonic() + timeout_s
-        queue = list(tasks)
-        in_flight: dict[Any, tuple[Any, Any, FitTask]] = {}  # report ref → (actor, params ref, task)
+        queue = [(task, 0) for task in tasks]
+        in_flight: dict[Any, tuple[Any, Any, FitTask, int]] = {}  # report ref → (actor, params, task, try)
         idle = list(self.actors)
         outcome = FitOutcome()
         while queue or in_flight:
             while queue and idle:
-                actor, task = idle.pop(0), queue.pop(0)
+                actor, (task, attempt) = idle.pop(0), queue.pop(0)
                 start = (start_refs or {}).get(task.client_id, global_ref)
                 report_ref, params_ref = actor.fit.options(num_returns=2).remote(task, start)
-                in_flight[report_ref] = (actor, params_ref, task)
+                in_flight[report_ref] = (actor, params_ref, task, attempt)
             remaining = deadline - time.monotonic()
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.0, remaining))
             if not done:
-                self._expire(in_flight, queue, outcome, timeout_s)
+                self._expire(in_flight, [t for t, _ in queue], outcome, timeout_s)
                 break
-            actor, params_ref, task = in_flight.pop(done[0])
+            actor, params_ref, task, attempt = in_flight.pop(done[0])
+            died = self._collect(done[0], params_ref, task, outcome, retry=attempt < self.retries)
+            if died:
+                actor = self._replace(actor)
+                if attempt < self.retries:
+                    queue.append((task, attempt + 1))
             idle.append(actor)
-            self._collect(done[0], params_ref, task, outcome)
         return outcome
 
+    def _replace(self, dead: Any) -> Any:
+        """Swap a dead actor for a fresh one (built asynchronously; Ray queues calls until it is up)."""
+        fresh = self._new_actor()
+        self.actors[self.actors.index(dead)] = fresh
+        self.restarts += 1
+        logger.warning("a client actor died; started a replacement (%d restarts so far)", self.restarts)
+        return fresh
+
     @staticmethod
-    def _collect(report_ref: Any, params_ref: Any, task: FitTask, outcome: FitOutcome) -> None:
+    def _collect(report_ref: Any, params_ref: Any, task: FitTask, outcome: FitOutcome,
+                 retry: bool) -> bool:
+        """Record the fit's report or failure; True when its actor died (it must be replaced)."""
         try:
             report = ray.get(report_ref)
+        except ray.exceptions.RayActorError as exc:
+            logger.error("client %d's actor died in round %d%s", task.client_id, task.server_round,
+                         " (retrying on another actor)" if retry else "", exc_info=exc)
+            if not retry:
+                outcome.failures.append(ClientFailure(task.client_id, f"actor died: {_root_cause(exc)}"))
+            return True
         except Exception as exc:  # a client's exception must not end the round for the others
             logger.error("client %d failed in round %d", task.client_id, task.server_round,
                          exc_info=exc)
             outcome.failures.append(ClientFailure(task.client_id, f"{type(exc).__name__}: {exc}"))
-            return
+            return False
         outcome.reports.append(report)
         outcome.params.append(params_ref)
+        return False
 
     @staticmethod
     def _expire(in_flight: dict, queue: list[FitTask], outcome: FitOutcome, timeout_s: float) -> None:
         reason = f"timed out: not done within federation.round_timeout_s={timeout_s:g}"
-        for ref, (_, _, task) in in_flight.items():
+        for ref, (_, _, task, _) in in_flight.items():
             ray.cancel(ref)
             outcome.failures.append(ClientFailure(task.client_id, reason))
         outcome.failures += [ClientFailure(task.client_id, reason + " (never started)") for task in queue]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fedray.config.load import dump_scenario
 from fedray.config.schema import Scenario
+from fedray.errors import FedRayError
 from fedray.models.lora import AdapterState
 
 
@@ -32,6 +33,15 @@ class RunDir:
         run = cls(Path(path))
         run.path.mkdir(parents=True, exist_ok=True)
         dump_scenario(scenario, run.config_path)
+        run._attach_log()
+        return run
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunDir:
+        """An existing run directory, to resume: its config is kept as written."""
+        run = cls(Path(path))
+        if not run.config_path.exists():
+            raise FedRayError(f"{path} is not a fedray run directory (no config.yaml)")
         run._attach_log()
         return run
 

@@ -25,6 +25,7 @@ from fedray.config.schema import Scenario
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, write_manifest
 from fedray.engine.actors import AggregatorActor
+from fedray.engine.checkpoint import load_checkpoint, save_checkpoint, truncate_history
 from fedray.engine.evaluation import Evaluator
 from fedray.engine.history import HistoryWriter, RoundRecord
 from fedray.engine.pool import ActorPool, FitOutcome
@@ -32,7 +33,7 @@ from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
 from fedray.engine.sampler import sample_cohort
 from fedray.engine.tasks import FitTask
-from fedray.errors import SchedulingError
+from fedray.errors import FedRayError, SchedulingError
 from fedray.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,12 @@ class Simulation:
     """One run of a scenario on Ray actors."""
 
     def __init__(self, scenario: Scenario, run_dir: str | Path | None = None,
-                 on_round: RoundCallback | None = None) -> None:
+                 on_round: RoundCallback | None = None, resume: bool = False) -> None:
         self.scenario = scenario
-        self.run = RunDir.create(scenario, run_dir)
+        self.resume = resume
+        if resume and run_dir is None:
+            raise FedRayError("resuming needs the run directory to continue")
+        self.run = RunDir.reopen(run_dir) if resume else RunDir.create(scenario, run_dir)
         self.on_round = on_round
         self.history = HistoryWriter(self.run.history_path)
         self.best_validation = float("-inf")
@@ -79,14 +83,35 @@ class Simulation:
             self._prepare_data()
             started_ray = ensure_ray(s.resources)
             self._start_actors()
-            if s.eval.at_start or s.mode == "zero_shot":
+            first = self._restore() + 1 if self.resume else 1
+            if first == 1 and (s.eval.at_start or s.mode == "zero_shot"):
                 self.summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
             rounds = 0 if s.mode == "zero_shot" else s.federation.rounds
-            for server_round in range(1, rounds + 1):
+            for server_round in range(first, rounds + 1):
                 self.summary.rounds.append(self._round(server_round))
+                self._checkpoint_if_due(server_round)
         finally:
             self._finish(started_ray)
         return self.summary
+
+    def _checkpoint_if_due(self, server_round: int) -> None:
+        every = self.scenario.federation.checkpoint_every
+        if every and (server_round % every == 0 or server_round == self.scenario.federation.rounds):
+            snapshot = ray.get(self.aggregator.snapshot.remote(), timeout=600)
+            save_checkpoint(self.run.path, {"round": server_round, "aggregator": snapshot,
+                                            "driver": {"best_validation": self.best_validation,
+                                                       "best_round": self.summary.best_round}})
+
+    def _restore(self) -> int:
+        """Load the run directory's checkpoint into the aggregator; return the round it ended."""
+        payload = load_checkpoint(self.run.path)
+        ray.get(self.aggregator.restore.remote(payload["aggregator"]), timeout=600)
+        self.best_validation = payload["driver"]["best_validation"]
+        self.summary.best_round = payload["driver"]["best_round"]
+        kept = truncate_history(self.run.history_path, payload["round"])
+        self.summary.rounds = [RoundRecord.from_json(r) for r in kept]
+        logger.info("resumed %s after round %d", self.run.path, payload["round"])
+        return int(payload["round"])
 
     def _prepare_data(self) -> None:
         s = self.scenario
@@ -247,6 +272,6 @@ def _summary_json(scenario: Scenario, summary: RunSummary) -> dict[str, Any]:
 
 
 def run(scenario: Scenario, run_dir: str | Path | None = None,
-        on_round: RoundCallback | None = None) -> RunSummary:
-    """Run ``scenario`` and return its summary (see :class:`Simulation`)."""
-    return Simulation(scenario, run_dir, on_round).execute()
+        on_round: RoundCallback | None = None, resume: bool = False) -> RunSummary:
+    """Run ``scenario`` (or continue the stopped run in ``run_dir``) and return its summary."""
+    return Simulation(scenario, run_dir, on_round, resume).execute()

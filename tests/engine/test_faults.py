@@ -1,0 +1,49 @@
+"""A client actor killed during a round: its client fails that round, the actor is replaced, the run
+goes on; with retries the fit is redone on another actor."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+import ray
+
+from fedray.engine.history import read_history
+from fedray.engine.simulation import Simulation
+from tests.engine.test_simulation import small_scenario
+
+pytestmark = pytest.mark.ray
+
+
+def _killer(sim_box: dict, at_round: int, delay_s: float):
+    """on_round callback: once round ``at_round - 1`` is recorded, kill actor 0 shortly after."""
+
+    def on_round(record):
+        if record.server_round == at_round - 1:
+            sim = sim_box["sim"]
+            victim = sim.pool.actors[0]
+            threading.Timer(delay_s, lambda: ray.kill(victim, no_restart=True)).start()
+
+    return on_round
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_actor_killed_mid_round(ray_cluster, tmp_path, retries):
+    base = small_scenario()
+    s = replace(base, train=replace(base.train, local_steps=25),
+                federation=replace(base.federation, rounds=3, fit_retries=retries),
+                eval=replace(base.eval, every=0, at_start=False))
+    box: dict = {}
+    sim = Simulation(s, tmp_path, on_round=_killer(box, at_round=2, delay_s=1.0))
+    box["sim"] = sim
+    sim.execute()
+    history = read_history(tmp_path / "history.jsonl")
+    assert [h["round"] for h in history] == [1, 2, 3]
+    if retries:
+        assert history[1]["failures"] == [] and history[1]["aggregate"]["num_results"] == 3
+    else:
+        assert [f["client_id"] for f in history[1]["failures"]] and \
+            all("actor died" in f["reason"] for f in history[1]["failures"])
+    assert history[2]["failures"] == [] and history[2]["aggregate"]["num_results"] == 3, \
+        "the replacement actor serves the next round"
