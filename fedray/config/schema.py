@@ -222,6 +222,16 @@ class FederationConfig:
 
 
 @dataclass(frozen=True)
+class SystemConfig:
+    """Simulated system heterogeneity (seeded; recorded in the history apart from real failures)."""
+
+    availability: float = spec(1.0, gt=0.0, le=1.0, help="chance a client can be sampled in a round")
+    dropout: float = spec(0.0, ge=0.0, lt=1.0, help="chance a sampled client drops out, losing its update")
+    slow_fraction: float = spec(0.0, ge=0.0, le=1.0, help="share of clients that are slow (fixed per client)")
+    slow_factor: float = spec(1.0, ge=1.0, help="how many times longer a slow client's fit takes")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Evaluation of the global model on the held-out test split."""
 
@@ -273,6 +283,7 @@ class Scenario:
     objective: ObjectiveConfig = spec(default_factory=ObjectiveConfig)
     federation: FederationConfig = spec(default_factory=FederationConfig)
     eval: EvalConfig = spec(default_factory=EvalConfig)
+    system: SystemConfig = spec(default_factory=SystemConfig)
     resources: ResourcesConfig = spec(default_factory=ResourcesConfig)
     output: OutputConfig = spec(default_factory=OutputConfig)
 

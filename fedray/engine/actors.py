@@ -34,6 +34,15 @@ from fedray.strategies.registry import accepted_params
 logger = logging.getLogger(__name__)
 
 
+def peak_memory_mb(device: torch.device | None = None) -> float:
+    """Peak memory of this process so far, in MiB: CUDA's max allocated on a GPU, else the max RSS."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def pick_device() -> torch.device:
     """The device torch can use here (Ray may assign a GPU that torch cannot see, e.g. a fake one)."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,12 +84,14 @@ class ClientActor:
             stats = local_train(self.model, self.collator, rows, self.scenario.train,
                                 task.objective, global_state, rng)
         params = get_adapter_state(self.model)
+        if task.slowdown > 1.0:  # simulated slow device (system heterogeneity)
+            time.sleep((task.slowdown - 1.0) * (time.perf_counter() - start))
         report = FitReport(
             client_id=task.client_id, num_examples=stats.num_examples,
             metrics={"train_loss": stats.mean_loss, "last_loss": stats.last_loss,
                      "steps": float(stats.steps)},
             extras=stats.extras, params_nbytes=state_nbytes(params),
-            fit_s=time.perf_counter() - start,
+            fit_s=time.perf_counter() - start, peak_mem_mb=peak_memory_mb(self.device),
         )
         return report, params
 

@@ -18,11 +18,14 @@ class RoundRecord:
     server_round: int
     clients: list[int] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    system: dict[str, list[int]] = field(default_factory=dict)  # simulated: unavailable, dropped, slow
     train_loss: float | None = None
     eval: dict[str, float] = field(default_factory=dict)  # test metrics (see engine.evaluation)
     validation: dict[str, float] = field(default_factory=dict)
     client_eval: dict[int, dict[str, float]] = field(default_factory=dict)  # local baseline, per client
     time_s: dict[str, float] = field(default_factory=dict)
+    compute_s: float = 0.0  # client compute seconds summed over the round's fits
+    memory_mb: dict[str, float] = field(default_factory=dict)  # actor_peak (max over fits), driver_peak
     bytes_sent: int = 0
     bytes_down: int = 0
     bytes_up: int = 0

@@ -21,17 +21,17 @@ import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from fedray.config.schema import Scenario
+from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, write_manifest
-from fedray.engine.actors import AggregatorActor
+from fedray.engine.actors import AggregatorActor, peak_memory_mb
 from fedray.engine.checkpoint import load_checkpoint, save_checkpoint, truncate_history
 from fedray.engine.evaluation import Evaluator
 from fedray.engine.history import HistoryWriter, RoundRecord
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
-from fedray.engine.sampler import sample_cohort
+from fedray.engine.sampler import SystemDraw, draw_system, sample_cohort
 from fedray.engine.tasks import FitTask
 from fedray.errors import FedRayError, SchedulingError
 from fedray.seeding import derive_seed
@@ -142,17 +142,29 @@ class Simulation:
                     len(self.pool.actors), time.perf_counter() - start,
                     self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024)
 
-    def _cohort(self, server_round: int) -> list[int]:
+    def _cohort(self, server_round: int, available: list[int] | None) -> list[int]:
         s = self.scenario
         if s.mode == "local" or len(self.specs) == 1:
             return list(range(len(self.specs)))
         return sample_cohort(s.seed, server_round, len(self.specs), s.federation.clients_per_round,
-                             s.federation.sampler)
+                             s.federation.sampler, available)
+
+    def _system(self, server_round: int) -> SystemDraw | None:
+        """This round's simulated availability, dropouts and slow clients (None when all are off)."""
+        if self.scenario.system == SystemConfig():
+            return None
+        return draw_system(self.scenario.system, self.scenario.seed, server_round, len(self.specs))
 
     def _round(self, server_round: int) -> RoundRecord:
         fed = self.scenario.federation
-        cohort = self._cohort(server_round)
+        system = self._system(server_round)
+        cohort = self._cohort(server_round, system.available if system else None)
         record = RoundRecord(server_round=server_round, clients=cohort)
+        if system:
+            record.system = {"unavailable": sorted(set(range(len(self.specs))) - set(system.available)),
+                             "dropped": [c for c in cohort if c in system.dropped],
+                             "slow": [c for c in cohort if c in system.slowdown]}
+            cohort = [c for c in cohort if c not in record.system["dropped"]]
 
         start = time.perf_counter()
         global_ref = self.aggregator.get_global.remote()  # stored once, shared by every fit
@@ -160,7 +172,8 @@ class Simulation:
             if self.scenario.mode == "local" else None
         objectives = ray.get(self.aggregator.configure_fit.remote(server_round, cohort), timeout=60)
         tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c),
-                         objectives[c], derive_seed(self.scenario.seed, "fit", server_round, c))
+                         objectives[c], derive_seed(self.scenario.seed, "fit", server_round, c),
+                         slowdown=system.slowdown.get(c, 1.0) if system else 1.0)
                  for c in cohort]
         outcome = self.pool.fit(tasks, global_ref, fed.round_timeout_s, start_refs)
         record.time_s["fit"] = time.perf_counter() - start
@@ -185,6 +198,9 @@ class Simulation:
             record.train_loss = float(np.average(losses, weights=weights))
         record.bytes_down = self.adapter_nbytes * dispatched
         record.bytes_up = sum(r.params_nbytes for r in outcome.reports)
+        record.compute_s = sum(r.fit_s for r in outcome.reports)
+        record.memory_mb = {"actor_peak": max((r.peak_mem_mb for r in outcome.reports), default=0.0),
+                            "driver_peak": peak_memory_mb()}
         record.bytes_sent = record.bytes_down + record.bytes_up
 
     def _check_quorum(self, record: RoundRecord, outcome: FitOutcome) -> None:

@@ -19,6 +19,7 @@ class FitTask:
     masks: tuple[int, ...]  # per row: the modalities it holds (fedray.data.modality bits)
     objective: LocalObjective
     seed: int
+    slowdown: float = 1.0  # simulated slow client: the fit takes this many times longer
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class FitReport:
     metrics: dict[str, float] = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
     params_nbytes: int = 0
-    fit_s: float = 0.0
+    fit_s: float = 0.0  # compute time inside the actor (load adapter, train, read adapter)
+    peak_mem_mb: float = 0.0  # the actor's peak memory so far: GPU memory on GPU, else process RSS
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,20 @@ def test_actor_killed_mid_round(ray_cluster, tmp_path, retries):
             all("actor died" in f["reason"] for f in history[1]["failures"])
     assert history[2]["failures"] == [] and history[2]["aggregate"]["num_results"] == 3, \
         "the replacement actor serves the next round"
+
+
+def test_simulated_system_heterogeneity_is_recorded_apart(ray_cluster, tmp_path):
+    from fedray.config.schema import SystemConfig
+
+    base = small_scenario()
+    s = replace(base, partition=replace(base.partition, num_clients=4, min_client_size=5),
+                federation=replace(base.federation, rounds=2, clients_per_round=4),
+                system=SystemConfig(availability=0.8, dropout=0.3),
+                eval=replace(base.eval, every=0, at_start=False))
+    Simulation(s, tmp_path).execute()
+    for record in read_history(tmp_path / "history.jsonl"):
+        system = record["system"]
+        assert set(system) == {"unavailable", "dropped", "slow"}
+        assert not set(record["clients"]) & set(system["unavailable"])
+        assert record["failures"] == []
+        assert record["aggregate"]["num_results"] == len(record["clients"]) - len(system["dropped"])
