@@ -1,0 +1,1 @@
+"""Benchmarks of the engine itself (speed, efficiency, memory, scaling); see ``fedray bench``."""
