@@ -215,6 +215,8 @@ class FederationConfig:
     min_fit_clients: int = spec(1, ge=1, help="a round with fewer successful fits fails the run")
     round_timeout_s: float = spec(600.0, gt=0.0, help="fits not back by then count as failures")
     checkpoint_every: int = spec(1, ge=0, help="checkpoint every N rounds for --resume (0: never)")
+    client_states_in_memory: int = spec(256, ge=1, help="client states kept in memory on the "
+                                        "aggregator's node; the rest spill to the run directory")
     fit_retries: int = spec(0, ge=0, help="retries of a fit whose actor died, on another actor "
                                         "(0: the client is a failure for that round)")
     sampler: Literal["fedray", "fedmllm"] = spec(

@@ -117,7 +117,7 @@ class AggregatorActor:
     and a client's next fit starts from it (the clients never see each other's updates).
     """
 
-    def __init__(self, scenario: Scenario, initial_state: AdapterState) -> None:
+    def __init__(self, scenario: Scenario, initial_state: AdapterState, run_path: str) -> None:
         options = dict(scenario.strategy.options)
         if "num_clients" in accepted_params(scenario.strategy.name) and "num_clients" not in options:
             options["num_clients"] = scenario.partition.num_clients  # e.g. SCAFFOLD's 1/N step
@@ -125,7 +125,8 @@ class AggregatorActor:
         self.objective = build_objective(scenario.objective.name, **dict(scenario.objective.options))
         self.global_state = initial_state
         self.isolated = scenario.mode == "local"
-        self.clients = ClientStateStore()
+        self.clients = ClientStateStore(os.path.join(run_path, "client_state"),
+                                        scenario.federation.client_states_in_memory)
 
     def get_global(self) -> AdapterState:
         return self.global_state

@@ -136,7 +136,7 @@ class Simulation:
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(),
                                               soft=False)
         self.aggregator = ray.remote(AggregatorActor).options(
-            num_cpus=0, scheduling_strategy=here).remote(self.scenario, initial)
+            num_cpus=0, scheduling_strategy=here).remote(self.scenario, initial, str(self.run.path))
         self.adapter_nbytes = ray.get(self.aggregator.global_nbytes.remote(), timeout=120)
         logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB)",
                     len(self.pool.actors), time.perf_counter() - start,
