@@ -181,8 +181,12 @@ class Simulation:
         self._check_quorum(record, outcome)
 
         start = time.perf_counter()
-        record.aggregate = ray.get(self.aggregator.aggregate.remote(
-            server_round, outcome.reports, outcome.params, outcome.failures), timeout=600)
+        try:
+            record.aggregate = ray.get(self.aggregator.aggregate.remote(
+                server_round, outcome.reports, outcome.params, outcome.failures), timeout=600)
+        except ray.exceptions.RayTaskError as exc:
+            self.history.append(record)  # the failed round stays readable
+            raise FedRayError(f"round {server_round}: aggregation failed: {_cause(exc)}") from exc
         record.time_s["aggregate"] = time.perf_counter() - start
         return self._record(record, evaluate=self._eval_due(server_round))
 
@@ -258,6 +262,12 @@ class Simulation:
         if started_ray:
             ray.shutdown()
         self.run.close_log()
+
+
+def _cause(exc: BaseException) -> str:
+    """A remote error's own message (a fedray error raised in an actor keeps its words)."""
+    cause = getattr(exc, "cause", None)
+    return str(cause) if cause is not None else str(exc).strip().splitlines()[-1]
 
 
 def _pooled(specs: list[ClientSpec]) -> list[ClientSpec]:

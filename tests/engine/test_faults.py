@@ -11,6 +11,7 @@ import ray
 
 from fedray.engine.history import read_history
 from fedray.engine.simulation import Simulation
+from fedray.errors import FedRayError
 from tests.engine.test_simulation import small_scenario
 
 pytestmark = pytest.mark.ray
@@ -64,3 +65,30 @@ def test_simulated_system_heterogeneity_is_recorded_apart(ray_cluster, tmp_path)
         assert not set(record["clients"]) & set(system["unavailable"])
         assert record["failures"] == []
         assert record["aggregate"]["num_results"] == len(record["clients"]) - len(system["dropped"])
+
+
+def test_unschedulable_resources_fail_fast_with_a_diagnosis(ray_cluster, tmp_path):
+    import time
+
+    from fedray.errors import SchedulingError
+
+    base = small_scenario()
+    s = replace(base, resources=replace(base.resources, actors=2, cpus_per_actor=8, gpus_per_actor=0.5))
+    start = time.monotonic()
+    with pytest.raises(SchedulingError) as info:
+        Simulation(s, tmp_path).execute()
+    assert time.monotonic() - start < 60
+    message = str(info.value)
+    assert "16 CPU but the cluster has 2" in message and "1 GPU but the cluster has 0" in message
+    assert "Lower resources.actors" in message
+
+
+def test_nan_update_is_rejected_not_averaged(ray_cluster, tmp_path):
+    # lr = inf makes every update non-finite: each fit is rejected and the round fails its quorum.
+    base = small_scenario()
+    s = replace(base, train=replace(base.train, lr=float("inf")),
+                federation=replace(base.federation, rounds=1), eval=replace(base.eval, at_start=False))
+    with pytest.raises(FedRayError, match="round 1: aggregation failed: .*(non-finite|NaN|Inf)"):
+        Simulation(s, tmp_path).execute()
+    history = read_history(tmp_path / "history.jsonl")
+    assert [h["round"] for h in history] == [1] and history[0]["aggregate"] == {}
