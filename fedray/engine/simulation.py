@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +69,7 @@ class Simulation:
         if resume and run_dir is None:
             raise FedRayError("resuming needs the run directory to continue")
         self.run = RunDir.reopen(run_dir) if resume else RunDir.create(scenario, run_dir)
+        self.scenario = _same_budget(scenario)
         self.on_round = on_round
         self.history = HistoryWriter(self.run.history_path)
         self.best_validation = float("-inf")
@@ -262,6 +263,16 @@ class Simulation:
         if started_ray:
             ray.shutdown()
         self.run.close_log()
+
+
+def _same_budget(s: Scenario) -> Scenario:
+    """The centralized baseline's one client processes, per round, as many samples as the federated
+    cohort does: ``local_steps`` × ``clients_per_round`` steps (``local_epochs`` over the pooled data
+    already matches, since each client would have done those epochs over its own share)."""
+    if s.mode != "centralized" or s.train.local_steps is None:
+        return s
+    cohort = min(s.federation.clients_per_round, s.partition.num_clients)
+    return replace(s, train=replace(s.train, local_steps=s.train.local_steps * cohort))
 
 
 def _cause(exc: BaseException) -> str:
