@@ -19,6 +19,9 @@ from fedray.errors import FedRayError
 
 AdapterState = dict[str, torch.Tensor]
 
+#: ``variant`` values of rules that also reproduce the FedMLLM code's formulas (spec §4.1).
+VARIANTS: tuple[str, ...] = ("standard", "fedmllm")
+
 
 @dataclass
 class ClientResult:

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from fedray.errors import FedRayError
 from fedray.strategies.base import (
+    VARIANTS,
     AdapterState,
     ClientFailure,
     ClientResult,
@@ -20,8 +21,6 @@ from fedray.strategies.base import (
     usable_results,
 )
 from fedray.strategies.registry import STRATEGIES
-
-VARIANTS = ("standard", "fedmllm")
 
 
 @STRATEGIES.register("fedavgm")

@@ -18,6 +18,7 @@ import torch
 
 from fedray.errors import FedRayError
 from fedray.strategies.base import (
+    VARIANTS,
     AdapterState,
     ClientFailure,
     ClientResult,
@@ -31,8 +32,6 @@ from fedray.strategies.base import (
     usable_results,
 )
 from fedray.strategies.registry import STRATEGIES
-
-VARIANTS = ("standard", "fedmllm")
 
 
 class FedOpt(Strategy):
