@@ -60,7 +60,7 @@ DATASETS: dict[str, dict[str, Any]] = {
 OFFLINE_BASE: dict[str, Any] = {
     "seed": 0,
     "data": {"source": "glyphs", "test_fraction": 0.2, "validation_fraction": 0.1},
-    "model": {"name": "tiny-vlm", "max_length": 64},
+    "model": {"name": "tiny-vlm", "max_length": 200},  # six lettered options + a letter name
     "lora": {"rank": 16, "alpha": 16,
              "target_modules": ".*(language_model.*(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
                                "|lm_head)",
@@ -120,7 +120,7 @@ def offline_task_heterogeneity() -> dict[str, dict[str, Any]]:
         "data": {"secondary": {"source": "wiki_topics", "root": "${FEDRAY_ASSETS}"}},
         "partition": {"name": "dirichlet", "num_clients": 10, "alpha": 0.5, "min_client_size": 20,
                       "secondary_clients": 3},
-        "model": {"max_length": 128},
+        "model": {"max_length": 256},
     })}
 
 
