@@ -10,12 +10,15 @@ from typing import Sequence
 from fedray.cli import baselines as baselines_cmd
 from fedray.cli import bench as bench_cmd
 from fedray.cli import data as data_cmd
+from fedray.cli import report as report_cmd
 from fedray.cli import run as run_cmd
+from fedray.cli import tune as tune_cmd
 from fedray.cli import validate as validate_cmd
 from fedray.errors import FedRayError
 
 SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd, "data": data_cmd,
-               "baselines": baselines_cmd, "bench": bench_cmd}
+               "baselines": baselines_cmd, "bench": bench_cmd,
+               "tune": tune_cmd, "report": report_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,8 +21,9 @@ def ensure_ray(resources: ResourcesConfig) -> bool:
     os.environ.update(WORKER_ENV)
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING,
                   runtime_env={"env_vars": WORKER_ENV})
-    if resources.ray_address:
-        ray.init(address=resources.ray_address, **kwargs)
+    address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
+    if address:
+        ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
     return True

@@ -34,6 +34,7 @@ from fedray.engine.runtime import ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system, sample_cohort
 from fedray.engine.tasks import FitTask
 from fedray.errors import FedRayError, SchedulingError
+from fedray.report.tensorboard import TensorBoardLogger
 from fedray.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Simulation:
         self.scenario = _same_budget(scenario)
         self.on_round = on_round
         self.history = HistoryWriter(self.run.history_path)
+        self.tensorboard = TensorBoardLogger(self.run.path / "tensorboard")
         self.best_validation = float("-inf")
 
     # -- phases ---------------------------------------------------------------------------------
@@ -227,6 +229,7 @@ class Simulation:
             self._evaluate(record)
             record.time_s["eval"] = time.perf_counter() - start
         self.history.append(record)
+        self.tensorboard.on_round(record)
         logger.info("round %d: clients=%s loss=%s eval=%s", record.server_round, record.clients,
                     record.train_loss, record.eval)
         if self.on_round is not None:
@@ -262,6 +265,7 @@ class Simulation:
             self.pool.shutdown()
         if started_ray:
             ray.shutdown()
+        self.tensorboard.close()
         self.run.close_log()
 
 

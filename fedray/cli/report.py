@@ -1,0 +1,70 @@
+"""``fedray report DIR... [--out DIR] [--metric NAME]``: tables and figures over finished runs.
+
+Finds every run directory at or below the given directories (a sweep directory works), then writes to
+``--out`` (default ``runs/report``):
+
+- ``results.md`` / ``.csv``: methods × scenarios, the test metric at the best validation round as
+  mean ± std over runs (their count in brackets); ``runs.csv``: one line per run;
+- ``communication.md`` / ``.csv``: total adapter traffic per run (MiB);
+- ``fairness.md`` / ``.csv``: per-client spread where runs recorded per-client evaluations (the local
+  baseline), skipped otherwise;
+- ``curves-<scenario>.png`` and ``clients-<scenario>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from fedray.errors import FedRayError
+
+HELP = "tables (methods × scenarios), curves, communication and fairness over run directories"
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", help="run directories, or directories holding them (searched "
+                                                "recursively, e.g. runs/tune/<sweep>)")
+    parser.add_argument("--out", default="runs/report", help="output directory (default runs/report)")
+    parser.add_argument("--metric", default=None,
+                        help="test metric to tabulate (default: each run's eval.select_metric)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from fedray.report.plots import accuracy_curves, client_spread
+    from fedray.report.tables import (
+        communication_table,
+        fairness_table,
+        find_runs,
+        load_run,
+        results_table,
+        runs_rows,
+        write_table,
+    )
+
+    paths = find_runs(args.dirs)
+    if not paths:
+        raise FedRayError(f"no run directories (config.yaml + history.jsonl) under {' '.join(args.dirs)}")
+    runs = [load_run(p, args.metric) for p in paths]
+    out = Path(args.out)
+    metrics = Counter(r.metric for r in runs)
+    scenarios = sorted({r.scenario for r in runs})
+    print(f"{len(runs)} runs, {len({r.method for r in runs})} methods, {len(scenarios)} scenarios; "
+          f"metric {', '.join(metrics)} (test, at the best validation round)\n")
+    print(write_table(results_table(runs), ["method", *scenarios], out / "results"))
+    write_table(runs_rows(runs), list(runs_rows(runs[:1])[0]), out / "runs")
+    print("\ncommunication (MiB per run):\n")
+    print(write_table(communication_table(runs), ["method", *scenarios], out / "communication"))
+    fairness = fairness_table(runs)
+    if fairness:
+        print("\nper-client spread (last per-client evaluation):\n")
+        print(write_table(fairness, list(fairness[0]), out / "fairness"))
+    else:
+        print("\nno per-client evaluations (the local baseline records them): fairness table skipped")
+    duplicates = [k for k, n in Counter((r.method, r.scenario, r.seed) for r in runs).items() if n > 1]
+    if duplicates:
+        print(f"\nnote: {len(duplicates)} method/scenario cells hold several runs with one seed (e.g. a "
+              "sweep's trials); their ± is over those runs, not over seeds")
+    figures = accuracy_curves(runs, out) + client_spread(runs, out)
+    print(f"\n{len(figures)} figures and the tables in {out}")
+    return 0

@@ -1,0 +1,75 @@
+"""TensorBoard event files written while a run goes, one scalar group per round-record field.
+
+:class:`TensorBoardLogger` is a round callback (``on_round(record)``): it writes, at step
+``server_round``, ``train_loss``, ``eval/<metric>``, ``validation/<metric>``, ``time_s/<phase>``,
+``bytes/{sent,down,up}`` and ``aggregate/<metric>``. It uses ``torch.utils.tensorboard.SummaryWriter``
+when the ``tensorboard`` package is installed, else ``tensorboardX.SummaryWriter`` (which Ray Tune's
+own logger uses) when that is; with neither it writes nothing (``enabled`` is False, and one INFO line
+says so) and a run goes on unchanged. It flushes after every round, so a run that is killed (a sweep's
+scheduler stops trials that way) keeps its curves.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fedray.engine.history import RoundRecord
+
+logger = logging.getLogger(__name__)
+
+
+def _summary_writer_class() -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+    except ImportError:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            return None
+    return SummaryWriter
+
+
+class TensorBoardLogger:
+    """Writes each round's scalars under ``log_dir`` (see the module docstring)."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        self.log_dir = Path(log_dir)
+        writer_class = _summary_writer_class()
+        if writer_class is None:
+            logger.info("neither tensorboard nor tensorboardX is installed: no TensorBoard files for %s",
+                        self.log_dir)
+        self._writer = writer_class(str(self.log_dir)) if writer_class is not None else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._writer is not None
+
+    def on_round(self, record: RoundRecord) -> None:
+        """Write ``record``'s scalars at step ``record.server_round``."""
+        if self._writer is None:
+            return
+        for tag, value in round_scalars(record).items():
+            self._writer.add_scalar(tag, value, record.server_round)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def round_scalars(record: RoundRecord) -> dict[str, float]:
+    """Tag → value of every number in a round record."""
+    out: dict[str, float] = {}
+    if record.train_loss is not None:
+        out["train_loss"] = record.train_loss
+    for group, values in (("eval", record.eval), ("validation", record.validation),
+                          ("time_s", record.time_s), ("aggregate", record.aggregate)):
+        out.update({f"{group}/{k}": float(v) for k, v in values.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if record.server_round > 0:
+        out.update({"bytes/sent": record.bytes_sent, "bytes/down": record.bytes_down,
+                    "bytes/up": record.bytes_up})
+    return out

@@ -1,0 +1,202 @@
+"""One Ray Tune trial is one fedray simulation; and the :class:`~ray.tune.Tuner` that runs a sweep.
+
+**Reporting.** A trial reports after every evaluated round from round 1: ``server_round`` (ASHA's
+``time_attr``), ``train_loss``, the validation metrics as ``val_<metric>`` and the test metrics as
+``test_<metric>`` (a ``/`` in a metric name becomes ``_``: ``test_image_only_accuracy``), and
+``mib_sent`` (adapter traffic of the round). Optimise a ``val_`` metric: picking hyperparameters on
+the test set would leak it. The last round is reported after the run has written its summary and
+adapters, because a scheduler may end a trial at its last report (ASHA does at ``max_t``).
+
+**Placement.** Each trial reserves a placement group: bundle 0 for the trial's driver (its round loop
+and data preparation; ``placement.driver_cpus``, none when 0), then one bundle per client actor
+(``resources.cpus_per_actor`` / ``gpus_per_actor``). Tune starts the trial's function actor in bundle 0
+with ``placement_group_capture_child_tasks=True`` (``ray.air.execution.resources.placement_group``), so
+the client actors that :class:`~fedray.engine.pool.ActorPool` creates with plain ``num_cpus`` /
+``num_gpus`` options inherit the trial's group and land in its client bundles: no engine change is
+needed. The aggregator keeps its hard ``NodeAffinitySchedulingStrategy`` to the node of the trial's
+driver; it asks for no resources, so it needs no bundle. When a trial ends (or ASHA stops it) Tune
+kills its actor and removes its group; the client actors and the aggregator are owned by that actor and
+go with it.
+
+**Run directories.** A trial's fedray run directory is ``<trial dir>/run`` when the sweep's storage is
+local, else ``<trial working dir>/run`` synced to the storage as a trial artifact. When a restored sweep
+restarts a trial whose run directory holds an engine checkpoint, the run continues from it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from fedray.engine.history import RoundRecord
+from fedray.errors import FedRayError
+from fedray.tune.space import TuneSpace
+
+TRAINABLE_NAME = "fedray_trial"
+
+
+def round_metrics(record: RoundRecord) -> dict[str, float]:
+    """The flat metrics one evaluated round reports to Tune."""
+    out: dict[str, float] = {"server_round": record.server_round}
+    if record.train_loss is not None:
+        out["train_loss"] = record.train_loss
+    for prefix, metrics in (("val_", record.validation), ("test_", record.eval)):
+        out.update({prefix + key.replace("/", "_"): float(value) for key, value in metrics.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    out["mib_sent"] = record.bytes_sent / 2**20
+    return out
+
+
+def trial_run_dir() -> Path:
+    """The fedray run directory of the current Tune trial (see the module docstring)."""
+    # Ray exposes the persistent trial directory only through the session's storage context.
+    from ray.train._internal.session import get_session
+
+    storage = get_session().storage
+    local = storage.storage_filesystem.type_name == "local"
+    return Path(storage.trial_fs_path if local else storage.trial_working_directory) / "run"
+
+
+def _prepare_run_dir(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds an engine checkpoint to continue; otherwise start it afresh."""
+    try:
+        from fedray.engine.checkpoint import CHECKPOINT_FILE
+    except ImportError:  # an engine without run checkpoints
+        CHECKPOINT_FILE = None
+    if CHECKPOINT_FILE and (run_dir / CHECKPOINT_FILE).exists():
+        return True
+    if run_dir.exists():  # a restarted trial: its history would otherwise be appended to
+        shutil.rmtree(run_dir)
+    return False
+
+
+def make_trainable(space: TuneSpace) -> Callable[[dict[str, Any]], None]:
+    """The Tune function trainable: build the trial's scenario, run it, report each evaluated round."""
+    metric = space.config.metric
+
+    def fedray_trial(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        from fedray.engine.simulation import run
+
+        scenario = space.trial_scenario(config)
+        run_dir = trial_run_dir()
+        resume = _prepare_run_dir(run_dir)
+
+        final: dict[str, float] = {}
+
+        def on_round(record: RoundRecord) -> None:
+            if not record.eval or record.server_round < 1:
+                return
+            metrics = round_metrics(record)
+            if metric not in metrics:
+                raise FedRayError(
+                    f"the sweep optimises {metric!r} but round {record.server_round} reported only "
+                    f"{sorted(metrics)}; for a val_ metric give the scenario a validation split "
+                    "(data.validation_fraction > 0), or optimise a test_ metric")
+            if record.server_round < scenario.federation.rounds:
+                tune.report(metrics)
+            else:  # after the run has written its summary and adapters: Tune may end the trial at once
+                final.update(metrics)
+
+        run(scenario, run_dir, on_round=on_round, **({"resume": True} if resume else {}))
+        if final:
+            tune.report(final)
+
+    fedray_trial.__name__ = fedray_trial.__qualname__ = TRAINABLE_NAME
+    return fedray_trial
+
+
+def trial_bundles(space: TuneSpace, config: dict[str, Any]) -> list[dict[str, float]]:
+    """The trial's placement-group bundles: its driver, then one per client actor."""
+    try:
+        res = space.trial_scenario(config).resources
+    except FedRayError:  # the trial itself will fail with the full message; reserve its base's pool
+        from fedray.config.load import scenario_from_dict
+
+        res = scenario_from_dict(space.bases[config["scenario"]]).resources
+    actor = {"CPU": res.cpus_per_actor, **({"GPU": res.gpus_per_actor} if res.gpus_per_actor else {})}
+    return [{"CPU": space.config.placement.driver_cpus}] + [dict(actor) for _ in range(res.actors)]
+
+
+def _trial_resources(space: TuneSpace) -> Callable[[dict[str, Any]], Any]:
+    from ray.tune import PlacementGroupFactory
+
+    def resources(config: dict[str, Any]) -> PlacementGroupFactory:
+        return PlacementGroupFactory(trial_bundles(space, config), strategy=space.config.placement.strategy)
+
+    return resources
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial directory names (Tune's default repeats every parameter)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _scheduler(space: TuneSpace) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    cfg = space.config.scheduler
+    if cfg.name == "none":
+        return FIFOScheduler()
+    max_t = cfg.max_t or space.max_rounds()
+    return ASHAScheduler(time_attr="server_round", max_t=max_t, grace_period=min(cfg.grace_period, max_t),
+                         reduction_factor=cfg.reduction_factor, brackets=cfg.brackets)
+
+
+def _search(space: TuneSpace) -> Any:
+    cfg = space.config.search
+    if cfg.name == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=cfg.seed)
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=cfg.seed)
+
+
+def trainable_for(space: TuneSpace) -> Any:
+    """The trainable with its per-trial placement group attached (the same for a fresh or restored sweep)."""
+    from ray import tune
+
+    return tune.with_resources(make_trainable(space), _trial_resources(space))
+
+
+def split_experiment_path(path: str) -> tuple[str, str]:
+    """``.../storage/name`` → (storage, name); works for local paths and ``s3://``-style URIs."""
+    head, _, name = path.rstrip("/").rpartition("/")
+    return head, name
+
+
+def build_tuner(space: TuneSpace, experiment_path: str) -> Any:
+    """A fresh Tuner for ``space`` writing to ``experiment_path`` (``<storage>/<name>``)."""
+    from ray import tune
+
+    storage, name = split_experiment_path(experiment_path)
+    local = "://" not in storage
+    cfg = space.config
+    return tune.Tuner(
+        trainable_for(space),
+        param_space=space.param_space(),
+        tune_config=tune.TuneConfig(
+            metric=cfg.metric, mode=cfg.mode, scheduler=_scheduler(space), search_alg=_search(space),
+            num_samples=cfg.num_samples, max_concurrent_trials=cfg.max_concurrent_trials,
+            reuse_actors=False, trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, verbose=1,
+            failure_config=tune.FailureConfig(max_failures=0),
+            sync_config=tune.SyncConfig(sync_artifacts=not local)),
+    )
+
+
+def restore_tuner(space: TuneSpace, experiment_path: str) -> Any:
+    """The interrupted sweep at ``experiment_path``: finished trials are kept, unfinished and errored
+    ones run again (continuing from their engine checkpoint where there is one)."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(experiment_path):
+        raise FedRayError(f"no sweep to resume at {experiment_path}: it has no Tune experiment state. "
+                          "Start it without --resume (check --storage and the sweep's name)")
+    return tune.Tuner.restore(experiment_path, trainable=trainable_for(space), resume_errored=True)
+
