@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fedray.data.schema import encode_png, samples_to_table
 from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.data.sources._options import check_int_option, check_subset_option
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 
@@ -82,33 +83,15 @@ def load_glyphs_source(image_size: int = 32, samples_per_char: int = 6, max_per_
     samples, ``min(max_per_class, smallest script's renderings)``, preferring distinct characters over
     repeated ones. Every random choice derives from ``seed``; the same options give the identical table.
     """
-    _check_positive("image_size", image_size, minimum=8)
-    _check_positive("samples_per_char", samples_per_char)
-    _check_positive("max_per_class", max_per_class)
-    _check_positive("seed", seed, minimum=0)
-    chosen = _check_scripts(scripts)
+    check_int_option("image_size", image_size, minimum=8)
+    check_int_option("samples_per_char", samples_per_char)
+    check_int_option("max_per_class", max_per_class)
+    check_int_option("seed", seed, minimum=0)
+    chosen = check_subset_option("scripts", scripts, SCRIPTS, DEFAULT_SCRIPTS)
     font_paths()  # fail early, naming the file, even when the letters were found before
     table = _build_table(image_size, samples_per_char, max_per_class, chosen, seed)
     return SourceData(splits={"train": table}, label_names=chosen, task=TASK,
                       notes={"per_class": table.num_rows // len(chosen)})
-
-
-def _check_positive(name: str, value: object, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DataError(f"data.options.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_scripts(scripts: Sequence[str] | None) -> tuple[str, ...]:
-    """The requested scripts in :data:`SCRIPTS` order (labels follow that order)."""
-    if scripts is None:
-        return DEFAULT_SCRIPTS
-    if isinstance(scripts, str) or not all(isinstance(s, str) for s in scripts):
-        raise DataError(f"data.options.scripts must be a list of script names, got {scripts!r}")
-    unknown = sorted(set(scripts) - set(SCRIPTS))
-    if unknown or len(set(scripts)) < 2:
-        raise DataError(f"data.options.scripts must name at least two of {', '.join(SCRIPTS)}; "
-                        f"got {list(scripts)!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    return tuple(s for s in SCRIPTS if s in scripts)
 
 
 def font_paths() -> tuple[str, ...]:

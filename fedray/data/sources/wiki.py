@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from fedray.data.schema import samples_to_table
 from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.data.sources._options import check_int_option, check_subset_option
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 
@@ -67,34 +68,16 @@ def load_wiki_topics(root: str, topics: Sequence[str] | None = None, max_per_top
     The text is each summary's first ``max_sentences`` sentences, cut to ``max_words`` words. Topics with
     more articles than ``max_per_topic`` keep a seeded random subset (``None`` keeps every article).
     """
-    chosen = _check_topics(topics)
+    chosen = check_subset_option("topics", topics, TOPICS, TOPICS)
     for name, value in (("max_sentences", max_sentences), ("max_words", max_words), ("seed", seed)):
-        _check_int(name, value, minimum=0 if name == "seed" else 1)
+        check_int_option(name, value, minimum=0 if name == "seed" else 1)
     if max_per_topic is not None:
-        _check_int("max_per_topic", max_per_topic, minimum=1)
+        check_int_option("max_per_topic", max_per_topic, minimum=1)
     path, inner = locate_summaries(root)
     stat = os.stat(path)
     table = _build_table(path, inner, stat.st_mtime_ns, stat.st_size, chosen, max_per_topic,
                          max_sentences, max_words, seed)
     return SourceData(splits={"train": table}, label_names=chosen, task=TASK)
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DataError(f"data.options.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_topics(topics: Sequence[str] | None) -> tuple[str, ...]:
-    """The requested topics in :data:`TOPICS` order (labels follow that order)."""
-    if topics is None:
-        return TOPICS
-    if isinstance(topics, str) or not all(isinstance(t, str) for t in topics):
-        raise DataError(f"data.options.topics must be a list of topic names, got {topics!r}")
-    unknown = sorted(set(topics) - set(TOPICS))
-    if unknown or len(set(topics)) < 2:
-        raise DataError(f"data.options.topics must name at least two of: {', '.join(TOPICS)}; got "
-                        f"{list(topics)!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    return tuple(t for t in TOPICS if t in topics)
 
 
 def locate_summaries(root: str) -> tuple[str, str | None]:
