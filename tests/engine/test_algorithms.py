@@ -25,6 +25,7 @@ def test_scaffold_keeps_client_variates_across_rounds(ray_cluster, tmp_path):
     assert norms[0] > 0 and norms[1] != norms[0], "the server variate moves every round"
 
 
+@pytest.mark.slow
 def test_fedadam_server_with_fedprox_clients(ray_cluster, tmp_path):
     base = small_scenario()
     s = replace(base, strategy=StrategyConfig(name="fedadam", options={"eta": 1e-2}),

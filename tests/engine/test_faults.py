@@ -29,7 +29,7 @@ def _killer(sim_box: dict, at_round: int, delay_s: float):
     return on_round
 
 
-@pytest.mark.parametrize("retries", [0, 1])
+@pytest.mark.parametrize("retries", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_actor_killed_mid_round(ray_cluster, tmp_path, retries):
     base = small_scenario()
     s = replace(base, train=replace(base.train, local_steps=25),
