@@ -220,7 +220,7 @@ class FederationConfig:
     fit_retries: int = spec(0, ge=0, help="retries of a fit whose actor died, on another actor "
                                         "(0: the client is a failure for that round)")
     sampler: Literal["fedray", "fedmllm"] = spec(
-        "fedray", help="fedmllm: the reference's cohorts, random.seed(round) + random.sample")
+        "fedray", help="fedmllm: the reference's cohorts (Python random seeded with the round, then sample)")
 
 
 @dataclass(frozen=True)

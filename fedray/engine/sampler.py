@@ -15,9 +15,9 @@ def sample_cohort(seed: int, server_round: int, num_clients: int, clients_per_ro
                   mode: str = "fedray", available: list[int] | None = None) -> list[int]:
     """``clients_per_round`` distinct client ids, sorted, drawn uniformly without replacement.
 
-    ``mode="fedmllm"`` draws as the FedMLLM code does, ``random.seed(round)`` then ``random.sample``
-    (its rounds count from 0, so server round r uses seed r − 1), on a private generator; the cohorts then
-    match the reference's and, as there, do not depend on the scenario seed.
+    ``mode="fedmllm"`` draws as the FedMLLM code does: Python's random seeded with the round, then a
+    sample (its rounds count from 0, so server round r uses seed r − 1), on a private generator; the
+    cohorts then match the reference's and, as there, do not depend on the scenario seed.
     """
     pool = list(range(num_clients)) if available is None else sorted(available)
     if clients_per_round >= len(pool):
