@@ -51,6 +51,17 @@ class FitOutcome:
     params: list[Any] = field(default_factory=list)  # ObjectRefs, aligned with reports
     failures: list[ClientFailure] = field(default_factory=list)
 
+    def in_cohort_order(self, tasks: Sequence[FitTask]) -> "FitOutcome":
+        """The same outcome with results and failures in the order the tasks were dispatched.
+
+        Fits finish in whatever order the actors happen to run; summing float32 updates in that order
+        would make the aggregate differ in its last bits from run to run (and break exact resume).
+        """
+        rank = {task.client_id: i for i, task in enumerate(tasks)}
+        pairs = sorted(zip(self.reports, self.params), key=lambda pair: rank[pair[0].client_id])
+        return FitOutcome(reports=[r for r, _ in pairs], params=[p for _, p in pairs],
+                          failures=sorted(self.failures, key=lambda f: rank[f.client_id]))
+
 
 class ActorPool:
     """A fixed set of :class:`ClientActor` handles."""
@@ -118,7 +129,7 @@ class ActorPool:
                 if attempt < self.retries:
                     queue.append((task, attempt + 1))
             idle.append(actor)
-        return outcome
+        return outcome.in_cohort_order(tasks)
 
     def _replace(self, dead: Any) -> Any:
         """Swap a dead actor for a fresh one (built asynchronously; Ray queues calls until it is up)."""
