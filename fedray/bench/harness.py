@@ -104,7 +104,7 @@ def run_sequential(case: Case) -> dict[str, Any]:
     torch.set_num_threads(1)
     data = build_federated_data(s)
     built = build_model(s.model)
-    model = apply_lora(built.model, s.lora)
+    model = apply_lora(built.model, s.lora, built.family)
     collator = Collator(built.processor, s.model.max_length)
     strategy, global_state = build_strategy("fedavg"), get_adapter_state(model)
     times = []

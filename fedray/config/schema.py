@@ -140,14 +140,39 @@ class TinyVlmConfig:
 
 
 @dataclass(frozen=True)
+class AssembledConfig:
+    """The ``assembled`` builder: real pretrained parts from registry packages, joined by a projector."""
+
+    language_model: Optional[str] = spec(
+        None, help="SmolLM2-135M-Instruct as a saved model directory or its .gguf file "
+                   "(None: looked up under $FEDRAY_ASSETS, see `make assets-real`)")
+    vision_weights: Optional[str] = spec(
+        None, help="EfficientNet-Lite0 ImageNet state dict (.pth) (None: looked up under $FEDRAY_ASSETS)")
+    image_size: int = spec(224, ge=32, help="side of the square image fed to the vision encoder")
+    image_grid: int = spec(2, ge=1, le=7, help="image features average-pooled to grid×grid tokens "
+                                                  "(7: EfficientNet-Lite0's full 7×7 map at 224 px)")
+    projector_hidden: int = spec(512, ge=0, help="hidden width of the MLP projector (0: one linear layer)")
+    init_seed: int = spec(0, ge=0, help="seed of the projector's initial weights (same on every actor)")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Which model builder to use and its settings."""
 
-    name: str = spec("tiny-vlm", help="registered model builder: tiny-vlm or hf")
-    path: Optional[str] = spec(None, help="local model directory (hf builder)")
+    name: str = spec("tiny-vlm", help="registered model builder: tiny-vlm, hf or assembled")
+    path: Optional[str] = spec(None, help="hf: a local model directory, or a model id already in the "
+                                          "local Hugging Face cache (nothing is downloaded)")
+    family: Optional[str] = spec(None, help="hf: model family (llava, qwen2_vl, qwen2_5_vl, idefics3, "
+                                            "smolvlm, minicpmv); None: read from the model's config")
+    trust_remote_code: bool = spec(False, help="hf: run the model's own Python code from model.path "
+                                               "(needed by MiniCPM-V)")
     dtype: Literal["float32", "bfloat16", "float16"] = spec("float32")
+    quantization: Literal["none", "4bit"] = spec(
+        "none", help="4bit: load the frozen base weights in NF4 with bitsandbytes (QLoRA; GPU only)")
+    gradient_checkpointing: bool = spec(False, help="recompute activations in backward to save memory")
     max_length: int = spec(256, ge=16, help="token limit per sample (prompt + answer)")
     tiny: TinyVlmConfig = spec(default_factory=TinyVlmConfig)
+    assembled: AssembledConfig = spec(default_factory=AssembledConfig)
 
 
 @dataclass(frozen=True)
@@ -157,10 +182,27 @@ class LoraConfig:
     rank: int = spec(8, ge=1)
     alpha: float = spec(16.0, gt=0.0)
     dropout: float = spec(0.0, ge=0.0, lt=1.0)
-    target_modules: str = spec(r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)",
-                               help="regex over module paths that receive LoRA")
+    target_modules: Optional[str] = spec(
+        None, help="regex over module paths that receive LoRA (None: the model family's preset)")
+    preset: Literal["attention", "attention_mlp"] = spec(
+        "attention", help="with target_modules unset: the language model's attention projections, "
+                          "or attention and MLP")
+    vision: bool = spec(False, help="with target_modules unset: LoRA on the vision tower's attention too")
+    train_projector: bool = spec(
+        False, help="train the family's vision-language projector in full and aggregate it with the "
+                    "adapter (its bytes are added to every round's traffic)")
     modules_to_save: tuple[str, ...] = spec(
         (), help="modules trained in full and aggregated with the adapter (e.g. multi_modal_projector)")
+
+
+@dataclass(frozen=True)
+class TrainEngineConfig:
+    """What runs a client's optimizer steps: plain PyTorch or a DeepSpeed ZeRO engine."""
+
+    name: Literal["torch", "deepspeed"] = spec("torch")
+    zero_stage: int = spec(2, ge=0, le=3, help="deepspeed: ZeRO stage (3 shards the LoRA weights too)")
+    offload_optimizer: bool = spec(False, help="deepspeed: keep optimizer state in CPU memory")
+    bf16: bool = spec(False, help="deepspeed: bfloat16 mixed precision")
 
 
 @dataclass(frozen=True)
@@ -179,6 +221,7 @@ class TrainConfig:
     lr_schedule: Literal["constant", "linear", "cosine"] = spec("constant")
     warmup_ratio: float = spec(0.0, ge=0.0, lt=1.0)
     max_grad_norm: Optional[float] = spec(1.0, gt=0.0, help="gradient clipping (None: off)")
+    engine: TrainEngineConfig = spec(default_factory=TrainEngineConfig)
 
     def problems(self) -> list[str]:
         if (self.local_steps is None) == (self.local_epochs is None):
@@ -251,10 +294,14 @@ class EvalConfig:
 class ResourcesConfig:
     """The client actor pool and where Ray runs."""
 
-    actors: int = spec(2, ge=1, help="client actors in the pool")
+    actors: Optional[int] = spec(2, ge=1, help="client actor groups in the pool (None: as many as the "
+                                               "cluster's CPUs and GPUs fit)")
+    actors_per_client: int = spec(1, ge=1, help="actors that train one client together as one DeepSpeed "
+                                                "data-parallel group, reserved with a placement group")
     cpus_per_actor: float = spec(1.0, ge=0.0)
     gpus_per_actor: float = spec(0.0, ge=0.0, help="fractions allowed, e.g. 0.25")
     torch_threads: Optional[int] = spec(None, ge=1, help="torch threads per actor (None: from cpus)")
+    cap_gpu_memory: bool = spec(True, help="each actor limits its GPU memory to its share gpus_per_actor")
     ray_address: Optional[str] = spec(None, help="existing cluster address (None: start locally)")
 
 

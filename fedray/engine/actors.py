@@ -60,7 +60,7 @@ class ClientActor:
         self.device = pick_device()
         built = build_model(scenario.model)
         with torch_seeded(derive_seed(scenario.seed, "lora_init")):
-            self.model = apply_lora(built.model, scenario.lora).to(self.device)
+            self.model = apply_lora(built.model, scenario.lora, built.family).to(self.device)
         self.collator = Collator(built.processor, scenario.model.max_length,
                                  agnostic_prompt=scenario.modality.agnostic_prompt)
 

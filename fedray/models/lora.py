@@ -13,12 +13,16 @@ import torch
 
 from fedray.config.schema import LoraConfig
 from fedray.errors import ModelError
+from fedray.models.families import lora_targets, modules_to_save
 
 AdapterState = dict[str, torch.Tensor]
 
 
-def apply_lora(model: Any, cfg: LoraConfig) -> Any:
-    """Wrap ``model`` with a LoRA adapter; only adapter (and ``modules_to_save``) params train."""
+def apply_lora(model: Any, cfg: LoraConfig, family: str = "llava") -> Any:
+    """Wrap ``model`` with a LoRA adapter; only adapter (and ``modules_to_save``) params train.
+
+    Unset ``cfg.target_modules`` takes the preset of ``family`` (see :mod:`fedray.models.families`).
+    """
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -26,8 +30,8 @@ def apply_lora(model: Any, cfg: LoraConfig) -> Any:
         r=cfg.rank,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules,
-        modules_to_save=list(cfg.modules_to_save) or None,
+        target_modules=lora_targets(cfg, family),
+        modules_to_save=modules_to_save(cfg, family) or None,
         bias="none",
     )
     try:
