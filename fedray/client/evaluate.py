@@ -7,15 +7,20 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from fedray.client.train import move_batch
-from fedray.models.collate import Collator
+from fedray.models.collate import Collator, input_dtype
 
 
 @torch.no_grad()
 def generate_answers(model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]],
                      batch_size: int, max_new_tokens: int) -> list[str]:
-    """Decode ``max_new_tokens`` greedily for each row; returns the generated text only."""
+    """Decode ``max_new_tokens`` greedily for each row; returns the generated text only.
+
+    Works for every family the collator handles: prompts are left-padded (so every row's new tokens start
+    at the same column), per-token extras such as Qwen2-VL's ``mm_token_type_ids`` are padded with them,
+    and only rows with an image contribute vision tensors.
+    """
     model.eval()
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    device, dtype = next(model.parameters()).device, input_dtype(model)
     outputs: list[str] = []
     for start in range(0, len(rows), batch_size):
         batch = move_batch(collator.generation_batch(rows[start: start + batch_size]), device, dtype)

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from fedray.client.train import move_batch
-from fedray.models.collate import IGNORE_INDEX, Collator
+from fedray.models.collate import IGNORE_INDEX, Collator, input_dtype
 
 
 @torch.no_grad()
@@ -29,14 +29,14 @@ def option_logprobs(model: Any, collator: Collator, rows: Sequence[Mapping[str, 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     candidates = [{**row, "answer": text} for row, texts in zip(rows, options) for text in texts]
-    param = next(model.parameters())
+    device, dtype = next(model.parameters()).device, input_dtype(model)
     was_training = model.training
     model.eval()
     flat: list[float] = []
     try:
         for start in range(0, len(candidates), batch_size):
             batch = collator.train_batch(candidates[start: start + batch_size])
-            flat += _answer_logprobs(model, move_batch(batch, param.device, param.dtype)).tolist()
+            flat += _answer_logprobs(model, move_batch(batch, device, dtype)).tolist()
     finally:
         model.train(was_training)
     out, cursor = [], 0

@@ -2,6 +2,15 @@
 
 Works through the processor's chat template, so the same code serves the tiny model and any Hugging Face
 image-text-to-text model: the answer's tokens are whatever the template puts after the generation prompt.
+
+Families differ in what else the processor returns, and the batch code handles each kind generically:
+
+- per-token tensors, shape (1, T) like ``input_ids`` (Qwen2-VL's ``mm_token_type_ids``, which its M-RoPE
+  positions need): padded, truncated and extended over the answer exactly like ``input_ids`` (with 0, "text");
+- per-image tensors (``pixel_values``, Qwen2-VL's flattened patches and ``image_grid_thw``, Idefics3's
+  ``pixel_attention_mask``): concatenated over the rows that have an image, in row order. Where rows
+  differ beyond the first dimension (Idefics3 splits each image into a varying number of crops) they are
+  zero-padded first; the model drops all-zero crops.
 """
 
 from __future__ import annotations
@@ -30,14 +39,18 @@ class Collator:
             self.pad_id = self.tokenizer.eos_token_id
 
     # -- one sample -----------------------------------------------------------------------------
-    def _prompt(self, row: Mapping[str, Any]) -> tuple[list[int], dict[str, torch.Tensor]]:
+    def _prompt(self, row: Mapping[str, Any]) -> tuple[dict[str, list[int]], dict[str, torch.Tensor]]:
+        """The prompt's per-token lists (``input_ids`` first, then e.g. ``mm_token_type_ids``) and its
+        per-image tensors."""
         messages = [user_message(row, self.agnostic_prompt)]
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         images = [decode_image(row["image"])] if row.get("image") is not None else None
-        encoded = self.processor(text=[text], images=images, return_tensors="pt")
-        ids = encoded.pop("input_ids")[0].tolist()
-        encoded.pop("attention_mask", None)
-        return ids, dict(encoded)
+        encoded = dict(self.processor(text=[text], images=images, return_tensors="pt"))
+        encoded.pop("attention_mask", None)  # rebuilt by _pad
+        length = encoded["input_ids"].shape[-1]
+        tokens = {k: v[0].tolist() for k, v in encoded.items() if _is_per_token(v, length)}
+        vision = {k: v for k, v in encoded.items() if k not in tokens}
+        return tokens, vision
 
     def _answer_ids(self, row: Mapping[str, Any]) -> list[int]:
         # The answer is the text the template adds after the generation prompt (e.g. " seven</s>").
@@ -54,19 +67,21 @@ class Collator:
     # -- batches --------------------------------------------------------------------------------
     def train_batch(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         """input_ids/attention_mask/labels (B, T), right-padded; vision tensors concatenated."""
-        sequences, label_rows, vision = [], [], []
+        token_rows, label_rows, vision = [], [], []
         for row in rows:
-            prompt_ids, extras = self._prompt(row)
-            answer_ids = self._answer_ids(row)
-            ids = (prompt_ids + answer_ids)[: self.max_length]
-            labels = ([IGNORE_INDEX] * len(prompt_ids) + answer_ids)[: self.max_length]
-            if len(prompt_ids) >= self.max_length:
-                raise DataError(f"sample {row.get('id')}: the prompt alone is {len(prompt_ids)} tokens, "
+            tokens, extras = self._prompt(row)
+            prompt_len = len(tokens["input_ids"])
+            if prompt_len >= self.max_length:
+                raise DataError(f"sample {row.get('id')}: the prompt alone is {prompt_len} tokens, "
                                 f"over model.max_length={self.max_length}; raise model.max_length")
-            sequences.append(ids)
-            label_rows.append(labels)
+            answer_ids = self._answer_ids(row)
+            # Answer tokens are text: 0 in every other per-token tensor (e.g. mm_token_type_ids).
+            full = {k: (v + (answer_ids if k == "input_ids" else [0] * len(answer_ids)))[: self.max_length]
+                    for k, v in tokens.items()}
+            token_rows.append(full)
+            label_rows.append(([IGNORE_INDEX] * prompt_len + answer_ids)[: self.max_length])
             vision.append(extras)
-        batch = _pad(sequences, self.pad_id, left=False)
+        batch = _pad_tokens(token_rows, self.pad_id, left=False)
         batch["labels"] = _pad(label_rows, IGNORE_INDEX, left=False)["input_ids"]
         batch.update(_concat_vision(vision))
         return batch
@@ -74,9 +89,36 @@ class Collator:
     def generation_batch(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         """Left-padded prompts so that generated tokens start at the same position for every row."""
         prompts, vision = zip(*(self._prompt(row) for row in rows))
-        batch = _pad(list(prompts), self.pad_id, left=True)
+        batch = _pad_tokens(list(prompts), self.pad_id, left=True)
         batch.update(_concat_vision(list(vision)))
         return batch
+
+
+def input_dtype(model: Any) -> torch.dtype:
+    """The dtype floating inputs (pixel values) should take: that of the model's first floating parameter.
+
+    Not simply the first parameter's: a 4-bit model's quantized weights are stored as uint8.
+    """
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
+
+
+def _is_per_token(value: torch.Tensor, length: int) -> bool:
+    # Integer (1, T) tensors aligned with input_ids; pixel tensors are floating and image metadata
+    # (image_grid_thw, image_sizes) is (num_images, k) with k far below any prompt length.
+    return value.dim() == 2 and value.shape == (1, length) and not value.is_floating_point()
+
+
+def _pad_tokens(rows: list[dict[str, list[int]]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+    """input_ids/attention_mask padded with ``pad_id``; every other per-token list padded with 0."""
+    batch = _pad([r["input_ids"] for r in rows], pad_id, left)
+    for key in sorted({k for r in rows for k in r} - {"input_ids"}):
+        # A row whose processor returned no such list (none of its tokens are special) counts as 0s.
+        lists = [r.get(key, [0] * len(r["input_ids"])) for r in rows]
+        batch[key] = _pad(lists, 0, left)["input_ids"]
+    return batch
 
 
 def _pad(sequences: list[list[int]], pad_value: int, left: bool) -> dict[str, torch.Tensor]:
@@ -93,4 +135,16 @@ def _pad(sequences: list[list[int]], pad_value: int, left: bool) -> dict[str, to
 def _concat_vision(per_sample: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     # Only samples with an image contribute; the model matches features to image tokens in order.
     keys = sorted({k for extras in per_sample for k in extras})
-    return {k: torch.cat([e[k] for e in per_sample if k in e], dim=0) for k in keys}
+    return {k: _cat_padded([e[k] for e in per_sample if k in e]) for k in keys}
+
+
+def _cat_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate on dim 0, zero-padding the trailing dims to the largest (e.g. Idefics3's crop count)."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    padded = []
+    for t in tensors:
+        pad = []  # F.pad wants (last_lo, last_hi, ..., dim1_lo, dim1_hi)
+        for d in reversed(range(1, t.dim())):
+            pad += [0, shape[d - 1] - t.shape[d]]
+        padded.append(torch.nn.functional.pad(t, pad) if any(pad) else t)
+    return torch.cat(padded, dim=0)

@@ -1,8 +1,19 @@
-"""Per-family facts about image-text-to-text models: where LoRA goes and what the projector is called.
+"""Per-family facts about image-text-to-text models: where LoRA goes, what the projector is called and how
+the ``hf`` builder loads the family.
 
 A family is keyed by the model config's ``model_type`` (or ``model.family``). The LoRA presets are regexes
 over full module paths, because a family's language model, vision tower and projector share layer names
-(``q_proj`` appears in both towers) and only the path tells them apart.
+(``q_proj`` appears in both towers) and only the path tells them apart. The paths below were read off models
+built from config with transformers 5.24 (MiniCPM-V: off its released remote code), for example
+
+- LLaVA:      ``model.language_model.layers.0.self_attn.q_proj``, ``model.vision_tower...self_attn.q_proj``,
+              ``model.multi_modal_projector``
+- Qwen2-VL:   ``model.language_model.layers.0.self_attn.q_proj``, ``model.visual.blocks.0.attn.qkv``,
+              ``model.visual.merger`` (Qwen2.5-VL is laid out the same way)
+- Idefics3:   ``model.text_model.layers.0.self_attn.q_proj``, ``model.vision_model.encoder.layers.0.self_attn
+              .q_proj``, ``model.connector`` (SmolVLM is the Idefics3 architecture under its own model_type)
+- MiniCPM-V:  ``llm.model.layers.0.self_attn.q_proj``, ``vpm.encoder.layers.0.self_attn.q_proj``,
+              ``resampler``
 """
 
 from __future__ import annotations
@@ -15,22 +26,62 @@ from fedray.registry import Registry
 
 @dataclass(frozen=True)
 class Family:
-    """Module paths of one model family, as regex fragments."""
+    """Module paths of one model family, as regex fragments, and how the family is loaded."""
 
     language_model: str  # prefix of the language model's decoder layers
     attention: tuple[str, ...]  # attention projections of the language model
     mlp: tuple[str, ...]  # MLP projections of the language model
-    vision_tower: str  # prefix of the vision encoder's layers
+    vision_tower: str  # prefix of the vision encoder's attention modules
     vision_attention: tuple[str, ...]
     projector: str  # the vision-language projector's module name (modules_to_save)
+    # How fedray.models.hf loads it: "image_text_to_text" (AutoModelForImageTextToText + AutoProcessor) or
+    # "remote_code" (the model directory's own code, through AutoModel with trust_remote_code).
+    loader: str = "image_text_to_text"
 
 
 FAMILIES: Registry[Family] = Registry("model family")
 
+_LLAMA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+_LLAMA_MLP = ("gate_proj", "up_proj", "down_proj")
+_CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP and SigLIP encoders alike
+
 FAMILIES.register("llava")(Family(
-    language_model=r"language_model", attention=("q_proj", "k_proj", "v_proj", "o_proj"),
-    mlp=("gate_proj", "up_proj", "down_proj"), vision_tower=r"vision_tower",
-    vision_attention=("q_proj", "k_proj", "v_proj", "out_proj"), projector="multi_modal_projector",
+    language_model=r"language_model", attention=_LLAMA_ATTENTION, mlp=_LLAMA_MLP,
+    vision_tower=r"vision_tower", vision_attention=_CLIP_ATTENTION, projector="multi_modal_projector",
+))
+
+# The Qwen vision blocks fuse q/k/v into one ``qkv`` Linear. The prefix stops at ``attn`` so that neither the
+# patch embedding's Conv3d (``visual.patch_embed.proj``) nor the merger's MLP is matched.
+_QWEN_VL = Family(
+    language_model=r"language_model", attention=_LLAMA_ATTENTION, mlp=_LLAMA_MLP,
+    vision_tower=r"visual\.blocks\.\d+\.attn", vision_attention=("qkv", "proj"), projector="visual.merger",
+)
+FAMILIES.register("qwen2_vl")(_QWEN_VL)
+FAMILIES.register("qwen2_5_vl")(_QWEN_VL)
+
+_IDEFICS3 = Family(
+    language_model=r"text_model", attention=_LLAMA_ATTENTION, mlp=_LLAMA_MLP,
+    vision_tower=r"vision_model\.encoder", vision_attention=_CLIP_ATTENTION, projector="connector",
+)
+FAMILIES.register("idefics3")(_IDEFICS3)
+FAMILIES.register("smolvlm")(_IDEFICS3)
+
+# MiniCPM-V 2.5/2.6 (SigLIP ``vpm`` + perceiver ``resampler`` + Llama-3/Qwen2 ``llm``) exists only as remote
+# code; AutoModelForImageTextToText does not know it.
+FAMILIES.register("minicpmv")(Family(
+    language_model=r"llm", attention=_LLAMA_ATTENTION, mlp=_LLAMA_MLP,
+    vision_tower=r"vpm\.encoder", vision_attention=_CLIP_ATTENTION, projector="resampler",
+    loader="remote_code",
+))
+
+# fedray.models.assembled (built by its own builder, not by hf): SmolLM2 at
+# ``language_model.model.layers.0.self_attn.q_proj``, EfficientNet-Lite0 at ``vision_tower.blocks.0...``,
+# ``multi_modal_projector``. EfficientNet has no attention; with lora.vision its 1x1 expand/project
+# convolutions take LoRA instead.
+FAMILIES.register("assembled")(Family(
+    language_model=r"language_model", attention=_LLAMA_ATTENTION, mlp=_LLAMA_MLP,
+    vision_tower=r"vision_tower", vision_attention=("expand_conv", "project_conv"),
+    projector="multi_modal_projector",
 ))
 
 

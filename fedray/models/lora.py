@@ -83,6 +83,27 @@ def state_nbytes(state: AdapterState) -> int:
     return sum(t.numel() * t.element_size() for t in state.values())
 
 
+def adapter_bytes_breakdown(model: Any) -> dict[str, int]:
+    """Bytes of the adapter state by kind: ``lora`` (the low-rank matrices), ``modules_to_save`` (full copies
+    of modules such as the projector, trained and aggregated whole) and their ``total``.
+
+    A client uploads and downloads the whole state every round, so ``modules_to_save`` is often where most
+    of the traffic goes: a LLaVA-1.5-7B projector is ~21 M params against ~4 M for rank-8 q/v LoRA.
+    """
+    from peft.utils import ModulesToSaveWrapper
+
+    # State keys keep the module path (adapter name removed), so a key belongs to a saved module when it
+    # lies under the path of one of the model's ModulesToSaveWrapper modules.
+    saved = tuple(name + "." for name, module in model.named_modules()
+                  if isinstance(module, ModulesToSaveWrapper))
+    sizes = {"lora": 0, "modules_to_save": 0}
+    for key, tensor in _peft_state(model).items():
+        kind = "modules_to_save" if key.startswith(saved) else "lora"
+        sizes[kind] += tensor.numel() * tensor.element_size()
+    sizes["total"] = sizes["lora"] + sizes["modules_to_save"]
+    return sizes
+
+
 def adapter_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
     """The trainable parameters keyed like the adapter state (adapter name and PEFT wrappers removed).
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fedray.config.schema import ModelConfig, TinyVlmConfig
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
+from fedray.models.memory import apply_gradient_checkpointing
 from fedray.models.tokenizer import CHAT_TEMPLATE, build_tiny_tokenizer
 from fedray.seeding import torch_seeded
 
@@ -80,6 +81,7 @@ def build_tiny_vlm(cfg: ModelConfig) -> BuiltModel:
     model = model.to(torch_dtype(cfg.dtype))
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
+    apply_gradient_checkpointing(model, cfg)
     return BuiltModel(model=model, processor=processor, family="llava")
 
 
