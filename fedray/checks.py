@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedray.client.objectives import OBJECTIVES
+from fedray.client.engines import TRAIN_ENGINES, adjusts_gradients
+from fedray.client.objectives import OBJECTIVES, build_objective
 from fedray.config.load import register_semantic_check
 from fedray.config.schema import Scenario, SourceConfig
 from fedray.data.modality import MODALITY_SCENARIOS
 from fedray.data.partition import FEDMLLM_PARTITIONERS, PARTITIONERS
 from fedray.data.sources import DATA_SOURCES
 from fedray.models import MODEL_BUILDERS
-from fedray.strategies import param_problems
+from fedray.strategies import build_strategy, param_problems
 
 
 @register_semantic_check
@@ -70,6 +71,56 @@ def check_heterogeneity(scenario: Scenario) -> list[str]:
         problems.append(f"modality.image_clients ({m.image_clients}) exceeds partition.num_clients "
                         f"({p.num_clients})")
     return problems
+
+
+@register_semantic_check
+def check_train_engine(scenario: Scenario) -> list[str]:
+    """DeepSpeed settings, group clients and the objectives each engine can run."""
+    engine, res = scenario.train.engine, scenario.resources
+    problems = []
+    if engine.name not in TRAIN_ENGINES:
+        problems.append(f"train.engine.name: {TRAIN_ENGINES.unknown_message(engine.name)}")
+    if res.actors_per_client > 1:
+        if engine.name != "deepspeed":
+            problems.append(f"resources.actors_per_client={res.actors_per_client} trains each client on a "
+                            f"DeepSpeed data-parallel group, but train.engine.name is {engine.name!r}; set "
+                            "train.engine.name: deepspeed (or resources.actors_per_client: 1)")
+        if scenario.train.batch_size < res.actors_per_client:
+            problems.append(f"train.batch_size ({scenario.train.batch_size}) is split over the "
+                            f"{res.actors_per_client} actors of a group; raise it to at least "
+                            f"resources.actors_per_client")
+        if 0 < res.gpus_per_actor < 1 or res.gpus_per_actor % 1:
+            problems.append(f"resources.gpus_per_actor={res.gpus_per_actor} with actors_per_client="
+                            f"{res.actors_per_client}: two ranks of one group could share a GPU, which "
+                            "NCCL refuses; give group actors whole GPUs (gpus_per_actor: 1) or none")
+    if engine.name != "deepspeed":
+        return problems
+    if engine.offload_optimizer and engine.zero_stage == 0:
+        problems.append("train.engine.offload_optimizer needs ZeRO: set train.engine.zero_stage to 1, 2 or 3")
+    if engine.bf16 and scenario.model.dtype != "bfloat16":
+        problems.append(f"train.engine.bf16 casts the actor's whole model to bfloat16 for good, but "
+                        f"model.dtype is {scenario.model.dtype}; set model.dtype: bfloat16 so the base "
+                        "model is loaded (and evaluated) that way from the start")
+    if engine.zero_stage >= 1 and _client_adjusts_gradients(scenario):
+        problems.append(f"train.engine.zero_stage={engine.zero_stage}: strategy {scenario.strategy.name!r} "
+                        "corrects each gradient after backward (SCAFFOLD), but ZeRO stages >= 1 reduce "
+                        "and partition gradients inside backward, so the correction would be lost; set "
+                        "train.engine.zero_stage: 0 (or train.engine.name: torch)")
+    return problems
+
+
+def _client_adjusts_gradients(scenario: Scenario) -> bool:
+    """Whether the client half the strategy pairs with the objective edits gradients (SCAFFOLD's does).
+
+    Asks the strategy itself for round 1's objective; a strategy that cannot be built here is reported
+    by the other checks.
+    """
+    try:
+        strategy = build_strategy(scenario.strategy.name, **dict(scenario.strategy.options))
+        objective = build_objective(scenario.objective.name, **dict(scenario.objective.options))
+        return adjusts_gradients(strategy.configure_fit(1, [0], {}, objective))
+    except Exception:  # bad names or parameters: check_plugin_names says what is wrong
+        return False
 
 
 def _further_sources(scenario: Scenario) -> list[tuple[str, SourceConfig]]:

@@ -10,9 +10,10 @@ unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -42,6 +43,10 @@ class ObjectiveRun:
 @dataclass(frozen=True)
 class LocalObjective:
     """Plain empirical risk: the task loss and nothing else."""
+
+    #: Whether the objective's run edits gradients after backward (lost under ZeRO stages >= 1, which
+    #: reduce and partition gradients inside backward).
+    adjusts_gradients: ClassVar[bool] = False
 
     def begin(self, model: Any, global_state: AdapterState) -> ObjectiveRun:
         """Called once per fit, after the global adapter is loaded and before the first step."""
@@ -165,6 +170,7 @@ class ScaffoldObjective(LocalObjective):
     """SCAFFOLD's client half (Karimireddy et al., 2020): local steps with gradients corrected by
     c − c_i, where c is the server control variate and c_i the client's own (kept across rounds)."""
 
+    adjusts_gradients: ClassVar[bool] = True
     server_variate: AdapterState = field(default_factory=dict)
     client_variate: AdapterState | None = None
 
@@ -181,7 +187,7 @@ class ScaffoldObjective(LocalObjective):
 def build_objective(name: str, **params: Any) -> LocalObjective:
     """The client objective registered as ``name`` with ``params`` (clear error for unknown ones)."""
     cls = OBJECTIVES.get(name)
-    known = [f for f in getattr(cls, "__dataclass_fields__", {})]
+    known = [f.name for f in dataclasses.fields(cls)]  # fields() leaves out ClassVars
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise FedRayError(f"objective {name!r} has no parameter(s) {', '.join(unknown)}; "

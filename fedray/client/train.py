@@ -16,7 +16,7 @@ import torch
 
 from fedray.client.objectives import AdapterState, LocalObjective
 from fedray.config.schema import TrainConfig
-from fedray.models.collate import Collator
+from fedray.models.collate import Collator, input_dtype
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def local_train(
     optimizer = make_optimizer(params, cfg)
     steps = num_local_steps(cfg, len(rows))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
-    device, dtype = params[0].device, next(model.parameters()).dtype
+    device, dtype = params[0].device, input_dtype(model)
     model.train()
     run = objective.begin(model, global_state)
     losses, lrs = [], []

@@ -1,9 +1,11 @@
 """The client actor pool: sized from declared resources, fed with fits over the round's cohort.
 
-Fits are handed out as actors free up, so a pool of A actors runs a cohort of any size with at most A
-fits in flight. Every wait has a deadline: Ray leaves an unschedulable request pending forever, so a
-pool that cannot start within ``start_timeout_s`` raises an error that says what was asked and what the
-cluster has.
+The pool holds groups of ``resources.actors_per_client`` actors (:mod:`fedray.engine.group`; a group of
+one is a plain actor). Fits are handed out as groups free up, so a pool of G groups runs a cohort of
+any size with at most G fits in flight. ``resources.actors`` sets G, or, when None, the cluster does:
+as many groups as its nodes hold, capped at the fits a round runs. Every wait has a deadline: Ray
+leaves an unschedulable request pending forever, so a pool that cannot start within
+``start_timeout_s`` raises an error that says what was asked and what the cluster has.
 """
 
 from __future__ import annotations
@@ -17,30 +19,62 @@ import ray
 
 from fedray.config.schema import ResourcesConfig, Scenario
 from fedray.engine.actors import ClientActor
+from fedray.engine.group import ActorGroup, GroupFit, cluster_totals, fitting_groups
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.errors import FedRayError, ModelError, SchedulingError
 from fedray.strategies import ClientFailure
 
 logger = logging.getLogger(__name__)
 
+_LOWER = ("Lower resources.actors, resources.cpus_per_actor or resources.gpus_per_actor, or add nodes.")
 
-def check_capacity(resources: ResourcesConfig) -> None:
+
+def _per_group(res: ResourcesConfig) -> str:
+    n = res.actors_per_client
+    return (f"{n} actors × " if n > 1 else "") + f"{res.cpus_per_actor:g} CPU, " + \
+        (f"{n} actors × " if n > 1 else "") + f"{res.gpus_per_actor:g} GPU"
+
+
+def pool_size(res: ResourcesConfig, fits_per_round: int) -> int:
+    """Groups in the pool: ``resources.actors``, or as many as the cluster holds, at most
+    ``fits_per_round`` (more would sit idle)."""
+    if res.actors is not None:
+        return res.actors
+    groups = fitting_groups(res)
+    if groups is None:  # the actors ask for no CPU and no GPU: nothing bounds them but the cohort
+        return fits_per_round
+    if groups < 1:
+        have = cluster_totals()
+        raise SchedulingError(
+            f"resources.actors is unset (size the pool from the cluster), but not even one client "
+            f"group fits: a group needs {_per_group(res)}, and the cluster has {have['CPU']:g} CPU and "
+            f"{have['GPU']:g} GPU (an actor must fit on one node). Lower resources.cpus_per_actor, "
+            f"resources.gpus_per_actor or resources.actors_per_client, or add nodes.")
+    size = min(groups, fits_per_round)
+    logger.info("pool size derived from the cluster: %d group(s) of %d actor(s) (%d fit, %d fits per "
+                "round)", size, res.actors_per_client, groups, fits_per_round)
+    return size
+
+
+def check_capacity(resources: ResourcesConfig, groups: int | None = None) -> None:
     """Fail fast when the cluster's totals cannot hold the requested actors at all."""
+    groups = resources.actors if groups is None else groups
+    count = groups * resources.actors_per_client
+    what = (f"{groups} groups × {resources.actors_per_client} actors" if resources.actors_per_client > 1
+            else f"{count} actors")
     cluster = ray.cluster_resources()
-    need_cpu = resources.actors * resources.cpus_per_actor
-    need_gpu = resources.actors * resources.gpus_per_actor
+    need_cpu = count * resources.cpus_per_actor
+    need_gpu = count * resources.gpus_per_actor
     have_cpu, have_gpu = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
     problems = []
     if need_cpu > have_cpu + 1e-9:
-        problems.append(f"{resources.actors} actors × {resources.cpus_per_actor} CPU = {need_cpu:g} CPU "
+        problems.append(f"{what} × {resources.cpus_per_actor} CPU = {need_cpu:g} CPU "
                         f"but the cluster has {have_cpu:g}")
     if need_gpu > have_gpu + 1e-9:
-        problems.append(f"{resources.actors} actors × {resources.gpus_per_actor} GPU = {need_gpu:g} GPU "
+        problems.append(f"{what} × {resources.gpus_per_actor} GPU = {need_gpu:g} GPU "
                         f"but the cluster has {have_gpu:g}")
     if problems:
-        raise SchedulingError("the client actor pool does not fit: " + "; ".join(problems) +
-                              ". Lower resources.actors, resources.cpus_per_actor or "
-                              "resources.gpus_per_actor, or add nodes.")
+        raise SchedulingError("the client actor pool does not fit: " + "; ".join(problems) + ". " + _LOWER)
 
 
 @dataclass
@@ -51,7 +85,7 @@ class FitOutcome:
     params: list[Any] = field(default_factory=list)  # ObjectRefs, aligned with reports
     failures: list[ClientFailure] = field(default_factory=list)
 
-    def in_cohort_order(self, tasks: Sequence[FitTask]) -> "FitOutcome":
+    def in_cohort_order(self, tasks: Sequence[FitTask]) -> FitOutcome:
         """The same outcome with results and failures in the order the tasks were dispatched.
 
         Fits finish in whatever order the actors happen to run; summing float32 updates in that order
@@ -64,35 +98,46 @@ class FitOutcome:
 
 
 class ActorPool:
-    """A fixed set of :class:`ClientActor` handles."""
+    """A fixed number of :class:`~fedray.engine.group.ActorGroup` s of :class:`ClientActor` s."""
 
-    def __init__(self, scenario: Scenario, train_ref: Any, eval_ref: Any,
-                 start_timeout_s: float = 300.0) -> None:
+    def __init__(self, scenario: Scenario, train_ref: Any, eval_ref: Any, start_timeout_s: float = 300.0,
+                 fits_per_round: int | None = None, actor_cls: type = ClientActor) -> None:
         res = scenario.resources
-        check_capacity(res)
+        size = pool_size(res, fits_per_round or scenario.federation.clients_per_round)
+        check_capacity(res, size)
         self.retries = scenario.federation.fit_retries
-        remote_cls = ray.remote(ClientActor).options(
-            num_cpus=res.cpus_per_actor, num_gpus=res.gpus_per_actor, max_concurrency=1)
-        # Kept to build a replacement when an actor dies (it rebuilds its model from the scenario).
-        self._new_actor = lambda: remote_cls.remote(scenario, train_ref, eval_ref)
-        self.actors = [self._new_actor() for _ in range(res.actors)]
+        # Kept to build a replacement when a group dies (its actors rebuild their models from the scenario).
+        self._new_group = lambda: ActorGroup(actor_cls, (scenario, train_ref, eval_ref), res)
+        self.groups = [self._new_group() for _ in range(size)]
         self.restarts = 0
         self.info = self._wait_ready(start_timeout_s, res)
 
+    @property
+    def actors(self) -> list[Any]:
+        """Every client actor, group by group (rank 0 first)."""
+        return [member for group in self.groups for member in group.members]
+
     def _wait_ready(self, timeout_s: float, res: ResourcesConfig) -> list[dict[str, Any]]:
-        refs = [actor.describe.remote() for actor in self.actors]
-        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        described = [actor.describe.remote() for actor in self.actors]
+        joined = [ref for group in self.groups for ref in group.joined]
+        ready, pending = ray.wait(described + joined, num_returns=len(described) + len(joined),
+                                  timeout=timeout_s)
         if pending:
             raise SchedulingError(
-                f"{len(pending)} of {len(refs)} client actors did not start within {timeout_s:.0f} s. "
-                f"Requested per actor: {res.cpus_per_actor} CPU, {res.gpus_per_actor} GPU; cluster "
-                f"available now: {ray.available_resources()}. Lower resources.actors or the "
-                f"per-actor resources.")
+                f"{len(pending)} of {len(described) + len(joined)} client actor start-up calls did not "
+                f"finish within {timeout_s:.0f} s. Requested per group: {_per_group(res)}; cluster "
+                f"available now: {ray.available_resources()}. {_LOWER}")
         try:
-            return ray.get(ready, timeout=timeout_s)
+            info = ray.get(described, timeout=timeout_s)
         except ray.exceptions.RayActorError as exc:
             raise ModelError(f"a client actor failed while building its model: "
                              f"{_root_cause(exc)}") from exc
+        try:
+            ray.get(joined, timeout=timeout_s)
+        except ray.exceptions.RayError as exc:
+            raise SchedulingError(f"a client group could not form its process group: "
+                                  f"{_root_cause(exc)}") from exc
+        return info
 
     def initial_adapter(self, timeout_s: float = 120.0) -> Any:
         return ray.get(self.actors[0].initial_adapter.remote(), timeout=timeout_s)
@@ -102,70 +147,80 @@ class ActorPool:
         """Run ``tasks`` over the pool; fits not done by the deadline become failures.
 
         Every fit starts from ``global_ref``, or from ``start_refs[client_id]`` where given. A fit whose
-        actor dies is retried on another actor up to ``federation.fit_retries`` times (fits are pure
-        functions of (round, client), so a retry gives the same result), else it is a failure; the dead
-        actor is replaced by a new one that rebuilds its model.
+        actor (any member of its group) dies is retried on another group up to
+        ``federation.fit_retries`` times (fits are pure functions of (round, client), so a retry gives
+        the same result), else it is a failure; the dead group is replaced by a new one that rebuilds
+        its models.
         """
         deadline = time.monotonic() + timeout_s
         queue = [(task, 0) for task in tasks]
-        in_flight: dict[Any, tuple[Any, Any, FitTask, int]] = {}  # report ref → (actor, params, task, try)
-        idle = list(self.actors)
+        in_flight: dict[Any, GroupFit] = {}  # each member's report ref → its group's fit
+        idle = list(self.groups)
         outcome = FitOutcome()
         while queue or in_flight:
             while queue and idle:
-                actor, (task, attempt) = idle.pop(0), queue.pop(0)
-                start = (start_refs or {}).get(task.client_id, global_ref)
-                report_ref, params_ref = actor.fit.options(num_returns=2).remote(task, start)
-                in_flight[report_ref] = (actor, params_ref, task, attempt)
+                group, (task, attempt) = idle.pop(0), queue.pop(0)
+                fit = group.fit(task, (start_refs or {}).get(task.client_id, global_ref), attempt)
+                in_flight.update(dict.fromkeys(fit.pending, fit))
             remaining = deadline - time.monotonic()
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.0, remaining))
             if not done:
                 self._expire(in_flight, [t for t, _ in queue], outcome, timeout_s)
                 break
-            actor, params_ref, task, attempt = in_flight.pop(done[0])
-            died = self._collect(done[0], params_ref, task, outcome, retry=attempt < self.retries)
-            if died:
-                actor = self._replace(actor)
-                if attempt < self.retries:
-                    queue.append((task, attempt + 1))
-            idle.append(actor)
+            fit = in_flight.pop(done[0])
+            fit.pending.discard(done[0])
+            error = _error_of(done[0])
+            if error is None and fit.pending:
+                continue  # the group's other ranks are still training
+            for ref in fit.pending:  # a member failed: the others may never return
+                in_flight.pop(ref, None)
+            retry = fit.attempt < self.retries
+            died, broken = self._collect(fit, error, outcome, retry)
+            group = self._replace(fit.group) if died or broken else fit.group
+            if died and retry:
+                queue.append((fit.task, fit.attempt + 1))
+            idle.append(group)
         return outcome.in_cohort_order(tasks)
 
-    def _replace(self, dead: Any) -> Any:
-        """Swap a dead actor for a fresh one (built asynchronously; Ray queues calls until it is up)."""
-        fresh = self._new_actor()
-        self.actors[self.actors.index(dead)] = fresh
+    def _replace(self, dead: ActorGroup) -> ActorGroup:
+        """Swap a dead group for a fresh one (built asynchronously; Ray queues calls until it is up)."""
+        dead.kill()
+        fresh = self._new_group()
+        self.groups[self.groups.index(dead)] = fresh
         self.restarts += 1
-        logger.warning("a client actor died; started a replacement (%d restarts so far)", self.restarts)
+        logger.warning("a client actor died; started a replacement %s (%d restarts so far)",
+                       "group" if fresh.size > 1 else "actor", self.restarts)
         return fresh
 
     @staticmethod
-    def _collect(report_ref: Any, params_ref: Any, task: FitTask, outcome: FitOutcome,
-                 retry: bool) -> bool:
-        """Record the fit's report or failure; True when its actor died (it must be replaced)."""
-        try:
-            report = ray.get(report_ref)
-        except ray.exceptions.RayActorError as exc:
+    def _collect(fit: GroupFit, error: BaseException | None, outcome: FitOutcome,
+                 retry: bool) -> tuple[bool, bool]:
+        """Record the fit's report or failure; return (an actor died, the group must be replaced)."""
+        task = fit.task
+        if isinstance(error, ray.exceptions.RayActorError):
             logger.error("client %d's actor died in round %d%s", task.client_id, task.server_round,
-                         " (retrying on another actor)" if retry else "", exc_info=exc)
+                         " (retrying on another actor)" if retry else "", exc_info=error)
             if not retry:
-                outcome.failures.append(ClientFailure(task.client_id, f"actor died: {_root_cause(exc)}"))
-            return True
-        except Exception as exc:  # a client's exception must not end the round for the others
+                outcome.failures.append(ClientFailure(task.client_id, f"actor died: {_root_cause(error)}"))
+            return True, True
+        if error is not None:  # a client's exception must not end the round for the others
             logger.error("client %d failed in round %d", task.client_id, task.server_round,
-                         exc_info=exc)
-            outcome.failures.append(ClientFailure(task.client_id, f"{type(exc).__name__}: {exc}"))
-            return False
-        outcome.reports.append(report)
-        outcome.params.append(params_ref)
-        return False
+                         exc_info=error)
+            outcome.failures.append(ClientFailure(task.client_id, f"{type(error).__name__}: {error}"))
+            return False, fit.group.size > 1  # its other ranks may be stuck in a collective
+        outcome.reports.append(ray.get(fit.report_ref))
+        outcome.params.append(fit.params_ref)
+        return False, False
 
-    @staticmethod
-    def _expire(in_flight: dict, queue: list[FitTask], outcome: FitOutcome, timeout_s: float) -> None:
+    def _expire(self, in_flight: dict[Any, GroupFit], queue: list[FitTask], outcome: FitOutcome,
+                timeout_s: float) -> None:
         reason = f"timed out: not done within federation.round_timeout_s={timeout_s:g}"
-        for ref, (_, _, task, _) in in_flight.items():
+        for ref in in_flight:
             ray.cancel(ref)
-            outcome.failures.append(ClientFailure(task.client_id, reason))
+        for fit in dict.fromkeys(in_flight.values()):
+            outcome.failures.append(ClientFailure(fit.task.client_id, reason))
+            if fit.group.size > 1:  # cancelled ranks leave the others in a collective
+                self._replace(fit.group)
         outcome.failures += [ClientFailure(task.client_id, reason + " (never started)") for task in queue]
         in_flight.clear()
         queue.clear()
@@ -183,9 +238,18 @@ class ActorPool:
                          option_logprobs=scores)
 
     def shutdown(self) -> None:
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors = []
+        for group in self.groups:
+            group.kill()
+        self.groups = []
+
+
+def _error_of(ref: Any) -> BaseException | None:
+    """The exception a finished call raised, or None."""
+    try:
+        ray.get(ref, timeout=0)
+    except Exception as exc:  # what it raised is the answer, not a failure of this function
+        return exc
+    return None
 
 
 def _root_cause(exc: BaseException) -> str:

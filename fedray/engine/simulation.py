@@ -132,7 +132,8 @@ class Simulation:
         start = time.perf_counter()
         # One object per table set: Ray resolves top-level ObjectRef arguments only.
         eval_ref = ray.put(Evaluator.eval_tables(self.data))
-        self.pool = ActorPool(self.scenario, ray.put(self.data.train), eval_ref)
+        self.pool = ActorPool(self.scenario, ray.put(self.data.train), eval_ref,
+                              fits_per_round=self._fits_per_round())
         self.evaluator = Evaluator(self.scenario, self.data, self.pool)
         initial = self.pool.initial_adapter()
         self.pool_adapter_keys = sorted(initial)
@@ -144,6 +145,12 @@ class Simulation:
         logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB)",
                     len(self.pool.actors), time.perf_counter() - start,
                     self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024)
+
+    def _fits_per_round(self) -> int:
+        """The most fits a round runs: a derived pool (``resources.actors: null``) needs no more groups."""
+        if self.scenario.mode == "local" or len(self.specs) == 1:
+            return len(self.specs)
+        return min(self.scenario.federation.clients_per_round, len(self.specs))
 
     def _cohort(self, server_round: int, available: list[int] | None) -> list[int]:
         s = self.scenario

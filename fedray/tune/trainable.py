@@ -109,15 +109,21 @@ def make_trainable(space: TuneSpace) -> Callable[[dict[str, Any]], None]:
 
 
 def trial_bundles(space: TuneSpace, config: dict[str, Any]) -> list[dict[str, float]]:
-    """The trial's placement-group bundles: its driver, then one per client actor."""
+    """The trial's placement-group bundles: its driver, then one per client actor of every group."""
     try:
         res = space.trial_scenario(config).resources
     except FedRayError:  # the trial itself will fail with the full message; reserve its base's pool
         from fedray.config.load import scenario_from_dict
 
         res = scenario_from_dict(space.bases[config["scenario"]]).resources
+    if res.actors is None:
+        raise FedRayError(
+            f"trial of scenario {config['scenario']!r}: resources.actors is null (size the pool from the "
+            "cluster), but a trial reserves its actors before it starts and the cluster is shared with "
+            "the other trials; set resources.actors in the sweep's overrides (e.g. resources.actors: 2)")
     actor = {"CPU": res.cpus_per_actor, **({"GPU": res.gpus_per_actor} if res.gpus_per_actor else {})}
-    return [{"CPU": space.config.placement.driver_cpus}] + [dict(actor) for _ in range(res.actors)]
+    count = res.actors * res.actors_per_client
+    return [{"CPU": space.config.placement.driver_cpus}] + [dict(actor) for _ in range(count)]
 
 
 def _trial_resources(space: TuneSpace) -> Callable[[dict[str, Any]], Any]:
@@ -159,6 +165,9 @@ def _search(space: TuneSpace) -> Any:
 def trainable_for(space: TuneSpace) -> Any:
     """The trainable with its per-trial placement group attached (the same for a fresh or restored sweep)."""
     from ray import tune
+
+    for label in space.bases:  # a pool size that Tune could only refuse trial by trial: say so now
+        trial_bundles(space, {"scenario": label, **{d.path: d.values[0] for d in space.dimensions}})
 
     return tune.with_resources(make_trainable(space), _trial_resources(space))
 
