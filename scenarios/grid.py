@@ -37,7 +37,7 @@ PAPER_BASE: dict[str, Any] = {
               "adam_beta2": 0.95, "lr_schedule": "cosine", "warmup_ratio": 0.01},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 50, "clients_per_round": 2, "sampler": "fedmllm"},
-    "eval": {"every": 5, "batch_size": 16, "max_new_tokens": 8},
+    "eval": {"every": 5, "batch_size": 16},
     "resources": {"actors": 2, "cpus_per_actor": 4, "gpus_per_actor": 0.5},
 }
 
@@ -68,7 +68,7 @@ OFFLINE_BASE: dict[str, Any] = {
     "train": {"local_steps": 10, "batch_size": 16, "lr": 3.0e-3},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 20, "clients_per_round": 4},
-    "eval": {"every": 5, "batch_size": 64, "max_new_tokens": 6, "select_metric": "accuracy"},
+    "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy"},
     "resources": {"actors": 2, "cpus_per_actor": 1},
 }
 

@@ -283,7 +283,9 @@ class EvalConfig:
     every: int = spec(1, ge=0, help="evaluate every N rounds (0: only at the end)")
     at_start: bool = spec(True, help="evaluate the initial global model as round 0")
     batch_size: int = spec(32, ge=1)
-    max_new_tokens: int = spec(8, ge=1)
+    max_new_tokens: Optional[int] = spec(
+        None, ge=1, help="tokens generated per answer (None: the eval set's longest answer in this model's "
+                         "tokens, so no answer is cut short)")
     conditions: tuple[Literal["full", "image_only", "text_only"], ...] = spec(
         ("full",), help="test conditions: full modalities, and/or with text or image removed")
     option_scores: bool = spec(True, help="score binary multiple-choice options by log-likelihood (ROC-AUC)")

@@ -15,14 +15,15 @@ from typing import Any, Mapping
 import pyarrow as pa
 import torch
 
+from fedray.client.engines import build_train_engine
 from fedray.client.evaluate import generate_answers
 from fedray.client.objectives import LocalObjective, build_objective
 from fedray.client.scoring import option_logprobs
-from fedray.client.train import local_train
 from fedray.config.schema import Scenario
 from fedray.data.modality import CONDITION_MASKS, mask_rows
 from fedray.data.prompts import format_choice
 from fedray.engine.client_state import ClientStateStore
+from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
@@ -33,23 +34,16 @@ from fedray.strategies.registry import accepted_params
 
 logger = logging.getLogger(__name__)
 
-
-def peak_memory_mb(device: torch.device | None = None) -> float:
-    """Peak memory of this process so far, in MiB: CUDA's max allocated on a GPU, else the max RSS."""
-    if device is not None and device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def pick_device() -> torch.device:
-    """The device torch can use here (Ray may assign a GPU that torch cannot see, e.g. a fake one)."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["AggregatorActor", "ClientActor", "peak_memory_mb", "pick_device"]
 
 
 class ClientActor:
-    """Holds one LoRA-wrapped base model and trains or evaluates it for any client on request."""
+    """Holds one LoRA-wrapped base model and trains or evaluates it for any client on request.
+
+    In a group client (``resources.actors_per_client`` > 1) it is one rank of a DeepSpeed data-parallel
+    group (:mod:`fedray.engine.group`): every rank runs every fit of its group, and rank 0's report and
+    adapter are the client's result.
+    """
 
     def __init__(self, scenario: Scenario, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
         threads = scenario.resources.torch_threads or max(1, int(scenario.resources.cpus_per_actor))
@@ -58,6 +52,10 @@ class ClientActor:
         self.scenario = scenario
         self.train, self.eval_tables = train, dict(eval_tables)
         self.device = pick_device()
+        cap_memory(self.device, scenario.resources.gpus_per_actor, scenario.resources.cap_gpu_memory)
+        self.engine = build_train_engine(scenario.train.engine)
+        self.rank = 0
+        self._budgets: dict[str, int] = {}  # eval set → new tokens per answer
         built = build_model(scenario.model)
         with torch_seeded(derive_seed(scenario.seed, "lora_init")):
             self.model = apply_lora(built.model, scenario.lora, built.family).to(self.device)
@@ -69,30 +67,54 @@ class ClientActor:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.model.parameters())
         return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
-                "total_params": total, "threads": torch.get_num_threads()}
+                "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank}
+
+    def rendezvous(self) -> tuple[str, int]:
+        """Rank 0 of a group: the address and a free port its process group will listen on."""
+        import ray
+
+        from fedray.client.deepspeed_engine import free_port
+
+        return ray.util.get_node_ip_address(), free_port()
+
+    def join_group(self, address: tuple[str, int], rank: int, world_size: int) -> int:
+        """Join the group's process group as ``rank`` (blocks until every rank has joined)."""
+        from fedray.client.deepspeed_engine import init_distributed
+
+        init_distributed(address[0], address[1], rank, world_size)
+        self.rank = rank
+        return rank
 
     def initial_adapter(self) -> AdapterState:
         return get_adapter_state(self.model)
 
     def fit(self, task: FitTask, global_state: AdapterState) -> tuple[FitReport, AdapterState]:
-        """Load the global adapter, train on the client's rows, return (report, new adapter)."""
+        """Load the global adapter, train on the client's rows, return (report, new adapter).
+
+        Ranks other than 0 of a group return an empty report body and adapter: rank 0's are the client's.
+        """
         start = time.perf_counter()
+        begin_fit(self.device)
         set_adapter_state(self.model, global_state)
         rows = mask_rows(self.train.take(task.indices).to_pylist(), task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
-            stats = local_train(self.model, self.collator, rows, self.scenario.train,
-                                task.objective, global_state, rng)
-        params = get_adapter_state(self.model)
+            stats, params = self.engine.fit(self.model, self.collator, rows, self.scenario.train,
+                                            task.objective, global_state, rng)
         if task.slowdown > 1.0:  # simulated slow device (system heterogeneity)
             time.sleep((task.slowdown - 1.0) * (time.perf_counter() - start))
+        extras, num_examples = (stats.extras, stats.num_examples) if self.rank == 0 else ({}, 0)
+        params = params if self.rank == 0 else {}
         report = FitReport(
-            client_id=task.client_id, num_examples=stats.num_examples,
+            client_id=task.client_id, num_examples=num_examples,
             metrics={"train_loss": stats.mean_loss, "last_loss": stats.last_loss,
                      "steps": float(stats.steps)},
-            extras=stats.extras, params_nbytes=state_nbytes(params),
+            extras=extras, params_nbytes=state_nbytes(params),
             fit_s=time.perf_counter() - start, peak_mem_mb=peak_memory_mb(self.device),
         )
+        del rows, stats
+        self.model.zero_grad(set_to_none=True)  # the next virtual client starts without this one's grads
+        release_memory(self.device)
         return report, params
 
     def evaluate(self, global_state: AdapterState, request: EvalRequest) -> EvalShard:
@@ -102,12 +124,30 @@ class ClientActor:
         rows = self.eval_tables[request.set_name].take(list(request.indices)).to_pylist()
         rows = mask_rows(rows, [CONDITION_MASKS[request.condition]] * len(rows))
         cfg = self.scenario.eval
-        generations = generate_answers(self.model, self.collator, rows, cfg.batch_size, cfg.max_new_tokens)
+        budget = self._answer_budget(request.set_name)
+        generations = generate_answers(self.model, self.collator, rows, cfg.batch_size, budget)
         scores = None
         if request.score_options:
             options = [[format_choice(i, c) for i, c in enumerate(row["choices"] or ())] for row in rows]
             scores = option_logprobs(self.model, self.collator, rows, options, cfg.batch_size)
         return EvalShard(generations=generations, option_logprobs=scores)
+
+    def _answer_budget(self, set_name: str) -> int:
+        """New tokens per answer: ``eval.max_new_tokens``, else the set's longest answer (cached per set).
+
+        A budget below the longest answer cuts answers short, and a cut answer ("(C) Ge") parses as
+        invalid, so an explicit one that is too small is reported.
+        """
+        if set_name not in self._budgets:
+            rows = self.eval_tables[set_name].to_pylist()
+            longest = max((self.collator.answer_length(row) for row in rows), default=1)
+            chosen = self.scenario.eval.max_new_tokens or longest
+            if chosen < longest:
+                logger.warning("eval.max_new_tokens=%d is below the longest answer of eval set %r (%d "
+                               "tokens): those answers are cut short and count as invalid; unset it or "
+                               "raise it", chosen, set_name, longest)
+            self._budgets[set_name] = chosen
+        return self._budgets[set_name]
 
 
 class AggregatorActor:

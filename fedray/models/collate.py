@@ -64,6 +64,10 @@ class Collator:
                             "answer; fedray cannot locate the answer tokens for this model")
         return self.tokenizer(full[len(prompt):].rstrip(), add_special_tokens=False)["input_ids"]
 
+    def answer_length(self, row: Mapping[str, Any]) -> int:
+        """Tokens of ``row``'s target answer, end-of-turn token included: what generation must produce."""
+        return len(self._answer_ids(row))
+
     # -- batches --------------------------------------------------------------------------------
     def train_batch(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         """input_ids/attention_mask/labels (B, T), right-padded; vision tensors concatenated."""
