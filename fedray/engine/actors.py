@@ -27,7 +27,14 @@ from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_de
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
-from fedray.models.lora import AdapterState, apply_lora, get_adapter_state, set_adapter_state, state_nbytes
+from fedray.models.lora import (
+    AdapterState,
+    adapter_bytes_breakdown,
+    apply_lora,
+    get_adapter_state,
+    set_adapter_state,
+    state_nbytes,
+)
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
 from fedray.strategies import ClientFailure, ClientResult, build_strategy
 from fedray.strategies.registry import accepted_params
@@ -67,7 +74,8 @@ class ClientActor:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.model.parameters())
         return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
-                "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank}
+                "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank,
+                "adapter_bytes": adapter_bytes_breakdown(self.model)}
 
     def rendezvous(self) -> tuple[str, int]:
         """Rank 0 of a group: the address and a free port its process group will listen on."""

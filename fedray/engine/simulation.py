@@ -142,9 +142,12 @@ class Simulation:
         self.aggregator = ray.remote(AggregatorActor).options(
             num_cpus=0, scheduling_strategy=here).remote(self.scenario, initial, str(self.run.path))
         self.adapter_nbytes = ray.get(self.aggregator.global_nbytes.remote(), timeout=120)
-        logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB)",
+        shipped = self.pool.info[0]["adapter_bytes"]  # modules_to_save are whole modules: often the bulk
+        logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB: "
+                    "LoRA %.1f KiB, modules_to_save %.1f KiB, sent down and up per client per round)",
                     len(self.pool.actors), time.perf_counter() - start,
-                    self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024)
+                    self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024,
+                    shipped["lora"] / 1024, shipped["modules_to_save"] / 1024)
 
     def _fits_per_round(self) -> int:
         """The most fits a round runs: a derived pool (``resources.actors: null``) needs no more groups."""
