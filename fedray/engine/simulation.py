@@ -248,18 +248,29 @@ class Simulation:
 
     def _evaluate(self, record: RoundRecord) -> None:
         if self.scenario.mode == "local" and record.server_round > 0:
-            record.client_eval = {c: self.evaluator.test(self.aggregator.get_client_state.remote(c))
-                                  for c in range(len(self.specs))}
+            # No global model: every client's own adapter is tested and validated, and the round is
+            # chosen on the clients' mean validation score, the same rule as the other modes.
+            states = [self.aggregator.get_client_state.remote(c) for c in range(len(self.specs))]
+            record.client_eval = {c: self.evaluator.test(ref) for c, ref in enumerate(states)}
             record.eval = _mean_metrics(list(record.client_eval.values()))
+            record.validation = _mean_metrics([self.evaluator.validate(ref) for ref in states])
+            self._consider_best(record, best_state=None)
             return
         state_ref = self.aggregator.get_global.remote()
         record.eval = self.evaluator.test(state_ref)
         record.validation = self.evaluator.validate(state_ref)
+        # Round 0 of the local baseline tests the shared initial adapter, but no later round has a global
+        # one: keeping it as "best_adapter" would leave an untrained file beside a better local round.
+        self._consider_best(record, best_state=None if self.scenario.mode == "local" else state_ref)
+
+    def _consider_best(self, record: RoundRecord, best_state: Any) -> None:
+        """Make ``record`` the best round if its validation score beats every earlier one."""
         metric = self.scenario.eval.select_metric
         if record.validation.get(metric, float("-inf")) > self.best_validation:
             self.best_validation = record.validation[metric]
             self.summary.best_round = record.server_round
-            self.run.save_adapter(ray.get(state_ref, timeout=120), "best_adapter")
+            if best_state is not None:  # the local baseline has one adapter per client, none global
+                self.run.save_adapter(ray.get(best_state, timeout=120), "best_adapter")
 
     def _finish(self, started_ray: bool) -> None:
         aggregator = getattr(self, "aggregator", None)

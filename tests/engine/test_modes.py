@@ -50,6 +50,18 @@ def test_local_keeps_each_client_apart_and_reports_the_spread(ray_cluster, tmp_p
     assert "accuracy_std" in last["eval"] and summary.best_round is None
 
 
+def test_local_picks_its_best_round_on_the_clients_mean_validation(ray_cluster, tmp_path):
+    base = small_scenario()
+    s = _with(base, mode="local", data=replace(base.data, validation_fraction=0.1))
+    summary = Simulation(s, tmp_path).execute()
+    history = read_history(tmp_path / "history.jsonl")
+    assert all(h["validation"]["n"] > 0 for h in history)
+    assert all("accuracy_std" in h["validation"] for h in history[1:])  # a mean over the clients
+    best = max(history, key=lambda h: (h["validation"]["accuracy"], -h["round"]))
+    assert summary.best_round == best["round"]
+    assert not (tmp_path / "best_adapter.safetensors").exists()  # no global adapter to keep
+
+
 def test_validation_picks_the_best_round_and_conditions_are_scored(ray_cluster, tmp_path):
     base = small_scenario()
     s = _with(base, data=replace(base.data, validation_fraction=0.1),
