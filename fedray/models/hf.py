@@ -4,7 +4,9 @@
 local Hugging Face cache; everything loads with ``local_files_only=True``. The family (``model.family``, else
 the config's ``model_type``) picks the loader and the LoRA presets (see :mod:`fedray.models.families`):
 LLaVA, Qwen2-VL, Qwen2.5-VL, Idefics3 and SmolVLM load with ``AutoModelForImageTextToText``; MiniCPM-V only
-through its own code in the model directory (``model.trust_remote_code=true``).
+through its own code in the model directory (``model.trust_remote_code=true``). A family registered in
+:data:`fedray.models.adapters.ADAPTERS` (MiniCPM-V) then gets its adapter, which makes its model and processor
+speak the Hugging Face convention the collator, training and evaluation code use.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Callable
 
 from fedray.config.schema import ModelConfig
 from fedray.errors import ModelError
+from fedray.models.adapters import ADAPTERS
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
 from fedray.models.families import FAMILIES, Family
 from fedray.models.memory import prepare_for_training, quantization_kwargs
@@ -93,6 +96,9 @@ def build_hf(cfg: ModelConfig) -> BuiltModel:
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load model.path={cfg.path!r} ({directory}) as a {name} model: "
                          f"{exc}") from exc
+    if name in ADAPTERS:
+        adapter = ADAPTERS.get(name)
+        model, processor = adapter.model(model), adapter.processor(processor)
     model = prepare_for_training(model, cfg)
     _set_special_tokens(model, processor.tokenizer)
     return BuiltModel(model=model, processor=processor, family=name)
