@@ -81,6 +81,8 @@ def test_zero_stage_matches_the_torch_loop(setup, torch_results, stage, optimize
     expected, expected_stats = torch_results[optimizer]
     state, stats = _fit(setup, _deepspeed(stage), optimizer=optimizer)
     start = setup[3]
+    print(f"ZeRO-{stage} {optimizer}: max |Δ| vs torch {_max_diff(state, expected):.1e}, "
+          f"weights moved {_max_diff(state, start):.1e}")  # shown with pytest -s
     assert _max_diff(state, start) > 20 * TOLERANCE  # it trained
     assert _max_diff(state, expected) < TOLERANCE
     assert stats.mean_loss == pytest.approx(expected_stats.mean_loss, rel=1e-4)
