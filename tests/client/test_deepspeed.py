@@ -17,11 +17,9 @@ from fedray.client.deepspeed_engine import DeepSpeedEngine, ds_config
 from fedray.client.engines import TorchEngine, adjusts_gradients, build_train_engine
 from fedray.client.objectives import FedProx, LocalObjective, ScaffoldObjective
 from fedray.config.schema import LoraConfig, ModelConfig, TinyVlmConfig, TrainConfig, TrainEngineConfig
-from fedray.data.sources import DATA_SOURCES
 from fedray.errors import FedRayError
-from fedray.models import build_model
-from fedray.models.collate import Collator
-from fedray.models.lora import apply_lora, get_adapter_state, set_adapter_state
+from fedray.models.lora import get_adapter_state, set_adapter_state
+from tests.client.tiny_setup import tiny_training_setup
 
 TINY = ModelConfig(max_length=48, tiny=TinyVlmConfig(text_layers=2, vision_layers=1))
 LORA = LoraConfig(rank=2, target_modules=r".*language_model.*(q_proj|v_proj)",
@@ -32,11 +30,7 @@ PARTITION_ALL = {"zero_optimization": {"stage3_param_persistence_threshold": 0}}
 
 @pytest.fixture(scope="module")
 def setup():
-    built = build_model(TINY)
-    torch.manual_seed(0)
-    model = apply_lora(built.model, LORA)
-    rows = DATA_SOURCES.get("digits")(image_size=32).splits["train"].slice(0, 16).to_pylist()
-    return model, Collator(built.processor, TINY.max_length), rows, get_adapter_state(model)
+    return tiny_training_setup(TINY, LORA)
 
 
 def _fit(setup, engine, objective=None, optimizer="adamw", steps=3):

@@ -17,11 +17,9 @@ from fedray.client.objectives import (
 )
 from fedray.client.train import local_train
 from fedray.config.schema import LoraConfig, ModelConfig, TinyVlmConfig, TrainConfig
-from fedray.data.sources import DATA_SOURCES
 from fedray.errors import FedRayError
-from fedray.models import build_model
-from fedray.models.collate import Collator
-from fedray.models.lora import adapter_parameters, apply_lora, get_adapter_state, set_adapter_state
+from fedray.models.lora import adapter_parameters, get_adapter_state, set_adapter_state
+from tests.client.tiny_setup import tiny_training_setup
 
 TINY = ModelConfig(max_length=48, tiny=TinyVlmConfig(text_layers=4, vision_layers=1))
 LORA = LoraConfig(rank=2, target_modules=r".*language_model.*(q_proj|v_proj)",
@@ -30,11 +28,7 @@ LORA = LoraConfig(rank=2, target_modules=r".*language_model.*(q_proj|v_proj)",
 
 @pytest.fixture(scope="module")
 def setup():
-    built = build_model(TINY)
-    torch.manual_seed(0)
-    model = apply_lora(built.model, LORA)
-    rows = DATA_SOURCES.get("digits")(image_size=32).splits["train"].slice(0, 16).to_pylist()
-    return model, Collator(built.processor, TINY.max_length), rows, get_adapter_state(model)
+    return tiny_training_setup(TINY, LORA)
 
 
 def _train(setup, objective, steps=3, lr=1e-2, optimizer="adamw"):
