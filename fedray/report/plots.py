@@ -53,12 +53,7 @@ def accuracy_curves(runs: Sequence[RunInfo], out: str | Path) -> list[Path]:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(out) / f"curves-{_slug(scenario)}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, Path(out) / f"curves-{_slug(scenario)}.png"))
     return written
 
 
@@ -92,10 +87,14 @@ def client_spread(runs: Sequence[RunInfo], out: str | Path) -> list[Path]:
         metric = next(r.metric for r in runs if r.scenario == scenario)
         ax.set(ylabel=f"per-client test {metric}", title=scenario)
         ax.grid(alpha=0.3, axis="y")
-        fig.tight_layout()
-        path = Path(out) / f"clients-{_slug(scenario)}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, Path(out) / f"clients-{_slug(scenario)}.png"))
     return written
+
+
+def _save(plt, fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (creating its folder) and free it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
