@@ -1,14 +1,18 @@
-"""Name → builder registries.
+"""Name → plug-in registries.
 
-Plug-ins (strategies, model builders, data sources, partitioners) are chosen by a lowercase registered
-name; an unknown name raises an error that lists the names that are known.
+Plug-ins (strategies, objectives, data sources, partitioners, modality scenarios, model builders, train
+engines) are chosen by a lowercase registered name; an unknown name raises an error that lists the names
+that are known. Each entry declares its parameters as a frozen dataclass (see
+:mod:`fedray.config.params`), registered beside it, so the loader checks them at load time.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Mapping
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from fedray.config.params import NoParams, parse_params
 from fedray.errors import FedRayError
 
 T = TypeVar("T")
@@ -29,18 +33,37 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._params: dict[str, type] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers its target under ``name``."""
+    def register(self, name: str, params: type | None = None) -> Callable[[T], T]:
+        """Decorator that registers its target under ``name`` with its parameter dataclass.
+
+        ``params`` defaults to the target's ``Params`` attribute, then to :class:`NoParams`.
+        """
         key = name.lower()
 
         def add(obj: T) -> T:
             if key in self._entries and self._entries[key] is not obj:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
             self._entries[key] = obj
+            self._params[key] = params or getattr(obj, "Params", None) or NoParams
             return obj
 
         return add
+
+    def params_class(self, name: str) -> type:
+        """The parameter dataclass of the entry ``name``."""
+        self.get(name)
+        return self._params[str(name).lower()]
+
+    def parse(self, name: str, options: Mapping[str, Any] | None, path: str) -> tuple[Any | None, list[str]]:
+        """Typed parameters of ``name`` built from ``options``: (instance or None, every problem).
+
+        An unknown name is one problem at ``path``.name, so it joins the loader's single error.
+        """
+        if name not in self:
+            return None, [f"{path}.name: {self.unknown_message(name)}" if path else self.unknown_message(name)]
+        return parse_params(self.params_class(name), options, path)
 
     def get(self, name: str) -> T:
         """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the known ones."""

@@ -213,7 +213,7 @@ def _convert(tp: Any, value: Any, path: str, expected: str | None = None,
              lenient: bool = False) -> tuple[Any, list[str]]:
     """Convert ``value`` to type ``tp``: (converted, problems); converted is _INVALID on a type error."""
     origin, args = get_origin(tp), get_args(tp)
-    expected = expected or _describe(tp)
+    expected = expected or describe_type(tp)
     if tp is Any:
         return value, []
     if dataclasses.is_dataclass(tp):
@@ -282,15 +282,15 @@ def _unknown_key(name: str, known: list[str], path: str) -> str:
     return f"{_join(path, name)}: unknown key {where}; {hint}known keys: {', '.join(known)}"
 
 
-def _describe(tp: Any) -> str:
-    """What a type accepts, in words for error messages."""
+def describe_type(tp: Any) -> str:
+    """What a type accepts, in words (error messages and ``fedray config show``)."""
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args if a is not type(None)) + " or null"
+        return " or ".join(describe_type(a) for a in args if a is not type(None)) + " or null"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin is tuple:
-        return f"a list of {_describe(args[0]).removeprefix('a ')}s (or a single one)"
+        return f"a list of {describe_type(args[0]).removeprefix('a ')}s (or a single one)"
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     return names.get(tp, "a mapping")
 
