@@ -1,4 +1,5 @@
-"""Scenario configuration: the frozen schema and the YAML loader that validates it."""
+"""Scenario configuration: the frozen schema, the YAML loader that validates it, and the dotted paths,
+merges and ``a.b=c`` overrides that scenarios and sweeps share."""
 
 from fedray.config.load import (
     SEMANTIC_CHECKS,
@@ -6,10 +7,16 @@ from fedray.config.load import (
     dump_scenario,
     expand_env,
     load_scenario,
-    parse_overrides,
     register_semantic_check,
     scenario_from_dict,
     scenario_to_dict,
+)
+from fedray.config.paths import (
+    deep_merge,
+    get_path,
+    parse_overrides,
+    resolve_field_path,
+    set_paths,
 )
 from fedray.config.schema import (
     DataConfig,
@@ -41,11 +48,15 @@ __all__ = [
     "TinyVlmConfig",
     "TrainConfig",
     "build_dataclass",
+    "deep_merge",
     "dump_scenario",
     "expand_env",
+    "get_path",
     "load_scenario",
     "parse_overrides",
     "register_semantic_check",
+    "resolve_field_path",
     "scenario_from_dict",
     "scenario_to_dict",
+    "set_paths",
 ]

@@ -2,7 +2,9 @@
 
 Every step collects problems instead of raising at the first, so one :class:`ConfigError` lists all
 of them, each with its dotted field path. Validation is generic: it is driven by the schema's type
-hints and the bounds in each field's :func:`~fedray.config.schema.spec` metadata.
+hints and the bounds in each field's :func:`~fedray.config.schema.spec` metadata. YAML reading and
+writing (:mod:`fedray.config.yamlio`) and dotted paths, merges and overrides (:mod:`fedray.config.paths`)
+are shared with the sweep loader.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from fedray.config.paths import collect_overrides, deep_merge, extra_field, join_path
 from fedray.config.schema import Scenario
+from fedray.config.yamlio import dump_yaml, parse_yaml, read_yaml_file
 from fedray.errors import ConfigError
 
 SemanticCheck = Callable[[Scenario], list[str]]
@@ -34,19 +38,6 @@ _BOUNDS = (("ge", ">=", operator.ge), ("gt", ">", operator.gt),
            ("le", "<=", operator.le), ("lt", "<", operator.lt))
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that also reads ``1e-4`` as a float (PyYAML's YAML 1.1 rules need ``1.0e-4``)."""
-
-
-class _Dumper(yaml.SafeDumper):
-    """Safe dumper with the same float rule, so the string ``'1e-4'`` is quoted and stays a string."""
-
-
-_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
-for _cls in (_Loader, _Dumper):
-    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789"))
-
-
 def register_semantic_check(fn: SemanticCheck) -> SemanticCheck:
     """Add a check run on every successfully built scenario; usable as a decorator.
 
@@ -57,52 +48,13 @@ def register_semantic_check(fn: SemanticCheck) -> SemanticCheck:
     return fn
 
 
-def parse_overrides(items: Sequence[str]) -> dict:
-    """Turn ``["train.lr=1e-4", "strategy.name=fedprox"]`` into a nested dict (values parsed as YAML)."""
-    tree, problems = _parse_overrides(items)
-    if problems:
-        raise ConfigError(problems, source="overrides")
-    return tree
-
-
-def _parse_overrides(items: Sequence[str]) -> tuple[dict, list[str]]:
-    tree: dict = {}
-    problems: list[str] = []
-    for item in items:
-        key, sep, text = item.partition("=")
-        parts = [p.strip() for p in key.split(".")]
-        if not sep or not all(parts):
-            problems.append(f"override {item!r}: expected section.field=value, e.g. train.lr=1e-4")
-            continue
-        try:
-            value = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as err:
-            problems.append(f"override {item!r}: the value is not valid YAML ({_yaml_reason(err)})")
-            continue
-        for part in reversed(parts):
-            value = {part: value}
-        tree = _deep_merge(tree, value)  # later overrides win, as on a command line
-    return tree, problems
-
-
-def _deep_merge(base: Mapping, over: Mapping) -> dict:
-    """A new dict: ``over`` wins, except that two mappings under one key are merged key by key."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def expand_env(obj: Any, path: str = "") -> tuple[Any, list[str]]:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``obj``; return (result, problems).
 
     A string that is exactly one reference is re-read as YAML so that ``${ROUNDS}`` can be a number.
     """
     if isinstance(obj, Mapping):
-        pairs = [(k, expand_env(v, _join(path, str(k)))) for k, v in obj.items()]
+        pairs = [(k, expand_env(v, join_path(path, str(k)))) for k, v in obj.items()]
         return {k: v for k, (v, _) in pairs}, [p for _, (_, probs) in pairs for p in probs]
     if isinstance(obj, (list, tuple)):
         pairs = [expand_env(v, f"{path}[{i}]") for i, v in enumerate(obj)]
@@ -131,7 +83,7 @@ def expand_env(obj: Any, path: str = "") -> tuple[Any, list[str]]:
 
 def _reparse_scalar(text: str) -> Any:
     try:
-        value = yaml.load(text, Loader=_Loader)
+        value = parse_yaml(text)
     except yaml.YAMLError:
         return text
     # Only scalars: a path such as "a: b" must not turn into a mapping.
@@ -163,7 +115,7 @@ def _build(cls: type, raw: Any, path: str, lenient: bool = False) -> tuple[Any, 
         return _INVALID, [f"{path or 'top level'}: got {_show(raw)}, expected a mapping of fields ({names})"]
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    extra = next((f.name for f in fields.values() if f.metadata.get("extra")), None)
+    extra = extra_field(cls)
     kwargs: dict[str, Any] = {}
     undeclared: dict[str, Any] = {}
     problems: list[str] = []
@@ -176,8 +128,8 @@ def _build(cls: type, raw: Any, path: str, lenient: bool = False) -> tuple[Any, 
             else:
                 problems.append(_unknown_key(name, list(fields), path))
             continue
-        value, probs = _convert(hints[name], value, _join(path, name), lenient=lenient)
-        out_of_range = _range_problems(value, fields[name].metadata, _join(path, name))
+        value, probs = _convert(hints[name], value, join_path(path, name), lenient=lenient)
+        out_of_range = _range_problems(value, fields[name].metadata, join_path(path, name))
         if lenient and (value is _INVALID or out_of_range):
             continue  # keep the default
 
@@ -205,7 +157,7 @@ def _merge_extras(kwargs: dict, extra: str, undeclared: dict, path: str) -> list
         return []
     clash = sorted(set(explicit) & set(undeclared))
     kwargs[extra] = {**explicit, **undeclared}
-    return [f"{_join(path, k)}: given both inline and under {_join(path, extra)}; keep one"
+    return [f"{join_path(path, k)}: given both inline and under {join_path(path, extra)}; keep one"
             for k in clash]
 
 
@@ -279,7 +231,7 @@ def _unknown_key(name: str, known: list[str], path: str) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     where = f"in {path}" if path else "at the top level"
-    return f"{_join(path, name)}: unknown key {where}; {hint}known keys: {', '.join(known)}"
+    return f"{join_path(path, name)}: unknown key {where}; {hint}known keys: {', '.join(known)}"
 
 
 def describe_type(tp: Any) -> str:
@@ -300,14 +252,10 @@ def _show(value: Any) -> str:
     return f"{value!r} ({kind})" if not isinstance(value, (dict, list)) else kind
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
 def scenario_from_dict(raw: Mapping, overrides: Sequence[str] = (), source: str | None = None) -> Scenario:
     """Validate a raw scenario mapping (plus overrides) into a :class:`Scenario` or raise ConfigError."""
-    tree, problems = _parse_overrides(overrides)
-    merged = _deep_merge(raw, tree) if isinstance(raw, Mapping) else raw  # non-mapping: reported below
+    tree, problems = collect_overrides(overrides)
+    merged = deep_merge(raw, tree) if isinstance(raw, Mapping) else raw  # non-mapping: reported below
     expanded, env_problems = expand_env(merged)
     scenario, build_problems = build_dataclass(Scenario, expanded)
     problems += env_problems + build_problems
@@ -331,27 +279,11 @@ def _lenient_scenario(raw: Any) -> Scenario | None:
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read a scenario YAML file, apply ``a.b=c`` overrides and validate it; raise ConfigError if bad."""
-    path = Path(path)
-    if not path.is_file():
-        state = "is not a file" if path.exists() else "does not exist"
-        raise ConfigError([f"scenario file {path} {state}; list the shipped scenarios with `ls scenarios/`"],
-                          source=str(path))
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except yaml.YAMLError as err:
-        raise ConfigError([f"YAML syntax error: {_yaml_reason(err)}"], source=str(path)) from None
-    if raw is None:
-        raw = {}  # an empty file means "all defaults"
+    raw = read_yaml_file(path, "scenario file", "scenarios")  # an empty file means "all defaults"
     if not isinstance(raw, Mapping):
         message = f"top level: got {_show(raw)}, expected a mapping of sections (name, data, train, ...)"
         raise ConfigError([message], source=str(path))
     return scenario_from_dict(raw, overrides, source=str(path))
-
-
-def _yaml_reason(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    reason = getattr(err, "problem", None) or str(err)
-    return f"{reason} at line {mark.line + 1}, column {mark.column + 1}" if mark else reason
 
 
 def scenario_to_dict(scenario: Scenario) -> dict:
@@ -377,6 +309,6 @@ def dump_scenario(scenario: Scenario, path: str | Path) -> None:
     """Write ``scenario`` as YAML that :func:`load_scenario` reads back to an equal Scenario."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.dump(scenario_to_dict(scenario), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    text = dump_yaml(scenario_to_dict(scenario))
     path.write_text(f"# resolved scenario {scenario.name!r}; reload with fedray.config.load_scenario\n{text}",
                     encoding="utf-8")

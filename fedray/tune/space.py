@@ -17,33 +17,33 @@ Validation works like the scenario loader's: every problem is collected, each wi
 top of the schema, every space key must name a real scenario field (unknown ones are listed with close
 matches), and the values a dimension can take are type-checked by building real scenarios from them:
 every grid point (up to :data:`MAX_CHECKED_POINTS`), and each value or range endpoint of the others.
-A dimension's value *replaces* the field at its path; a path inside a plug-in section that is not a
-declared field (``strategy.eta``) means that plug-in's option (``strategy.options.eta``).
+A dimension's value *replaces* the field at its path. Paths are read as the scenario loader reads them
+(:mod:`fedray.config.paths`): a path inside a plug-in section that is not a declared field
+(``strategy.eta``) means that plug-in's option (``strategy.options.eta``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.util
 import itertools
 import math
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Optional
 
-import yaml
-
-from fedray.config.load import _Loader as _YamlLoader  # the scenario loader's YAML rules (1e-4 is a float)
-from fedray.config.load import (
-    build_dataclass,
-    load_scenario,
+from fedray.config.load import build_dataclass, load_scenario, scenario_from_dict, scenario_to_dict
+from fedray.config.paths import (
+    deep_merge,
+    flatten_fields,
+    get_path,
+    normalize_paths,
     parse_overrides,
-    scenario_from_dict,
-    scenario_to_dict,
+    resolve_field_path,
+    set_paths,
 )
 from fedray.config.schema import Scenario, spec
+from fedray.config.yamlio import read_yaml_file
 from fedray.errors import ConfigError, FedRayError
 
 DIMENSION_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -189,7 +189,7 @@ class TuneSpace:
 
     def max_rounds(self) -> int:
         """The most rounds any trial can run (ASHA's default ``max_t``)."""
-        rounds = [int(b["federation"]["rounds"]) for b in self.bases.values()]
+        rounds = [int(get_path(b, "federation.rounds")) for b in self.bases.values()]
         for d in self.dimensions:
             if d.path == "federation.rounds":
                 rounds += [int(v) for v in d.values if isinstance(v, (int, float))]
@@ -201,100 +201,6 @@ def config_label(config: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
-def set_paths(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict:
-    """A copy of nested ``raw`` with each dotted path's field replaced by its value."""
-    out = _copy(raw)
-    for path, value in values.items():
-        node = out
-        *parents, leaf = path.split(".")
-        for part in parents:
-            child = node.get(part)
-            node[part] = child = dict(child) if isinstance(child, Mapping) else {}
-            node = child
-        node[leaf] = _copy(value)
-    return out
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_copy(v) for v in value]
-    return value
-
-
-# -- field paths -----------------------------------------------------------------------------------
-
-def _unwrap(tp: Any) -> Any:
-    if get_origin(tp) in (Union, types.UnionType):
-        arms = [a for a in get_args(tp) if a is not type(None)]
-        return arms[0] if len(arms) == 1 else tp
-    return tp
-
-
-def _is_mapping(tp: Any) -> bool:
-    return tp in (Mapping, dict) or get_origin(tp) in (Mapping, dict)
-
-
-def all_field_paths(cls: type = Scenario, prefix: str = "") -> list[str]:
-    """Every dotted field path of the schema (sections and leaves)."""
-    out = []
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        path = f"{prefix}{f.name}"
-        out.append(path)
-        tp = _unwrap(hints[f.name])
-        if dataclasses.is_dataclass(tp):
-            out += all_field_paths(tp, path + ".")
-    return out
-
-
-def resolve_field_path(path: str) -> tuple[str, str | None]:
-    """(normalized path, problem or None) for a dotted scenario field path.
-
-    Keys below a mapping field (plug-in ``options``) are free; an undeclared key in a section that has
-    such a field is that plug-in's option: ``strategy.eta`` → ``strategy.options.eta``.
-    """
-    normalized, problem, _ = _resolve(path)
-    return normalized, problem
-
-
-def _resolve(path: str) -> tuple[str, str | None, str]:
-    """Like resolve_field_path, plus what the path names: ``section``, ``free`` (inside a mapping) or
-    ``leaf``."""
-    parts = path.split(".")
-    if not all(parts):
-        return path, f"{path!r} is not a dotted field path such as train.lr", "leaf"
-    cls: Any = Scenario
-    out: list[str] = []
-    for part in parts:
-        if cls is None:  # inside a free mapping
-            out.append(part)
-            continue
-        if cls == "leaf":
-            return path, f"{'.'.join(out)} is a value, not a section: it has no field {part!r}", "leaf"
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if part not in fields:
-            extra = next((f.name for f in fields.values() if f.metadata.get("extra")), None)
-            if extra is None:
-                return path, _unknown_path(path), "leaf"
-            out += [extra, part]
-            cls = None
-            continue
-        out.append(part)
-        tp = _unwrap(get_type_hints(cls)[part])
-        cls = tp if dataclasses.is_dataclass(tp) else (None if _is_mapping(tp) else "leaf")
-    kind = "free" if cls is None else ("leaf" if cls == "leaf" else "section")
-    return ".".join(out), None, kind
-
-
-def _unknown_path(path: str) -> str:
-    close = difflib.get_close_matches(path, all_field_paths(), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
-        "; see fedray/config/schema.py for the fields"
-    return f"{path!r} is not a scenario field{hint}"
-
-
 # -- loading ---------------------------------------------------------------------------------------
 
 def load_space(path: str | Path, overrides: Sequence[str] = ()) -> TuneSpace:
@@ -303,13 +209,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> TuneSpace:
     import fedray.checks  # noqa: F401  (registry-aware scenario checks)
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"sweep file {path} does not exist; list the shipped ones with "
-                           "`ls tune_spaces/`"], source=str(path))
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError([f"YAML syntax error: {err}"], source=str(path)) from None
+    raw = read_yaml_file(path, "sweep file", "tune_spaces")
     return space_from_dict(raw, overrides, base_dir=path.parent, source=str(path))
 
 
@@ -317,13 +217,13 @@ def space_from_dict(raw: Any, overrides: Sequence[str] = (), base_dir: str | Pat
                     source: str | None = None) -> TuneSpace:
     """Validate a raw sweep mapping; relative scenario paths are taken from ``base_dir``."""
     if isinstance(raw, Mapping) and overrides:
-        raw = _merge(raw, parse_overrides(overrides))
+        raw = deep_merge(raw, parse_overrides(overrides))
     config, problems = build_dataclass(SweepConfig, raw)
     # Schema problems do not stop the rest: the space, overrides and scenarios are checked from the raw
     # mapping too, so one error lists everything.
     given = raw if isinstance(raw, Mapping) else {}
     dims, dim_problems = _dimensions(_mapping(given.get("space")))
-    fixed, fixed_problems = _flat_paths(_mapping(given.get("overrides")), "overrides")
+    fixed, fixed_problems = normalize_paths(_mapping(given.get("overrides")), "overrides")
     problems += dim_problems + fixed_problems
     if config is not None:
         problems += _search_problems(config, dims)
@@ -346,36 +246,6 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(v for v in items if isinstance(v, str))
 
 
-def _merge(base: Mapping, over: Mapping) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
-        out[key] = _merge(out[key], value) if both else value
-    return out
-
-
-def _flat_paths(tree: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
-    """Nested or dotted mapping → {normalized dotted path: value}, checking every path."""
-    out: dict[str, Any] = {}
-    problems: list[str] = []
-    for key, value in _flatten(tree, is_leaf=lambda v: not isinstance(v, Mapping)):
-        normalized, problem = resolve_field_path(key)
-        if problem:
-            problems.append(f"{where}.{key}: {problem}")
-        else:
-            out[normalized] = value
-    return out, problems
-
-
-def _flatten(tree: Mapping[str, Any], is_leaf, prefix: str = ""):
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if is_leaf(value) or not value or _resolve(path)[2] == "leaf":
-            yield path, value
-        else:
-            yield from _flatten(value, is_leaf, path + ".")
-
-
 def _is_dimension(value: Any) -> bool:
     return not isinstance(value, Mapping) or (bool(value) and set(map(str, value)) <= set(DIMENSION_KINDS))
 
@@ -383,7 +253,7 @@ def _is_dimension(value: Any) -> bool:
 def _dimensions(space: Mapping[str, Any]) -> tuple[list[Dimension], list[str]]:
     dims: list[Dimension] = []
     problems: list[str] = []
-    for key, value in _flatten(space, is_leaf=_is_dimension):
+    for key, value in flatten_fields(space, is_leaf=_is_dimension):
         where = f"space.{key}"
         normalized, problem = resolve_field_path(key)
         if problem:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import fedray  # noqa: F401  (registers the registry-aware scenario checks)
+from fedray.config import resolve_field_path
 from fedray.engine.history import RoundRecord
 from fedray.errors import ConfigError
-from fedray.tune import load_space, resolve_field_path, space_from_dict
+from fedray.tune import load_space, space_from_dict
 from fedray.tune.trainable import round_metrics, trial_bundles
 
 ROOT = Path(__file__).resolve().parents[2]
