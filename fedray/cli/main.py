@@ -9,6 +9,7 @@ from typing import Sequence
 
 from fedray.cli import baselines as baselines_cmd
 from fedray.cli import bench as bench_cmd
+from fedray.cli import config as config_cmd
 from fedray.cli import data as data_cmd
 from fedray.cli import report as report_cmd
 from fedray.cli import run as run_cmd
@@ -16,7 +17,7 @@ from fedray.cli import tune as tune_cmd
 from fedray.cli import validate as validate_cmd
 from fedray.errors import FedRayError
 
-SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd, "data": data_cmd,
+SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd, "config": config_cmd, "data": data_cmd,
                "baselines": baselines_cmd, "bench": bench_cmd,
                "tune": tune_cmd, "report": report_cmd}
 
