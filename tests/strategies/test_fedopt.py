@@ -38,7 +38,7 @@ def _run(strategy, rounds=ROUNDS):
 
 
 def _reference(rule, variant, eta, b1, b2, tau, bias_correction=False):
-    """Reddi et al. Algorithm 2 (m₀ = v₀ = 0), or FedMLLM spec §4.1, one coordinate at a time."""
+    """Reddi et al. Algorithm 2 (m₀ = v₀ = 0), or the FedMLLM reference's formulas, per coordinate."""
     deltas = WEIGHTED if variant == "standard" else UNWEIGHTED
     x, m, v, out = list(X0), [0.0, 0.0], [0.0, 0.0], []
     for t, delta in enumerate(deltas, start=1):
