@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedray.client.engines import TRAIN_ENGINES, adjusts_gradients
-from fedray.client.objectives import OBJECTIVES, build_objective
+from fedray.client.engines import TRAIN_ENGINES
+from fedray.client.objectives import LocalObjective, parse_objective
 from fedray.config.load import register_semantic_check
 from fedray.config.schema import Scenario, SourceConfig
 from fedray.data.modality import MODALITY_SCENARIOS
 from fedray.data.partition import FEDMLLM_PARTITIONERS, PARTITIONERS
 from fedray.data.sources import DATA_SOURCES
+from fedray.errors import FedRayError
 from fedray.models import MODEL_BUILDERS
-from fedray.strategies import build_strategy, param_problems
+from fedray.strategies import STRATEGIES
 
 
 @register_semantic_check
@@ -27,20 +28,12 @@ def check_plugin_names(scenario: Scenario) -> list[str]:
     named = [("data.source", DATA_SOURCES, scenario.data.source),
              ("partition.name", partitioners, scenario.partition.name),
              ("modality.name", MODALITY_SCENARIOS, scenario.modality.name),
-             ("objective.name", OBJECTIVES, scenario.objective.name),
              ("model.name", MODEL_BUILDERS, scenario.model.name)]
     named += [(f"data.{where}.source", DATA_SOURCES, src.source) for where, src in _further_sources(scenario)]
     for path, registry, name in named:
         if name not in registry:
             problems.append(f"{path}: {registry.unknown_message(name)}")
-    problems += [f"strategy: {p}" for p in param_problems(scenario.strategy.name,
-                                                          dict(scenario.strategy.options))]
-    if scenario.objective.name in OBJECTIVES:
-        known = set(OBJECTIVES.get(scenario.objective.name).__dataclass_fields__)
-        problems += [f"objective: {scenario.objective.name!r} has no parameter {key!r}; it accepts: "
-                     f"{', '.join(sorted(known)) or 'none'}" for key in scenario.objective.options
-                     if key not in known]
-    return problems
+    return problems + _paired_objective(scenario)[1]
 
 
 @register_semantic_check
@@ -110,17 +103,29 @@ def check_train_engine(scenario: Scenario) -> list[str]:
 
 
 def _client_adjusts_gradients(scenario: Scenario) -> bool:
-    """Whether the client half the strategy pairs with the objective edits gradients (SCAFFOLD's does).
+    """Whether the client half the strategy pairs with the objective edits gradients (SCAFFOLD's does)."""
+    objective, _ = _paired_objective(scenario)
+    return objective is not None and objective.adjusts_gradients
 
-    Asks the strategy itself for round 1's objective; a strategy that cannot be built here is reported
-    by the other checks.
+
+def _paired_objective(scenario: Scenario) -> tuple[LocalObjective | None, list[str]]:
+    """Round one's client objective as the strategy pairs it with the scenario's, else every problem.
+
+    The strategy's and the objective's parameters are built by their registries (paths ``strategy`` and
+    ``objective``); then the strategy is asked for round one, which is where SCAFFOLD refuses a second
+    client objective.
     """
+    s, o = scenario.strategy, scenario.objective
+    params, problems = STRATEGIES.parse(s.name, s.options, "strategy")
+    objective, objective_problems = parse_objective(o.name, o.options, "objective")
+    problems += objective_problems
+    if problems:
+        return None, problems
+    strategy = STRATEGIES.get(s.name)(params, num_clients=scenario.partition.num_clients)
     try:
-        strategy = build_strategy(scenario.strategy.name, **dict(scenario.strategy.options))
-        objective = build_objective(scenario.objective.name, **dict(scenario.objective.options))
-        return adjusts_gradients(strategy.configure_fit(1, [0], {}, objective))
-    except Exception:  # bad names or parameters: check_plugin_names says what is wrong
-        return False
+        return strategy.configure_fit(1, [0], {}, objective), []
+    except FedRayError as err:
+        return None, [f"strategy.name: {err}"]
 
 
 def _further_sources(scenario: Scenario) -> list[tuple[str, SourceConfig]]:

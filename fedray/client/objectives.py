@@ -10,19 +10,53 @@ unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
+from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 import torch
 
-from fedray.errors import FedRayError
+from fedray.config.params import params_or_raise
+from fedray.config.schema import spec
+from fedray.errors import ConfigError, FedRayError
 from fedray.registry import Registry
 
 AdapterState = dict[str, torch.Tensor]
 
 OBJECTIVES: Registry[type] = Registry("client objective")
+
+#: SCAFFOLD's extras: the client's new control variate c_i⁺ (kept for its next fit) and Δc_i (summed by
+#: the server). Only the two halves of SCAFFOLD read them.
+CONTROL_VARIATE = "control_variate"
+CONTROL_DELTA = "control_delta"
+
+ObjectiveClass = TypeVar("ObjectiveClass", bound=type)
+
+# Set while an objective's fields are being built by the parameter checker, whose construction of the
+# class must not start the check of :meth:`LocalObjective.__post_init__` once more.
+_BUILDING: ContextVar[bool] = ContextVar("fedray_objective_building", default=False)
+
+
+@contextmanager
+def _building() -> Iterator[None]:
+    token = _BUILDING.set(True)
+    try:
+        yield
+    finally:
+        _BUILDING.reset(token)
+
+
+def register(name: str) -> Callable[[ObjectiveClass], ObjectiveClass]:
+    """Register an objective class under ``name``; the class is its own parameter dataclass."""
+
+    def add(cls: ObjectiveClass) -> ObjectiveClass:
+        cls.name = name
+        return OBJECTIVES.register(name, params=cls)(cls)
+
+    return add
 
 
 class ObjectiveRun:
@@ -39,14 +73,26 @@ class ObjectiveRun:
         return {}
 
 
-@OBJECTIVES.register("plain")
+@register("plain")
 @dataclass(frozen=True)
 class LocalObjective:
-    """Plain empirical risk: the task loss and nothing else."""
+    """Plain empirical risk: the task loss and nothing else.
 
+    Objectives are frozen dataclasses whose fields are their parameters (``spec()`` bounds and help), so
+    the loader checks ``objective.mu`` at load, and constructing one directly (``FedProx(mu=-1)``) is
+    checked by the same rules.
+    """
+
+    name: ClassVar[str] = "plain"
     #: Whether the objective's run edits gradients after backward (lost under ZeRO stages >= 1, which
     #: reduce and partition gradients inside backward).
     adjusts_gradients: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if _BUILDING.get():
+            return  # being built by the checker below (or by the loader through parse_objective)
+        with _building():
+            params_or_raise(type(self), {f.name: getattr(self, f.name) for f in fields(self)}, self.name)
 
     def begin(self, model: Any, global_state: AdapterState) -> ObjectiveRun:
         """Called once per fit, after the global adapter is loaded and before the first step."""
@@ -55,9 +101,6 @@ class LocalObjective:
     def for_client(self, client_state: dict[str, Any] | None) -> LocalObjective:
         """This objective for one client, given its persistent state (None before its first fit)."""
         return self
-
-
-PlainObjective = LocalObjective
 
 
 class _ProximalRun(ObjectiveRun):
@@ -75,26 +118,22 @@ class _ProximalRun(ObjectiveRun):
         return task_loss + 0.5 * self.coefficient * prox
 
 
-@OBJECTIVES.register("fedprox")
+@register("fedprox")
 @dataclass(frozen=True)
 class FedProx(LocalObjective):
     """FedProx (Li et al., 2020, "Federated Optimization in Heterogeneous Networks"):
     minimise F_k(w) + μ/2·‖w − w_global‖² over the trainable (adapter) parameters."""
 
-    mu: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.mu < 0:
-            raise FedRayError(f"objective fedprox: mu must be ≥ 0, got {self.mu}")
+    mu: float = spec(0.01, ge=0.0, help="μ, weight of the proximal term μ/2·‖w − w_global‖²")
 
     def begin(self, model: Any, global_state: AdapterState) -> ObjectiveRun:
         return _ProximalRun([p for p in model.parameters() if p.requires_grad], self.mu)
 
 
-@OBJECTIVES.register("adaptive_prox")
+@register("adaptive_prox")
 @dataclass(frozen=True)
 class AdaptiveProx(LocalObjective):
-    """FedMLLM's adaptive regularization (spec §5.2): the proximal term only on the middle LLM layers.
+    """FedMLLM's adaptive regularization: the proximal term only on the middle LLM layers.
 
     Trainable params of language-model layers L with ``skip_layers`` ≤ L ≤ N − 1 − ``skip_layers`` get
     (μ·``weight``)/2·‖w − w_global‖²; the first and last ``skip_layers`` layers (closest to the inputs
@@ -103,14 +142,9 @@ class AdaptiveProx(LocalObjective):
     Defaults are the reference's: μ 0.01, weight 0.1, 4 layers free at each end.
     """
 
-    mu: float = 0.01
-    weight: float = 0.1
-    skip_layers: int = 4
-
-    def __post_init__(self) -> None:
-        if self.mu < 0 or self.weight < 0 or self.skip_layers < 0:
-            raise FedRayError(f"objective adaptive_prox: mu, weight and skip_layers must be ≥ 0, got "
-                              f"mu={self.mu}, weight={self.weight}, skip_layers={self.skip_layers}")
+    mu: float = spec(0.01, ge=0.0, help="μ of the proximal term on the window's layers")
+    weight: float = spec(0.1, ge=0.0, help="scales μ on the window: coefficient μ·weight")
+    skip_layers: int = spec(4, ge=0, help="language-model layers left free at each end")
 
     def begin(self, model: Any, global_state: AdapterState) -> ObjectiveRun:
         window = range(self.skip_layers, num_lm_layers(model) - self.skip_layers)
@@ -162,7 +196,7 @@ class _ScaffoldRun(ObjectiveRun):
         new = {k: (self.c_i[k] - self.c[k] + (self.start[k] - p.detach()) * scale).cpu()
                for k, p in self.named.items()}
         delta = {k: new[k] - self.c_i[k].cpu() for k in new}
-        return {"control_variate": new, "control_delta": delta}
+        return {CONTROL_VARIATE: new, CONTROL_DELTA: delta}
 
 
 @dataclass(frozen=True)
@@ -170,12 +204,13 @@ class ScaffoldObjective(LocalObjective):
     """SCAFFOLD's client half (Karimireddy et al., 2020): local steps with gradients corrected by
     c − c_i, where c is the server control variate and c_i the client's own (kept across rounds)."""
 
+    name: ClassVar[str] = "scaffold"
     adjusts_gradients: ClassVar[bool] = True
-    server_variate: AdapterState = field(default_factory=dict)
-    client_variate: AdapterState | None = None
+    server_variate: AdapterState = spec(default_factory=dict, help="the server's control variate c")
+    client_variate: Optional[AdapterState] = spec(None, help="this client's c_i (None before its first fit)")
 
     def for_client(self, client_state: dict[str, Any] | None) -> LocalObjective:
-        variate = (client_state or {}).get("control_variate")
+        variate = (client_state or {}).get(CONTROL_VARIATE)
         return ScaffoldObjective(server_variate=self.server_variate, client_variate=variate)
 
     def begin(self, model: Any, global_state: AdapterState) -> ObjectiveRun:
@@ -184,12 +219,20 @@ class ScaffoldObjective(LocalObjective):
         return _ScaffoldRun(adapter_parameters(model), self.server_variate, self.client_variate)
 
 
-def build_objective(name: str, **params: Any) -> LocalObjective:
-    """The client objective registered as ``name`` with ``params`` (clear error for unknown ones)."""
-    cls = OBJECTIVES.get(name)
-    known = [f.name for f in dataclasses.fields(cls)]  # fields() leaves out ClassVars
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise FedRayError(f"objective {name!r} has no parameter(s) {', '.join(unknown)}; "
-                          f"it accepts: {', '.join(known) or 'none'}")
-    return cls(**params)
+def parse_objective(name: str, options: Mapping[str, Any] | None,
+                    path: str = "objective") -> tuple[LocalObjective | None, list[str]]:
+    """The objective registered as ``name`` built from ``options``: (objective or None, every problem)."""
+    with _building():
+        return OBJECTIVES.parse(name, options, path)
+
+
+def build_objective(name: str, options: Mapping[str, Any] | None = None) -> LocalObjective:
+    """The objective registered as ``name``, its ``options`` checked as the scenario's ``objective``.
+
+    >>> build_objective("fedprox", {"mu": 0.1})
+    FedProx(mu=0.1)
+    """
+    objective, problems = parse_objective(name, options)
+    if problems or objective is None:
+        raise ConfigError(problems)
+    return objective

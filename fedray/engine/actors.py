@@ -17,12 +17,11 @@ import torch
 
 from fedray.client.engines import build_train_engine
 from fedray.client.evaluate import generate_answers
-from fedray.client.objectives import LocalObjective, build_objective
 from fedray.client.scoring import option_logprobs
 from fedray.config.schema import Scenario
 from fedray.data.modality import CONDITION_MASKS, mask_rows
 from fedray.data.prompts import format_choice
-from fedray.engine.client_state import ClientStateStore
+from fedray.engine.aggregator import AggregatorActor  # re-exported until simulation.py imports it there
 from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
@@ -36,8 +35,6 @@ from fedray.models.lora import (
     state_nbytes,
 )
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
-from fedray.strategies import ClientFailure, ClientResult, build_strategy
-from fedray.strategies.registry import accepted_params
 
 logger = logging.getLogger(__name__)
 
@@ -157,66 +154,3 @@ class ClientActor:
             self._budgets[set_name] = chosen
         return self._budgets[set_name]
 
-
-class AggregatorActor:
-    """Holds the global adapter, the strategy and the client-state store; runs on the driver's node.
-
-    In the ``local`` baseline there is no aggregation: each client keeps its own adapter in the store,
-    and a client's next fit starts from it (the clients never see each other's updates).
-    """
-
-    def __init__(self, scenario: Scenario, initial_state: AdapterState, run_path: str) -> None:
-        options = dict(scenario.strategy.options)
-        if "num_clients" in accepted_params(scenario.strategy.name) and "num_clients" not in options:
-            options["num_clients"] = scenario.partition.num_clients  # e.g. SCAFFOLD's 1/N step
-        self.strategy = build_strategy(scenario.strategy.name, **options)
-        self.objective = build_objective(scenario.objective.name, **dict(scenario.objective.options))
-        self.global_state = initial_state
-        self.isolated = scenario.mode == "local"
-        self.clients = ClientStateStore(os.path.join(run_path, "client_state"),
-                                        scenario.federation.client_states_in_memory)
-
-    def get_global(self) -> AdapterState:
-        return self.global_state
-
-    def get_client_state(self, client_id: int) -> AdapterState:
-        """The adapter a client starts from in the local baseline (the initial one before its first fit)."""
-        return (self.clients.get(client_id) or {}).get("adapter", self.global_state)
-
-    def configure_fit(self, server_round: int, cohort: list[int]) -> dict[int, LocalObjective]:
-        """Each cohort member's objective: the strategy's for this round, with the client's own state."""
-        objective = self.strategy.configure_fit(server_round, cohort, self.global_state, self.objective)
-        return {c: objective.for_client(self.clients.get(c)) for c in cohort}
-
-    def aggregate(self, server_round: int, reports: list[FitReport], params: list[Any],
-                  failures: list[ClientFailure]) -> dict[str, float]:
-        """Aggregate; ``params`` holds ObjectRefs (fetched here, never by the driver)."""
-        import ray
-
-        states = ray.get(list(params))
-        for report in reports:
-            if "control_variate" in report.extras:
-                self.clients.update(report.client_id, control_variate=report.extras["control_variate"])
-        if self.isolated:
-            for report, state in zip(reports, states):
-                self.clients.update(report.client_id, adapter=state)
-            return {"clients_kept": float(len(states))}
-        results = [ClientResult(client_id=r.client_id, num_examples=r.num_examples, params=s,
-                                metrics=r.metrics, extras=r.extras)
-                   for r, s in zip(reports, states)]
-        self.global_state, metrics = self.strategy.aggregate_fit(
-            server_round, self.global_state, results, failures)
-        return metrics
-
-    def global_nbytes(self) -> int:
-        return state_nbytes(self.global_state)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Everything server-side a checkpoint must hold."""
-        return {"global_state": self.global_state, "strategy": self.strategy.state_dict(),
-                "clients": self.clients.state_dict()}
-
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        self.global_state = snapshot["global_state"]
-        self.strategy.load_state_dict(snapshot["strategy"])
-        self.clients.load_state_dict(snapshot["clients"])

@@ -1,26 +1,35 @@
-"""The strategy contract: pure server-side aggregation over adapter tensors.
+"""The strategy contract: pure server-side aggregation over adapter tensors, as a template method.
 
 Strategies import no Ray and touch no device or file. They map the current global adapter and the
 clients' results to a new global adapter, own their server state, and round-trip it through
 ``state_dict()`` / ``load_state_dict()`` for checkpoints.
+
+:meth:`Strategy.aggregate_fit` runs what every rule shares once (structural checks, rejection of failed
+and non-finite clients, the "nothing usable" error, the count metrics) and hands the usable results to
+the one method a rule implements, :meth:`Strategy.aggregate`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, Sequence
 
 import torch
 
 from fedray.client.objectives import LocalObjective
+from fedray.config.params import NoParams, params_or_raise
 from fedray.errors import FedRayError
 
 AdapterState = dict[str, torch.Tensor]
 
-#: ``variant`` values of rules that also reproduce the FedMLLM code's formulas (spec §4.1).
-VARIANTS: tuple[str, ...] = ("standard", "fedmllm")
+#: The new global adapter and the rule's own metrics for the round.
+Aggregate = tuple[AdapterState, dict[str, float]]
+
+#: ``variant`` of the rules that also reproduce the FedMLLM reference code's formulas.
+Variant = Literal["standard", "fedmllm"]
 
 
 @dataclass
@@ -42,8 +51,64 @@ class ClientFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class StrategyParams:
+    """Base of the strategies' parameter classes, with the two rules they share.
+
+    Every float must be finite (``spec()`` bounds let ±inf through, and no server rule can use it), and
+    ``variant: fedmllm`` pins the parameters in ``fedmllm_requires`` (name → (value, why)) to the value
+    the reference formulas imply.
+    """
+
+    fedmllm_requires: ClassVar[dict[str, tuple[Any, str]]] = {}
+
+    def problems(self) -> list[str]:
+        problems = [f"{f.name}: got {value!r}, must be a finite number" for f in fields(self)
+                    if isinstance(value := getattr(self, f.name), float) and not math.isfinite(value)]
+        if getattr(self, "variant", None) != "fedmllm":
+            return problems
+        for key, (required, why) in self.fedmllm_requires.items():
+            if getattr(self, key) != required:
+                problems.append(f"variant 'fedmllm' {why}: {key} must be {json.dumps(required)}, got "
+                                f"{json.dumps(getattr(self, key))}; set {key}: {json.dumps(required)} or use "
+                                "variant: standard")
+        return problems
+
+
 class Strategy(ABC):
-    """A federated aggregation rule with its server state."""
+    """A federated aggregation rule with its server state.
+
+    Built from its typed ``Params`` (``FedAdam(eta=0.1)`` checks ``eta`` by the same rules as a scenario
+    file) and the size N of the client population, which the engine passes and rules such as SCAFFOLD's
+    1/N control step read (None where unknown, as in unit tests: those rules fall back to the cohort).
+
+    ``linear``: whether the new global depends on the clients only through sums of per-client terms
+    (the weighted mean or pseudo-gradient of :mod:`fedray.strategies.updates`), so that results could be
+    accumulated one at a time as they arrive; robust rules (median, trimmed mean, Krum) need them all
+    at once.
+    """
+
+    name: ClassVar[str] = "strategy"  # the registered name, set by ``register``
+    Params: ClassVar[type] = NoParams
+    linear: ClassVar[bool]
+    #: The attributes that hold the server state, which ``state_dict()`` copies out and back in.
+    state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Any = None, /, *, num_clients: int | None = None, **options: Any) -> None:
+        if params is None:
+            params = params_or_raise(self.Params, options, self.name)
+        elif options or not isinstance(params, self.Params):
+            raise FedRayError(f"{self.name}: pass either a {self.Params.__name__} or keyword options, "
+                              f"not {type(params).__name__} with {sorted(options)}")
+        if num_clients is not None and (type(num_clients) is not int or num_clients < 1):
+            raise FedRayError(f"{self.name}: num_clients is the client population, an integer >= 1; "
+                              f"got {num_clients!r}")
+        self.params = params
+        self.num_clients = num_clients
+        self.init_state()
+
+    def init_state(self) -> None:  # noqa: B027  (stateless default)
+        """Set the server state to what it is before round one (nothing for stateless rules)."""
 
     def configure_fit(
         self,
@@ -59,36 +124,48 @@ class Strategy(ABC):
         """
         return objective if objective is not None else LocalObjective()
 
-    @abstractmethod
+    def client_state_update(self, result: ClientResult) -> dict[str, Any] | None:
+        """What to keep for ``result``'s client until its next fit (its objective's ``for_client`` reads
+        it back), or None. Asked for every returned result, before aggregation."""
+        return None
+
     def aggregate_fit(
         self,
         server_round: int,
         global_state: AdapterState,
         results: Sequence[ClientResult],
         failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        """The new global adapter and aggregation metrics for this round."""
+    ) -> Aggregate:
+        """The new global adapter and this round's metrics: the counts, then the rule's own.
+
+        Rejects non-finite results and raises when nothing usable remains, so :meth:`aggregate` sees
+        only results that passed, in the order given (cohort order).
+        """
+        usable, rejected = usable_results(global_state, results, failures)
+        new_state, metrics = self.aggregate(server_round, global_state, usable)
+        return new_state, {**round_metrics(usable, failures, rejected), **metrics}
+
+    @abstractmethod
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        """The rule itself: new global adapter and extra metrics from at least one finite, checked result."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Server state to checkpoint (empty for stateless rules)."""
-        return {}
+        """Server state to checkpoint: a copy of each attribute in ``state_keys`` (tensors cloned)."""
+        return {key: _copy(getattr(self, key)) for key in self.state_keys}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027  (stateless default)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+        self.require_keys(state, *self.state_keys)
+        for key in self.state_keys:
+            setattr(self, key, _copy(state[key]))
 
-
-def weighted_mean(states: Sequence[AdapterState], weights: Sequence[float]) -> AdapterState:
-    """Σ_k w_k · x_k / Σ_k w_k per tensor, computed in float64 and cast back to each tensor's dtype."""
-    total = float(sum(weights))
-    if not states or total <= 0:
-        raise ValueError("weighted_mean needs at least one state and a positive total weight")
-    out: AdapterState = {}
-    for key, first in states[0].items():
-        acc = torch.zeros_like(first, dtype=torch.float64)
-        for state, weight in zip(states, weights):
-            acc += state[key].to(torch.float64) * (weight / total)
-        out[key] = acc.to(first.dtype)
-    return out
+    def require_keys(self, state: dict[str, Any], *keys: str) -> None:
+        """Raise unless ``state`` (given to :meth:`load_state_dict`) holds ``keys``: a foreign checkpoint."""
+        missing = sorted(set(keys) - set(state))
+        if missing:
+            raise FedRayError(f"{self.name} state needs keys {', '.join(keys)}; missing {missing} (a "
+                              f"checkpoint of another strategy?)")
 
 
 def check_results(global_state: AdapterState, results: Sequence[ClientResult]) -> None:
@@ -105,10 +182,6 @@ def check_results(global_state: AdapterState, results: Sequence[ClientResult]) -
                                  f"expected {tuple(global_state[key].shape)}")
         if result.num_examples <= 0:
             raise ValueError(f"client {result.client_id} reports num_examples={result.num_examples}")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Shared helpers for the rules beyond FedAvg: usable results, the pseudo-gradient, round metrics.
 
 
 def filter_finite(results: Sequence[ClientResult]) -> tuple[list[ClientResult], list[ClientFailure]]:
@@ -134,7 +207,7 @@ def usable_results(
     results: Sequence[ClientResult],
     failures: Sequence[ClientFailure],
 ) -> tuple[list[ClientResult], list[ClientFailure]]:
-    """The start of every rule: structural checks, then :func:`filter_finite`.
+    """The prologue of every rule: structural checks, then :func:`filter_finite`.
 
     Returns ``(good, rejected)``; raises :class:`FedRayError` listing every reason (engine failures and
     rejections) when no usable result remains.
@@ -161,62 +234,8 @@ def round_metrics(
             "num_rejected": float(len(rejected))}
 
 
-def state_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype server state and pseudo-gradients are kept in: at least float32 (float64 stays float64)."""
-    return torch.promote_types(dtype, torch.float32)
-
-
-def pseudo_gradient(
-    global_state: AdapterState,
-    results: Sequence[ClientResult],
-    weighted: bool = True,
-) -> AdapterState:
-    """Δ = Σ_k w_k (x_k − x) / Σ_k w_k with w_k = n_k (``weighted``) or 1, per tensor.
-
-    Accumulated in float64 and returned in :func:`state_dtype` of each global tensor (so a bfloat16
-    adapter's small deltas are not rounded away).
-    """
-    weights = [float(r.num_examples) if weighted else 1.0 for r in results]
-    total = sum(weights)
-    if not results or total <= 0:
-        raise ValueError("pseudo_gradient needs at least one result and a positive total weight")
-    delta: AdapterState = {}
-    for key, x in global_state.items():
-        x64 = x.to(torch.float64)
-        acc = torch.zeros_like(x64)
-        for result, weight in zip(results, weights):
-            acc += (result.params[key].to(torch.float64) - x64) * (weight / total)
-        delta[key] = acc.to(state_dtype(x.dtype))
-    return delta
-
-
-def apply_update(global_state: AdapterState, step: AdapterState, scale: float = 1.0) -> AdapterState:
-    """x + scale · step per tensor, computed in float64 and cast back to each global tensor's dtype."""
-    return {key: (x.to(torch.float64) + scale * step[key].to(torch.float64)).to(x.dtype)
-            for key, x in global_state.items()}
-
-
-def clone_state(state: AdapterState | None) -> AdapterState | None:
-    """A detached copy of ``state`` (or None), for ``state_dict()`` / ``load_state_dict()``."""
-    return None if state is None else {key: tensor.detach().clone() for key, tensor in state.items()}
-
-
-def check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
-    """Raise :class:`FedRayError` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise FedRayError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
-
-
-def check_range(name: str, value: object, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False) -> None:
-    """Raise :class:`FedRayError` unless ``value`` is a real number within the stated bounds."""
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
-    allowed = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        raise FedRayError(f"{name} must be a number in {allowed}; got {value!r}")
+def _copy(value: Any) -> Any:
+    """A detached copy of an adapter-shaped state (dict of tensors); other values (counters, None) as is."""
+    if isinstance(value, dict):
+        return {key: tensor.detach().clone() for key, tensor in value.items()}
+    return value

@@ -22,26 +22,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Optional, get_args
 
 import torch
 
-from fedray.errors import FedRayError
+from fedray.config.schema import spec
 from fedray.seeding import derive_seed
 from fedray.strategies import fedavg, fedavgm, fedopt  # noqa: F401  (register the inner rules)
-from fedray.strategies.base import (
-    AdapterState,
-    ClientFailure,
-    ClientResult,
-    Strategy,
-    check_range,
-    round_metrics,
-    usable_results,
-)
-from fedray.strategies.registry import STRATEGIES, build_strategy
+from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
+from fedray.strategies.registry import STRATEGIES, build_strategy, register
 
-# Rules whose output depends on the clients only through their unweighted mean (with equal weights).
-MEAN_BASED_RULES = ("fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi")
+#: Rules whose output depends on the clients only through their unweighted mean (with equal weights).
+MeanBasedRule = Literal["fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"]
+MEAN_BASED_RULES: tuple[str, ...] = get_args(MeanBasedRule)
 
 # RDP orders searched by the accountant (Opacus's default grid extended to large α for large σ).
 RDP_ORDERS = ([1 + x / 10.0 for x in range(1, 100)] + [float(a) for a in range(12, 64)]
@@ -72,7 +66,23 @@ def gaussian_epsilon(noise_multiplier: float, rounds: int, delta: float) -> floa
     return max(0.0, float(epsilon))
 
 
-@STRATEGIES.register("dp")
+@dataclass(frozen=True)
+class DPParams(StrategyParams):
+    """The DP wrapper's parameters; the wrapped rule's are checked as ``inner_params``."""
+
+    inner: MeanBasedRule = spec("fedavg", help="the wrapped rule (one that reads the clients' mean only)")
+    inner_params: Optional[Mapping[str, Any]] = spec(None, help="the wrapped rule's parameters")
+    clip_norm: float = spec(1.0, gt=0.0, help="C: each client's update is clipped to L2 norm <= C")
+    noise_multiplier: float = spec(1.0, ge=0.0, help="σ: noise std σ·C/K on the mean (0: no noise, ε = inf)")
+    delta: float = spec(1e-5, gt=0.0, lt=1.0, help="δ of the reported (ε, δ)")
+    seed: int = spec(0, ge=0, help="seeds the noise of each round (with the round number)")
+
+    def problems(self) -> list[str]:
+        _, inner_problems = STRATEGIES.parse(self.inner, self.inner_params, "inner_params")
+        return super().problems() + inner_problems
+
+
+@register("dp")
 class DPFixedClip(Strategy):
     """Central DP with fixed clipping around a mean-based rule (see the module docstring for the math).
 
@@ -84,54 +94,33 @@ class DPFixedClip(Strategy):
     ``dp_mean_update_norm`` (before clipping), plus the wrapped rule's own.
     """
 
-    def __init__(self, inner: str = "fedavg", inner_params: dict[str, Any] | None = None,
-                 clip_norm: float = 1.0, noise_multiplier: float = 1.0, delta: float = 1e-5,
-                 seed: int = 0) -> None:
-        if inner not in MEAN_BASED_RULES:
-            raise FedRayError(f"dp inner must be one of {', '.join(MEAN_BASED_RULES)} (rules that depend on "
-                              f"the clients only through their mean, so the DP guarantee holds); "
-                              f"got {inner!r}")
-        if inner_params is not None and not isinstance(inner_params, dict):
-            raise FedRayError(f"dp inner_params must be a mapping of the {inner!r} rule's parameters; "
-                              f"got {inner_params!r}")
-        check_range("dp clip_norm", clip_norm, low=0.0, low_open=True)
-        check_range("dp noise_multiplier", noise_multiplier, low=0.0)
-        check_range("dp delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise FedRayError(f"dp seed must be an integer >= 0; got {seed!r}")
-        self.inner_name = inner
-        self.inner = build_strategy(inner, **dict(inner_params or {}))
-        self.clip_norm = float(clip_norm)
-        self.noise_multiplier = float(noise_multiplier)
-        self.delta = float(delta)
-        self.seed = seed
+    Params = DPParams
+    linear = True  # the clipped updates enter only through their sum
+
+    def init_state(self) -> None:
+        self.inner = build_strategy(self.params.inner, self.params.inner_params, num_clients=self.num_clients)
         self.rounds = 0  # noisy aggregations so far, for the accountant
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        global_state: AdapterState,
-        results: Sequence[ClientResult],
-        failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        results, rejected = usable_results(global_state, results, failures)
-        noise_std = self.noise_multiplier * self.clip_norm / len(results)
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        clip_norm, sigma = self.params.clip_norm, self.params.noise_multiplier
+        noise_std = sigma * clip_norm / len(results)
         noise = self._noise(server_round, global_state, noise_std)
         private, norms = [], []
         for result in results:
-            update, norm = clip_update(global_state, result.params, self.clip_norm)
+            update, norm = clip_update(global_state, result.params, clip_norm)
             norms.append(norm)
             params = {k: (x.to(torch.float64) + update[k] + noise[k]).to(x.dtype)
                       for k, x in global_state.items()}
             private.append(ClientResult(result.client_id, 1, params, metrics=dict(result.metrics)))
-        new_state, metrics = self.inner.aggregate_fit(server_round, global_state, private, failures)
+        # The private clients are finite and checked already: hand them to the inner rule itself.
+        new_state, metrics = self.inner.aggregate(server_round, global_state, private)
         self.rounds += 1
-        metrics.update(round_metrics(results, failures, rejected))
         metrics.update({
-            "dp_epsilon": gaussian_epsilon(self.noise_multiplier, self.rounds, self.delta),
-            "dp_delta": self.delta,
+            "dp_epsilon": gaussian_epsilon(sigma, self.rounds, self.params.delta),
+            "dp_delta": self.params.delta,
             "dp_noise_std": noise_std,
-            "dp_clipped_fraction": sum(n > self.clip_norm for n in norms) / len(norms),
+            "dp_clipped_fraction": sum(n > clip_norm for n in norms) / len(norms),
             "dp_mean_update_norm": sum(norms) / len(norms),
         })
         return new_state, metrics
@@ -140,7 +129,7 @@ class DPFixedClip(Strategy):
         """z ~ N(0, std²) per coordinate (float64), drawn in sorted key order from the round's generator."""
         if std == 0:
             return {k: torch.zeros(x.shape, dtype=torch.float64) for k, x in global_state.items()}
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, "dp-noise", server_round))
+        generator = torch.Generator().manual_seed(derive_seed(self.params.seed, "dp-noise", server_round))
         return {k: torch.randn(global_state[k].shape, generator=generator, dtype=torch.float64) * std
                 for k in sorted(global_state)}
 
@@ -148,8 +137,6 @@ class DPFixedClip(Strategy):
         return {"rounds": self.rounds, "inner": self.inner.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = {"rounds", "inner"} - set(state)
-        if missing:
-            raise FedRayError(f"dp state needs keys rounds, inner; missing {sorted(missing)}")
+        self.require_keys(state, "rounds", "inner")
         self.rounds = int(state["rounds"])
         self.inner.load_state_dict(state["inner"])

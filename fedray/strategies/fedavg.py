@@ -3,31 +3,17 @@ Data"): x ← Σ_k n_k · x_k / Σ_k n_k, the sample-weighted mean of the client
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from fedray.strategies.base import (
-    AdapterState,
-    ClientFailure,
-    ClientResult,
-    Strategy,
-    round_metrics,
-    usable_results,
-    weighted_mean,
-)
-from fedray.strategies.registry import STRATEGIES
+from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy
+from fedray.strategies.registry import register
+from fedray.strategies.updates import weighted_mean
 
 
-@STRATEGIES.register("fedavg")
+@register("fedavg")
 class FedAvg(Strategy):
     """Sample-weighted averaging of client adapters; failed clients simply do not contribute."""
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        global_state: AdapterState,
-        results: Sequence[ClientResult],
-        failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        results, rejected = usable_results(global_state, results, failures)
-        new_state = weighted_mean([r.params for r in results], [r.num_examples for r in results])
-        return new_state, round_metrics(results, failures, rejected)
+    linear = True
+
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        return weighted_mean([r.params for r in results], [r.num_examples for r in results]), {}

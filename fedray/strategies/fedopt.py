@@ -12,26 +12,38 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import Any, Sequence
+from dataclasses import dataclass
 
 import torch
 
-from fedray.errors import FedRayError
-from fedray.strategies.base import (
-    VARIANTS,
-    AdapterState,
-    ClientFailure,
-    ClientResult,
-    Strategy,
-    apply_update,
-    check_choice,
-    check_range,
-    clone_state,
-    pseudo_gradient,
-    round_metrics,
-    usable_results,
-)
-from fedray.strategies.registry import STRATEGIES
+from fedray.config.schema import spec
+from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams, Variant
+from fedray.strategies.registry import register
+from fedray.strategies.updates import apply_update, pseudo_gradient
+
+
+@dataclass(frozen=True)
+class FedOptParams(StrategyParams):
+    """The FedOpt family's parameters (one class for the three rules)."""
+
+    fedmllm_requires = {"bias_correction": (False, "has no bias correction")}
+
+    eta: float = spec(1e-3, gt=0.0, help="server learning rate η")
+    beta1: float = spec(0.9, ge=0.0, lt=1.0, help="first-moment decay β1 (0: no momentum)")
+    beta2: float = spec(0.99, ge=0.0, lt=1.0, help="second-moment decay β2 (unused by fedadagrad)")
+    tau: float = spec(1e-3, gt=0.0, help="adaptivity τ added to √v")
+    bias_correction: bool = spec(False, help="scale η by Adam's bias corrections (standard variant only)")
+    variant: Variant = spec("standard", help="standard: Reddi et al.; fedmllm: the reference's formulas")
+
+
+@dataclass(frozen=True)
+class FedAdagradParams(FedOptParams):
+    """FedAdagrad's: the family's, with no momentum by default (the fedmllm variant requires none)."""
+
+    fedmllm_requires = {**FedOptParams.fedmllm_requires,
+                        "beta1": (0.0, "of fedadagrad uses no momentum (m ← Δ every round)")}
+
+    beta1: float = spec(0.0, ge=0.0, lt=1.0, help="first-moment decay β1 (0: no momentum)")
 
 
 class FedOpt(Strategy):
@@ -42,28 +54,17 @@ class FedOpt(Strategy):
     x ← x + η_t·m/(√v + τ), with η_t = η unless ``bias_correction``, then η·√(1−β2ᵗ)/(1−β1ᵗ)
     (t counts updates including this one; rules without β2 use η/(1−β1ᵗ)).
 
-    ``variant="fedmllm"`` (the FedMLLM reference, spec §4.1 rules 3–5): Δ = (1/K) Σ_k (x_k − x)
-    (unweighted); m ← Δ on the first aggregated round, β1·m + (1−β1)·Δ afterwards; v₀ = τ² and v is
-    updated from m² (not Δ²); x ← x + η·m/(√v + τ); no bias correction.
+    ``variant="fedmllm"`` (the FedMLLM reference's formulas): Δ = (1/K) Σ_k (x_k − x) (unweighted);
+    m ← Δ on the first aggregated round, β1·m + (1−β1)·Δ afterwards; v₀ = τ² and v is updated from m²
+    (not Δ²); x ← x + η·m/(√v + τ); no bias correction.
     """
 
-    name = "fedopt"
+    Params = FedOptParams
+    linear = True
+    state_keys = ("t", "m", "v")
     uses_beta2 = True
 
-    def __init__(self, eta: float, beta1: float, beta2: float, tau: float, bias_correction: bool,
-                 variant: str) -> None:
-        check_range(f"{self.name} eta", eta, low=0.0, low_open=True)
-        check_range(f"{self.name} beta1", beta1, low=0.0, high=1.0, high_open=True)
-        check_range(f"{self.name} beta2", beta2, low=0.0, high=1.0, high_open=True)
-        check_range(f"{self.name} tau", tau, low=0.0, low_open=True)
-        check_choice(f"{self.name} bias_correction", bias_correction, (False, True))
-        check_choice(f"{self.name} variant", variant, VARIANTS)
-        if variant == "fedmllm" and bias_correction:
-            raise FedRayError(f"{self.name} variant='fedmllm' has no bias correction; got "
-                              f"bias_correction=True, drop it or use variant='standard'")
-        self.eta, self.beta1, self.beta2, self.tau = float(eta), float(beta1), float(beta2), float(tau)
-        self.bias_correction = bool(bias_correction)
-        self.variant = variant
+    def init_state(self) -> None:
         self.t = 0  # server updates applied so far
         self.m: AdapterState | None = None
         self.v: AdapterState | None = None
@@ -72,62 +73,45 @@ class FedOpt(Strategy):
     def second_moment(self, v: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
         """The new second moment from the old one ``v`` and the squared (pseudo-)gradient ``g2``."""
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        global_state: AdapterState,
-        results: Sequence[ClientResult],
-        failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        results, rejected = usable_results(global_state, results, failures)
-        if self.variant == "standard":
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        if self.params.variant == "standard":
             self._standard_moments(pseudo_gradient(global_state, results, weighted=True))
         else:
             self._fedmllm_moments(pseudo_gradient(global_state, results, weighted=False))
         self.t += 1
-        eta_t = self.eta * self._correction()
-        step = {k: m / (torch.sqrt(self.v[k]) + self.tau) for k, m in self.m.items()}  # x ← x + η_t·step
-        metrics = round_metrics(results, failures, rejected)
-        metrics["server_lr"] = eta_t
-        return apply_update(global_state, step, scale=eta_t), metrics
+        eta_t = self.params.eta * self._correction()
+        tau = self.params.tau
+        step = {k: m / (torch.sqrt(self.v[k]) + tau) for k, m in self.m.items()}  # x ← x + η_t·step
+        return apply_update(global_state, step, scale=eta_t), {"server_lr": eta_t}
 
     def _standard_moments(self, delta: AdapterState) -> None:
-        b1 = self.beta1
+        b1 = self.params.beta1
         m_old = self.m if self.m is not None else {k: torch.zeros_like(d) for k, d in delta.items()}
         v_old = self.v if self.v is not None else {k: torch.zeros_like(d) for k, d in delta.items()}
         self.m = {k: b1 * m_old[k] + (1.0 - b1) * d for k, d in delta.items()}
         self.v = {k: self.second_moment(v_old[k], d * d) for k, d in delta.items()}
 
     def _fedmllm_moments(self, delta: AdapterState) -> None:
-        b1 = self.beta1
+        b1 = self.params.beta1
         if self.m is None:  # the reference's round 0: m ← Δ, v ← τ² before its update
             self.m = dict(delta)
-            v_old = {k: torch.full_like(d, self.tau**2) for k, d in delta.items()}
+            v_old = {k: torch.full_like(d, self.params.tau**2) for k, d in delta.items()}
         else:
             self.m = {k: b1 * self.m[k] + (1.0 - b1) * d for k, d in delta.items()}
             v_old = self.v
         self.v = {k: self.second_moment(v_old[k], m * m) for k, m in self.m.items()}
 
     def _correction(self) -> float:
-        if not self.bias_correction:
+        if not self.params.bias_correction:
             return 1.0
-        factor = 1.0 / (1.0 - self.beta1**self.t)
+        factor = 1.0 / (1.0 - self.params.beta1**self.t)
         if self.uses_beta2:
-            factor *= math.sqrt(1.0 - self.beta2**self.t)
+            factor *= math.sqrt(1.0 - self.params.beta2**self.t)
         return factor
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"t": self.t, "m": clone_state(self.m), "v": clone_state(self.v)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = {"t", "m", "v"} - set(state)
-        if missing:
-            raise FedRayError(f"{self.name} state needs keys t, m, v; missing {sorted(missing)}")
-        self.t = int(state["t"])
-        self.m, self.v = clone_state(state["m"]), clone_state(state["v"])
-
-
-@STRATEGIES.register("fedadagrad")
+@register("fedadagrad")
 class FedAdagrad(FedOpt):
     """FedAdagrad (Reddi et al., 2021): v ← v + Δ²; x ← x + η·m/(√v + τ). β2 is accepted but unused.
 
@@ -135,43 +119,24 @@ class FedAdagrad(FedOpt):
     no momentum: m ← Δ every round).
     """
 
-    name = "fedadagrad"
+    Params = FedAdagradParams
     uses_beta2 = False
-
-    def __init__(self, eta: float = 1e-3, beta1: float = 0.0, beta2: float = 0.99, tau: float = 1e-3,
-                 bias_correction: bool = False, variant: str = "standard") -> None:
-        super().__init__(eta, beta1, beta2, tau, bias_correction, variant)
-        if variant == "fedmllm" and beta1 != 0.0:
-            raise FedRayError(f"fedadagrad variant='fedmllm' uses no momentum (m ← Δ every round); got "
-                              f"beta1={beta1!r}, set beta1=0 or use variant='standard'")
 
     def second_moment(self, v: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
         return v + g2
 
 
-@STRATEGIES.register("fedadam")
+@register("fedadam")
 class FedAdam(FedOpt):
     """FedAdam (Reddi et al., 2021): v ← β2·v + (1−β2)·Δ²; x ← x + η·m/(√v + τ)."""
 
-    name = "fedadam"
-
-    def __init__(self, eta: float = 1e-3, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-                 bias_correction: bool = False, variant: str = "standard") -> None:
-        super().__init__(eta, beta1, beta2, tau, bias_correction, variant)
-
     def second_moment(self, v: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
-        return self.beta2 * v + (1.0 - self.beta2) * g2
+        return self.params.beta2 * v + (1.0 - self.params.beta2) * g2
 
 
-@STRATEGIES.register("fedyogi")
+@register("fedyogi")
 class FedYogi(FedOpt):
     """FedYogi (Reddi et al., 2021): v ← v − (1−β2)·Δ²·sign(v − Δ²); x ← x + η·m/(√v + τ)."""
 
-    name = "fedyogi"
-
-    def __init__(self, eta: float = 1e-3, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-                 bias_correction: bool = False, variant: str = "standard") -> None:
-        super().__init__(eta, beta1, beta2, tau, bias_correction, variant)
-
     def second_moment(self, v: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
-        return v - (1.0 - self.beta2) * g2 * torch.sign(v - g2)
+        return v - (1.0 - self.params.beta2) * g2 * torch.sign(v - g2)

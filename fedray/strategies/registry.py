@@ -1,39 +1,37 @@
-"""The strategy registry and ``build_strategy(name, **params)``."""
+"""The strategy registry and ``build_strategy(name, options, num_clients=N)``."""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
-from fedray.errors import FedRayError
+from fedray.config.params import params_or_raise
 from fedray.registry import Registry
+
+if TYPE_CHECKING:
+    from fedray.strategies.base import Strategy
 
 STRATEGIES: Registry[type] = Registry("strategy")
 
-
-def accepted_params(name: str) -> dict[str, Any]:
-    """Parameter name → default for the strategy registered as ``name``."""
-    signature = inspect.signature(STRATEGIES.get(name).__init__)
-    return {p.name: p.default for p in signature.parameters.values()
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+S = TypeVar("S", bound=type)
 
 
-def param_problems(name: str, params: dict[str, Any]) -> list[str]:
-    """Messages for parameters ``name`` does not accept (empty when all are known)."""
-    if name not in STRATEGIES:
-        return [STRATEGIES.unknown_message(name)]
-    known = accepted_params(name)
-    listing = ", ".join(known) or "none"
-    return [f"strategy {name!r} has no parameter {key!r}; it accepts: {listing}"
-            for key in params if key not in known]
+def register(name: str) -> Callable[[S], S]:
+    """Register a strategy class (with its ``Params``) under ``name``, which its messages then use."""
+
+    def add(cls: S) -> S:
+        cls.name = name
+        return STRATEGIES.register(name)(cls)
+
+    return add
 
 
-def build_strategy(name: str, **params: Any):
-    """Construct the strategy registered as ``name`` with ``params``.
+def build_strategy(name: str, options: Mapping[str, Any] | None = None, *,
+                   num_clients: int | None = None) -> Strategy:
+    """The strategy registered as ``name``, its ``options`` checked as the scenario's ``strategy`` section.
 
-    >>> strategy = build_strategy("fedavg")
+    ``num_clients``: the size N of the client population (the engine passes ``partition.num_clients``).
+
+    >>> strategy = build_strategy("fedadam", {"eta": 0.01}, num_clients=10)
     """
-    problems = param_problems(name, params)
-    if problems:
-        raise FedRayError("; ".join(problems))
-    return STRATEGIES.get(name)(**params)
+    params = params_or_raise(STRATEGIES.params_class(name), options, "strategy")
+    return STRATEGIES.get(name)(params, num_clients=num_clients)

@@ -7,22 +7,16 @@ Multi-Krum uses them only to average the clients it kept.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from fedray.config.schema import spec
 from fedray.errors import FedRayError
-from fedray.strategies.base import (
-    AdapterState,
-    ClientFailure,
-    ClientResult,
-    Strategy,
-    check_range,
-    round_metrics,
-    usable_results,
-    weighted_mean,
-)
-from fedray.strategies.registry import STRATEGIES
+from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy
+from fedray.strategies.registry import register
+from fedray.strategies.updates import weighted_mean
 
 
 def _sorted_stack(results: Sequence[ClientResult], key: str) -> torch.Tensor:
@@ -74,24 +68,27 @@ def krum_scores(results: Sequence[ClientResult], num_malicious: int) -> list[flo
     return scores
 
 
-@STRATEGIES.register("fedmedian")
+@register("fedmedian")
 class FedMedian(Strategy):
     """FedMedian (Yin et al., 2018, "Byzantine-Robust Distributed Learning: Towards Optimal Statistical
     Rates"): x ← coordinate-wise median of the x_k, unweighted; for an even number of clients the median
     is the mean of the two middle values."""
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        global_state: AdapterState,
-        results: Sequence[ClientResult],
-        failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        results, rejected = usable_results(global_state, results, failures)
-        return coordinate_median(global_state, results), round_metrics(results, failures, rejected)
+    linear = False
+
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        return coordinate_median(global_state, results), {}
 
 
-@STRATEGIES.register("fedtrimmedavg")
+@dataclass(frozen=True)
+class TrimmedAvgParams:
+    """FedTrimmedAvg's parameter."""
+
+    beta: float = spec(0.1, ge=0.0, lt=0.5, help="share of clients trimmed from each side, per coordinate")
+
+
+@register("fedtrimmedavg")
 class FedTrimmedAvg(Strategy):
     """FedTrimmedAvg (Yin et al., 2018, coordinate-wise trimmed mean): per coordinate, drop the
     ⌊β·K⌋ lowest and ⌊β·K⌋ highest client values and take the unweighted mean of the rest.
@@ -99,29 +96,28 @@ class FedTrimmedAvg(Strategy):
     ``beta`` ∈ [0, 0.5); β = 0 is the unweighted mean. A round where nothing would remain is an error.
     """
 
-    def __init__(self, beta: float = 0.1) -> None:
-        check_range("fedtrimmedavg beta", beta, low=0.0, high=0.5, high_open=True)
-        self.beta = float(beta)
+    Params = TrimmedAvgParams
+    linear = False
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        global_state: AdapterState,
-        results: Sequence[ClientResult],
-        failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        results, rejected = usable_results(global_state, results, failures)
-        count = len(results)
-        trim = math.floor(self.beta * count + 1e-9)  # tolerance: 0.3·10 is 3.0000000000000004 in floats
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        count, beta = len(results), self.params.beta
+        trim = math.floor(beta * count + 1e-9)  # tolerance: 0.3·10 is 3.0000000000000004 in floats
         if count - 2 * trim <= 0:
-            raise FedRayError(f"fedtrimmedavg beta={self.beta} trims {trim} values from each side of "
+            raise FedRayError(f"fedtrimmedavg beta={beta} trims {trim} values from each side of "
                               f"{count} clients, leaving none; lower beta or raise the cohort size")
-        metrics = round_metrics(results, failures, rejected)
-        metrics["trimmed_per_side"] = float(trim)
-        return trimmed_mean(global_state, results, trim), metrics
+        return trimmed_mean(global_state, results, trim), {"trimmed_per_side": float(trim)}
 
 
-@STRATEGIES.register("krum")
+@dataclass(frozen=True)
+class KrumParams:
+    """Krum's parameters."""
+
+    num_malicious: int = spec(0, ge=0, help="f, the Byzantine clients tolerated (needs K >= f + 3)")
+    num_to_keep: int = spec(1, ge=0, help="m: 1 (or 0) is Krum, m > 1 averages the m best (Multi-Krum)")
+
+
+@register("krum")
 class Krum(Strategy):
     """Krum and Multi-Krum (Blanchard et al., 2017, "Machine Learning with Adversaries: Byzantine
     Tolerant Gradient Descent").
@@ -132,36 +128,24 @@ class Krum(Strategy):
     Metrics: ``krum_selected_<rank>`` = client id (rank 0 is the best), ``krum_num_selected``.
     """
 
-    def __init__(self, num_malicious: int = 0, num_to_keep: int = 1) -> None:
-        for name, value in (("num_malicious", num_malicious), ("num_to_keep", num_to_keep)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise FedRayError(f"krum {name} must be an integer >= 0; got {value!r}")
-        self.num_malicious = num_malicious
-        self.num_to_keep = num_to_keep
+    Params = KrumParams
+    linear = False
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        global_state: AdapterState,
-        results: Sequence[ClientResult],
-        failures: Sequence[ClientFailure],
-    ) -> tuple[AdapterState, dict[str, float]]:
-        results, rejected = usable_results(global_state, results, failures)
-        count, f = len(results), self.num_malicious
+    def aggregate(self, server_round: int, global_state: AdapterState,
+                  results: list[ClientResult]) -> Aggregate:
+        count, f = len(results), self.params.num_malicious
         if count < f + 3:
             raise FedRayError(f"krum with num_malicious={f} needs at least {f + 3} usable clients a round "
                               f"(K >= f + 3); got {count}. Sample more clients or lower num_malicious")
         scores = krum_scores(results, f)
         order = sorted(range(count), key=lambda i: (scores[i], i))
-        keep = order[:min(max(self.num_to_keep, 1), count - f)]
+        keep = order[:min(max(self.params.num_to_keep, 1), count - f)]
         chosen = [results[i] for i in keep]
         if len(chosen) == 1:
             new_state = {k: chosen[0].params[k].to(x.dtype).clone() for k, x in global_state.items()}
         else:
             mean = weighted_mean([r.params for r in chosen], [r.num_examples for r in chosen])
             new_state = {k: mean[k].to(x.dtype) for k, x in global_state.items()}
-        metrics = round_metrics(results, failures, rejected)
-        metrics["krum_num_selected"] = float(len(chosen))
-        metrics["krum_best_score"] = scores[keep[0]]
+        metrics = {"krum_num_selected": float(len(chosen)), "krum_best_score": scores[keep[0]]}
         metrics.update({f"krum_selected_{rank}": float(r.client_id) for rank, r in enumerate(chosen)})
         return new_state, metrics

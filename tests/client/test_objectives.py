@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fedray.client.objectives import (
+    OBJECTIVES,
     AdaptiveProx,
     FedProx,
     LocalObjective,
@@ -16,8 +17,9 @@ from fedray.client.objectives import (
     num_lm_layers,
 )
 from fedray.client.train import local_train
+from fedray.config.params import describe_params
 from fedray.config.schema import LoraConfig, ModelConfig, TinyVlmConfig, TrainConfig
-from fedray.errors import FedRayError
+from fedray.errors import ConfigError, FedRayError
 from fedray.models.lora import adapter_parameters, get_adapter_state, set_adapter_state
 from tests.client.tiny_setup import tiny_training_setup
 
@@ -109,10 +111,28 @@ def test_scaffold_corrects_gradients_by_c_minus_ci(setup):
 
 
 def test_build_objective_errors():
-    assert build_objective("fedprox", mu=0.1) == FedProx(mu=0.1)
-    with pytest.raises(FedRayError, match="has no parameter.*lambda.*accepts: mu"):
-        build_objective("fedprox", **{"lambda": 1})
-    with pytest.raises(FedRayError, match="mu must be ≥ 0"):
-        FedProx(mu=-1.0)
-    with pytest.raises(Exception, match="adaptive_prox.*fedprox.*plain"):
+    assert build_objective("fedprox", {"mu": 0.1}) == FedProx(mu=0.1)
+    with pytest.raises(FedRayError, match="objective.lambda: unknown key in objective; known keys: mu"):
+        build_objective("fedprox", {"lambda": 1})
+    with pytest.raises(FedRayError, match="objective.mu: got 'a lot' .*expected a number"):
+        build_objective("fedprox", {"mu": "a lot"})
+    with pytest.raises(FedRayError, match="objective.name: unknown client objective 'prox'.*fedprox"):
         build_objective("prox")
+
+
+def test_direct_construction_is_checked_by_the_same_rules():
+    with pytest.raises(ConfigError, match=r"fedprox.mu: got -1.0, must be >= 0"):
+        FedProx(mu=-1.0)
+    with pytest.raises(ConfigError) as info:
+        AdaptiveProx(mu=-0.5, weight=-1.0, skip_layers=-2)
+    assert info.value.problems == ["adaptive_prox.mu: got -0.5, must be >= 0",
+                                   "adaptive_prox.weight: got -1.0, must be >= 0",
+                                   "adaptive_prox.skip_layers: got -2, must be >= 0"]
+    assert AdaptiveProx(skip_layers=0).skip_layers == 0 and FedProx(mu=0.0).mu == 0.0
+
+
+def test_objective_parameters_are_described():
+    rows = {row["name"]: row for row in describe_params(OBJECTIVES.params_class("adaptive_prox"))}
+    assert rows["skip_layers"]["default"] == 4 and rows["skip_layers"]["bounds"] == ">= 0"
+    assert all(row["help"] for row in rows.values())
+    assert OBJECTIVES.params_class("plain") is LocalObjective

@@ -50,7 +50,7 @@ def test_dp_fedavg_three_rounds_without_noise():
     # r1: [3, 4] (‖·‖ 5) → [0.6, 0.8]; [0, 0.5] stays → mean [0.3, 0.65]      x₁ = [0.3, 0.65]
     # r2: [0, −2] → [0, −1]; [0.6, 0.8] (‖·‖ = 1) stays → mean [0.3, −0.1]     x₂ = [0.6, 0.55]
     # r3: [−6, 8] → [−0.6, 0.8]; [2, 0] → [1, 0] → mean [0.2, 0.4]            x₃ = [0.8, 0.95]
-    strategy = build_strategy("dp", clip_norm=1.0, noise_multiplier=0.0)
+    strategy = build_strategy("dp", {"clip_norm": 1.0, "noise_multiplier": 0.0})
     rounds = [[[3.0, 4.0], [0.0, 0.5]], [[0.0, -2.0], [0.6, 0.8]], [[-6.0, 8.0], [2.0, 0.0]]]
     expected = [[0.3, 0.65], [0.6, 0.55], [0.8, 0.95]]
     clipped_fraction = [0.5, 0.5, 1.0]
@@ -71,8 +71,9 @@ def test_dp_fedavg_three_rounds_without_noise():
     ("fedavgm", {"momentum": 0.5, "variant": "fedmllm"}),
 ])
 def test_no_noise_and_huge_clip_equals_the_wrapped_rule_unweighted(inner, inner_params):
-    dp = build_strategy("dp", inner=inner, inner_params=inner_params, clip_norm=1e9, noise_multiplier=0.0)
-    plain = build_strategy(inner, **inner_params)
+    dp = build_strategy("dp", dict(inner=inner, inner_params=inner_params, clip_norm=1e9,
+                                   noise_multiplier=0.0))
+    plain = build_strategy(inner, inner_params)
     rounds = [[[1.0, 2.0], [5.0, -2.0], [0.5, 0.5]], [[5.0, 4.0], [1.0, 0.0], [0.0, 0.0]],
               [[-8.0, 0.2], [0.0, 0.0], [1.0, 1.0]]]
     x_dp = x_plain = _state([0.0, 1.0])
@@ -83,8 +84,8 @@ def test_no_noise_and_huge_clip_equals_the_wrapped_rule_unweighted(inner, inner_
 
 
 def _noisy_round(seed=0, server_round=1, sigma=1.0, inner="fedavg", inner_params=None, x=None):
-    strategy = build_strategy("dp", inner=inner, inner_params=inner_params or {}, clip_norm=1.0,
-                              noise_multiplier=sigma, seed=seed)
+    strategy = build_strategy("dp", dict(inner=inner, inner_params=inner_params or {}, clip_norm=1.0,
+                                         noise_multiplier=sigma, seed=seed))
     x = x if x is not None else _state([0.0] * 8)
     new, metrics = strategy.aggregate_fit(server_round, x, _clients(x, [[0.1] * 8, [0.3] * 8]), [])
     return new["w"], metrics
@@ -100,7 +101,7 @@ def test_noise_is_reproducible_and_keyed_by_seed_and_round():
 
 def test_noise_std_is_sigma_clip_over_k():
     # Four clients that did not move: the change is the noise alone, std σ·C/K = 2·0.5/4 = 0.25
-    strategy = build_strategy("dp", clip_norm=0.5, noise_multiplier=2.0, seed=1)
+    strategy = build_strategy("dp", {"clip_norm": 0.5, "noise_multiplier": 2.0, "seed": 1})
     x = {"w": torch.zeros(200, 200, dtype=F64)}
     still = [ClientResult(c, 1, {"w": x["w"].clone()}) for c in range(4)]
     new, metrics = strategy.aggregate_fit(1, x, still, [])
@@ -115,8 +116,8 @@ def test_noise_enters_the_pseudo_gradient_before_the_server_optimizer():
     m1, _ = _noisy_round(inner="fedavgm", inner_params={"momentum": 0.9})
     assert torch.allclose(avg1, m1, atol=1e-12)
     # Round two: v = 0.9·ũ₁ + ũ₂, where x₁ + ũ₂ is what DP-FedAvg gives from x₁ in round two.
-    strategy = build_strategy("dp", inner="fedavgm", inner_params={"momentum": 0.9}, clip_norm=1.0,
-                              noise_multiplier=1.0)
+    strategy = build_strategy("dp", dict(inner="fedavgm", inner_params={"momentum": 0.9}, clip_norm=1.0,
+                                         noise_multiplier=1.0))
     x0 = _state([0.0] * 8)
     x1, _ = strategy.aggregate_fit(1, x0, _clients(x0, [[0.1] * 8, [0.3] * 8]), [])
     x2, _ = strategy.aggregate_fit(2, x1, _clients(x1, [[0.1] * 8, [0.3] * 8]), [])
@@ -150,7 +151,7 @@ def test_epsilon_decreases_with_sigma_and_grows_with_rounds():
 
 
 def test_metrics_report_epsilon_over_the_rounds_run():
-    strategy = build_strategy("dp", noise_multiplier=1.5, delta=1e-6)
+    strategy = build_strategy("dp", {"noise_multiplier": 1.5, "delta": 1e-6})
     x = _state([0.0, 0.0])
     for server_round in (1, 2, 3):
         x, metrics = strategy.aggregate_fit(server_round, x, _clients(x, [[1.0, 0.0], [0.0, 1.0]]), [])
@@ -159,7 +160,7 @@ def test_metrics_report_epsilon_over_the_rounds_run():
 
 
 def test_rejected_client_does_not_count_towards_k():
-    strategy = build_strategy("dp", clip_norm=1.0, noise_multiplier=1.0)
+    strategy = build_strategy("dp", {"clip_norm": 1.0, "noise_multiplier": 1.0})
     x = _state([0.0, 0.0])
     results = _clients(x, [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     results[2].params["w"][0] = float("nan")
@@ -169,18 +170,19 @@ def test_rejected_client_does_not_count_towards_k():
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"inner": "krum"}, "dp inner must be one of fedavg, fedavgm, fedadagrad, fedadam, fedyogi.*got 'krum'"),
-    ({"inner": "dp"}, "dp inner must be one of"),
+    ({"inner": "krum"}, "strategy.inner: got 'krum' .*expected one of 'fedavg', 'fedavgm', 'fedadagrad', "
+                        "'fedadam', 'fedyogi'"),
+    ({"inner": "dp"}, "strategy.inner: got 'dp'"),
     ({"inner": "fedadam", "inner_params": {"momentum": 0.9}},
-     "strategy 'fedadam' has no parameter 'momentum'"),
-    ({"inner": "fedadam", "inner_params": {"eta": -1.0}}, "fedadam eta"),
-    ({"inner_params": [1, 2]}, "inner_params must be a mapping"),
-    ({"clip_norm": 0.0}, r"dp clip_norm must be a number in \(0.0, inf\]; got 0.0"),
-    ({"clip_norm": float("inf")}, "dp clip_norm"),
-    ({"noise_multiplier": -1.0}, r"dp noise_multiplier must be a number in \[0.0, inf\]; got -1.0"),
-    ({"delta": 1.0}, r"dp delta must be a number in \(0.0, 1.0\); got 1.0"),
-    ({"seed": -3}, "dp seed must be an integer >= 0; got -3"),
+     "inner_params.momentum: unknown key in inner_params; known keys: eta, beta1"),
+    ({"inner": "fedadam", "inner_params": {"eta": -1.0}}, "inner_params.eta: got -1.0, must be > 0"),
+    ({"inner_params": [1, 2]}, "strategy.inner_params: got a list, expected a mapping"),
+    ({"clip_norm": 0.0}, "strategy.clip_norm: got 0.0, must be > 0"),
+    ({"clip_norm": float("inf")}, "clip_norm: got inf, must be a finite number"),
+    ({"noise_multiplier": -1.0}, "strategy.noise_multiplier: got -1.0, must be >= 0"),
+    ({"delta": 1.0}, "strategy.delta: got 1.0, must be < 1"),
+    ({"seed": -3}, "strategy.seed: got -3, must be >= 0"),
 ])
 def test_bad_parameters_are_clear_errors(params, match):
     with pytest.raises(FedRayError, match=match):
-        build_strategy("dp", **params)
+        build_strategy("dp", params)

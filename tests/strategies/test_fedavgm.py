@@ -35,7 +35,7 @@ def test_standard_heavy_ball_three_rounds():
     # r1: v = [4, −1]                               x = [0, 1] + [2, −0.5]       = [2, 0.5]
     # r2: v = [3.6, −0.9] + [2, 1] = [5.6, 0.1]      x = [2, 0.5] + [2.8, 0.05]   = [4.8, 0.55]
     # r3: v = [5.04, 0.09] + [−2, 0.05] = [3.04, 0.14]  x = [4.8, 0.55] + [1.52, 0.07] = [6.32, 0.62]
-    got = _run(build_strategy("fedavgm", server_lr=0.5, momentum=0.9))
+    got = _run(build_strategy("fedavgm", {"server_lr": 0.5, "momentum": 0.9}))
     assert got == pytest.approx([2.0, 0.5, 4.8, 0.55, 6.32, 0.62], abs=1e-12)
 
 
@@ -44,13 +44,13 @@ def test_fedmllm_dampened_momentum_three_rounds():
     # r1: m = [4, −1]                                          x = [4, 0]
     # r2: m = [3.6, −0.9] + [0.2, 0.1] = [3.8, −0.8]           x = [7.8, −0.8]
     # r3: m = [3.42, −0.72] + [−0.2, 0.005] = [3.22, −0.715]   x = [11.02, −1.515]
-    got = _run(build_strategy("fedavgm", momentum=0.9, variant="fedmllm"))
+    got = _run(build_strategy("fedavgm", {"momentum": 0.9, "variant": "fedmllm"}))
     assert got == pytest.approx([4.0, 0.0, 7.8, -0.8, 11.02, -1.515], abs=1e-12)
 
 
 def test_zero_momentum_is_fedavg():
     # momentum 0, server_lr 1: x ← x + Δ, i.e. the weighted mean of the clients (x₁ = [4, 0], ...)
-    got = _run(build_strategy("fedavgm", momentum=0.0))
+    got = _run(build_strategy("fedavgm", {"momentum": 0.0}))
     assert got == pytest.approx([4.0, 0.0, 6.0, 1.0, 4.0, 1.05], abs=1e-12)
 
 
@@ -70,13 +70,13 @@ def test_keeps_bfloat16_dtype():
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"momentum": 1.0}, r"momentum must be a number in \[0.0, 1.0\); got 1.0"),
-    ({"momentum": -0.1}, "momentum"),
-    ({"server_lr": 0.0}, r"server_lr must be a number in \(0.0, inf\]; got 0.0"),
-    ({"server_lr": "fast"}, "server_lr.*'fast'"),
-    ({"variant": "nesterov"}, "variant must be one of 'standard', 'fedmllm'; got 'nesterov'"),
+    ({"momentum": 1.0}, "strategy.momentum: got 1.0, must be < 1"),
+    ({"momentum": -0.1}, "strategy.momentum: got -0.1, must be >= 0"),
+    ({"server_lr": 0.0}, "strategy.server_lr: got 0.0, must be > 0"),
+    ({"server_lr": "fast"}, "strategy.server_lr: got 'fast' .*expected a number"),
+    ({"variant": "nesterov"}, "strategy.variant: got 'nesterov' .*expected one of 'standard', 'fedmllm'"),
     ({"variant": "fedmllm", "server_lr": 0.5}, "no server learning rate"),
 ])
 def test_bad_parameters_are_clear_errors(params, match):
     with pytest.raises(FedRayError, match=match):
-        build_strategy("fedavgm", **params)
+        build_strategy("fedavgm", params)

@@ -38,7 +38,7 @@ def _run(strategy, rounds=ROUNDS):
 
 
 def _reference(rule, variant, eta, b1, b2, tau, bias_correction=False):
-    """Reddi et al. Algorithm 2 (m₀ = v₀ = 0), or FedMLLM spec §4.1, one coordinate at a time."""
+    """Reddi et al. Algorithm 2 (m₀ = v₀ = 0), or the FedMLLM reference's formulas, per coordinate."""
     deltas = WEIGHTED if variant == "standard" else UNWEIGHTED
     x, m, v, out = list(X0), [0.0, 0.0], [0.0, 0.0], []
     for t, delta in enumerate(deltas, start=1):
@@ -72,7 +72,7 @@ def test_fedadam_standard_by_hand():
     x1 = [0.1 * 0.4 / 0.401, 1.0 - 0.1 * 0.1 / 0.101]
     # r2: m = [0.36 + 0.2, −0.09 + 0.1] = [0.56, 0.01]; v = [0.1584 + 0.04, 0.0099 + 0.01] = [0.1984, 0.0199]
     x2 = [x1[0] + 0.1 * 0.56 / (math.sqrt(0.1984) + 1e-3), x1[1] + 0.1 * 0.01 / (math.sqrt(0.0199) + 1e-3)]
-    got = _run(build_strategy("fedadam", eta=0.1, beta1=0.9, beta2=0.99, tau=1e-3))
+    got = _run(build_strategy("fedadam", {"eta": 0.1, "beta1": 0.9, "beta2": 0.99, "tau": 1e-3}))
     assert got[:4] == pytest.approx(x1 + x2, rel=1e-12)
     assert got == pytest.approx(_reference("adam", "standard", 0.1, 0.9, 0.99, 1e-3), rel=1e-12)
 
@@ -85,7 +85,7 @@ def test_fedyogi_standard_by_hand():
     x2 = [x1[0] + 0.1 * 0.56 / (math.sqrt(0.2) + 1e-3), x1[1] + 0.1 * 0.01 / (math.sqrt(0.02) + 1e-3)]
     m3 = [0.9 * 0.56 + 0.1 * -2.0, 0.9 * 0.01 + 0.1 * 0.05]
     x3 = [x2[0] + 0.1 * m3[0] / (math.sqrt(0.24) + 1e-3), x2[1] + 0.1 * m3[1] / (math.sqrt(0.019975) + 1e-3)]
-    got = _run(build_strategy("fedyogi", eta=0.1, beta1=0.9, beta2=0.99, tau=1e-3))
+    got = _run(build_strategy("fedyogi", {"eta": 0.1, "beta1": 0.9, "beta2": 0.99, "tau": 1e-3}))
     assert got == pytest.approx(x1 + x2 + x3, rel=1e-12)
 
 
@@ -94,7 +94,7 @@ def test_fedadagrad_standard_by_hand():
     x1 = [0.1 * 4 / 4.001, 1.0 - 0.1 * 1 / 1.001]
     x2 = [x1[0] + 0.1 * 2 / (math.sqrt(20) + 1e-3), x1[1] + 0.1 * 1 / (math.sqrt(2) + 1e-3)]
     x3 = [x2[0] - 0.1 * 2 / (math.sqrt(24) + 1e-3), x2[1] + 0.1 * 0.05 / (math.sqrt(2.0025) + 1e-3)]
-    got = _run(build_strategy("fedadagrad", eta=0.1, tau=1e-3))
+    got = _run(build_strategy("fedadagrad", {"eta": 0.1, "tau": 1e-3}))
     assert got == pytest.approx(x1 + x2 + x3, rel=1e-12)
 
 
@@ -102,7 +102,7 @@ def test_fedadagrad_standard_by_hand():
 @pytest.mark.parametrize("variant", ["standard", "fedmllm"])
 def test_three_rounds_match_the_published_rule(rule, variant):
     b1 = 0.0 if rule == "adagrad" else 0.8
-    strategy = build_strategy(f"fed{rule}", eta=0.05, beta1=b1, beta2=0.95, tau=1e-2, variant=variant)
+    strategy = build_strategy(f"fed{rule}", dict(eta=0.05, beta1=b1, beta2=0.95, tau=1e-2, variant=variant))
     assert _run(strategy) == pytest.approx(_reference(rule, variant, 0.05, b1, 0.95, 1e-2), rel=1e-12)
 
 
@@ -116,7 +116,7 @@ def test_fedadam_fedmllm_by_hand():
     #     v = 0.99·v + 0.01·m² = [0.0891009801 + 0.09, 0.0000009801 + 0.0004]
     v2 = [0.99 * 0.09000099 + 0.09, 0.99 * 0.00000099 + 0.0004]
     x2 = [x1[0] + 1e-3 * 3 / (math.sqrt(v2[0]) + 1e-3), x1[1] + 1e-3 * 0.2 / (math.sqrt(v2[1]) + 1e-3)]
-    got = _run(build_strategy("fedadam", variant="fedmllm"))
+    got = _run(build_strategy("fedadam", {"variant": "fedmllm"}))
     assert got[:4] == pytest.approx(x1 + x2, rel=1e-12)
     assert got == pytest.approx(_reference("adam", "fedmllm", 1e-3, 0.9, 0.99, 1e-3), rel=1e-12)
 
@@ -127,20 +127,20 @@ def test_fedadagrad_fedmllm_by_hand():
     x2 = [x1[0] + 1e-3 * 3 / (math.sqrt(18 + 1e-6) + 1e-3), x1[1] + 1e-3 * 2 / (math.sqrt(4 + 1e-6) + 1e-3)]
     x3 = [x2[0] - 1e-3 * 4 / (math.sqrt(34 + 1e-6) + 1e-3),
           x2[1] + 1e-3 * 0.1 / (math.sqrt(4.01 + 1e-6) + 1e-3)]
-    got = _run(build_strategy("fedadagrad", variant="fedmllm"))
+    got = _run(build_strategy("fedadagrad", {"variant": "fedmllm"}))
     assert got == pytest.approx(x1 + x2 + x3, rel=1e-12)
 
 
 def test_fedyogi_fedmllm_first_round_by_hand():
     # r1: m = [3, 0]; v = 1e-6 − 0.01·[9, 0]·sign(1e-6 − [9, 0]) = [1e-6 + 0.09, 1e-6 − 0.01·0·1]
-    got = _run(build_strategy("fedyogi", variant="fedmllm"))
+    got = _run(build_strategy("fedyogi", {"variant": "fedmllm"}))
     assert got[:2] == pytest.approx([1e-3 * 3 / (math.sqrt(0.090001) + 1e-3), 1.0], rel=1e-12)
 
 
 def test_variants_differ_in_weighting():
     # the first fedmllm step follows the unweighted Δ [3, 0]; the standard one the weighted [4, −1]
-    standard = _run(build_strategy("fedadam", variant="standard"))
-    fedmllm = _run(build_strategy("fedadam", variant="fedmllm"))
+    standard = _run(build_strategy("fedadam", {"variant": "standard"}))
+    fedmllm = _run(build_strategy("fedadam", {"variant": "fedmllm"}))
     assert standard[1] < 1.0 and fedmllm[1] == 1.0
 
 
@@ -148,8 +148,8 @@ def test_variants_differ_in_weighting():
 
 def test_bias_correction_by_hand():
     # t = 1: η·√(1 − 0.99)/(1 − 0.9) = η·0.1/0.1 = η, so round one equals the uncorrected step
-    corrected = _run(build_strategy("fedadam", eta=0.1, bias_correction=True))
-    plain = _run(build_strategy("fedadam", eta=0.1))
+    corrected = _run(build_strategy("fedadam", {"eta": 0.1, "bias_correction": True}))
+    plain = _run(build_strategy("fedadam", {"eta": 0.1}))
     assert corrected[:2] == pytest.approx(plain[:2], rel=1e-12)
     # t = 2: η_2 = 0.1·√0.0199/0.19; m = [0.56, 0.01]; v = [0.1984, 0.0199] (as in the Adam test above)
     eta2 = 0.1 * math.sqrt(0.0199) / 0.19
@@ -159,7 +159,8 @@ def test_bias_correction_by_hand():
 
 @pytest.mark.parametrize("rule", ["adagrad", "yogi"])
 def test_bias_correction_three_rounds(rule):
-    strategy = build_strategy(f"fed{rule}", eta=0.1, beta1=0.5, beta2=0.9, tau=1e-2, bias_correction=True)
+    strategy = build_strategy(f"fed{rule}", dict(eta=0.1, beta1=0.5, beta2=0.9, tau=1e-2,
+                                                 bias_correction=True))
     assert _run(strategy) == pytest.approx(_reference(rule, "standard", 0.1, 0.5, 0.9, 1e-2, True), rel=1e-12)
 
 
@@ -181,16 +182,17 @@ def test_state_is_float32_for_bfloat16_adapters_and_output_keeps_dtype():
 
 
 @pytest.mark.parametrize("name, params, match", [
-    ("fedadam", {"eta": 0}, r"fedadam eta must be a number in \(0.0, inf\]; got 0"),
-    ("fedadam", {"tau": 0.0}, "fedadam tau"),
-    ("fedyogi", {"beta1": 1.0}, r"fedyogi beta1 must be a number in \[0.0, 1.0\); got 1.0"),
-    ("fedyogi", {"beta2": -0.5}, "fedyogi beta2"),
-    ("fedadagrad", {"eta": float("nan")}, "fedadagrad eta"),
-    ("fedadam", {"bias_correction": "yes"}, "bias_correction must be one of False, True; got 'yes'"),
-    ("fedadam", {"variant": "flower"}, "variant must be one of 'standard', 'fedmllm'; got 'flower'"),
+    ("fedadam", {"eta": 0}, "strategy.eta: got 0.0, must be > 0"),
+    ("fedadam", {"tau": 0.0}, "strategy.tau: got 0.0, must be > 0"),
+    ("fedyogi", {"beta1": 1.0}, "strategy.beta1: got 1.0, must be < 1"),
+    ("fedyogi", {"beta2": -0.5}, "strategy.beta2: got -0.5, must be >= 0"),
+    ("fedadagrad", {"eta": float("nan")}, "strategy.eta: got nan"),
+    ("fedadam", {"eta": float("inf")}, "eta: got inf, must be a finite number"),
+    ("fedadam", {"bias_correction": "yes"}, "strategy.bias_correction: got 'yes' .*expected true or false"),
+    ("fedadam", {"variant": "flower"}, "strategy.variant: got 'flower' .*one of 'standard', 'fedmllm'"),
     ("fedadam", {"variant": "fedmllm", "bias_correction": True}, "no bias correction"),
-    ("fedadagrad", {"variant": "fedmllm", "beta1": 0.9}, "uses no momentum.*beta1=0.9"),
+    ("fedadagrad", {"variant": "fedmllm", "beta1": 0.9}, "uses no momentum.*beta1 must be 0.0, got 0.9"),
 ])
 def test_bad_parameters_are_clear_errors(name, params, match):
     with pytest.raises(FedRayError, match=match):
-        build_strategy(name, **params)
+        build_strategy(name, params)

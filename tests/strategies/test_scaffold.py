@@ -16,7 +16,7 @@ def _result(cid: int, n: int, x: float, dc: float) -> ClientResult:
 
 
 def test_three_rounds_known_values():
-    s = build_strategy("scaffold", server_lr=0.5, num_clients=4)
+    s = build_strategy("scaffold", {"server_lr": 0.5}, num_clients=4)
     x = {"w": torch.tensor([0.0, 0.0])}
     objective = s.configure_fit(1, [0, 1], x, LocalObjective())
     assert isinstance(objective, ScaffoldObjective)

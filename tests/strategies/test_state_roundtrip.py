@@ -64,13 +64,13 @@ def test_cases_cover_every_rule_built_here():
 
 @pytest.mark.parametrize("name, params", CASES, ids=IDS)
 def test_state_dict_round_trip_gives_identical_round_three(name, params):
-    original = build_strategy(name, **params)
+    original = build_strategy(name, params)
     x = _global()
     for server_round in (1, 2):
         x, _ = original.aggregate_fit(server_round, x, _results(x, server_round), [])
     saved = original.state_dict()
     loaded = _roundtrip(saved)
-    restored = build_strategy(name, **params)
+    restored = build_strategy(name, params)
     restored.load_state_dict(loaded)
     expected, expected_metrics = original.aggregate_fit(3, x, _results(x, 3), [])
     got, metrics = restored.aggregate_fit(3, x, _results(x, 3), [])
@@ -107,8 +107,8 @@ def test_non_finite_clients_are_rejected(name, params):
     bad[0].params["a"][0, 1] = float("nan")
     bad[1].params["b"][3] = float("inf")
     failures = [ClientFailure(9, "timeout")]
-    got, metrics = build_strategy(name, **params).aggregate_fit(1, x, good + bad, failures)
-    expected, _ = build_strategy(name, **params).aggregate_fit(1, x, good, failures)
+    got, metrics = build_strategy(name, params).aggregate_fit(1, x, good + bad, failures)
+    expected, _ = build_strategy(name, params).aggregate_fit(1, x, good, failures)
     assert metrics["num_rejected"] == 2 and metrics["num_failures"] == 1 and metrics["num_results"] == 5
     for key in expected:
         assert torch.equal(got[key], expected[key])
@@ -129,7 +129,7 @@ def test_nothing_usable_is_a_clear_error(name):
 @pytest.mark.parametrize("name, params", [c for c in CASES if c[0] != "dp"] + [
     ("dp", {"inner": "fedadam", "noise_multiplier": 0.0})])
 def test_clients_that_did_not_move_leave_the_global_unchanged(name, params):
-    strategy = build_strategy(name, **params)
+    strategy = build_strategy(name, params)
     x = _global()
     for server_round in (1, 2, 3):
         unchanged = [ClientResult(c, 3 + c, {k: v.clone() for k, v in x.items()}) for c in range(5)]
@@ -146,7 +146,7 @@ def test_identical_clients_are_adopted(name, params):
     x = _global()
     p = {k: v + 0.25 for k, v in x.items()}
     results = [ClientResult(c, 1 + c, {k: v.clone() for k, v in p.items()}) for c in range(4)]
-    new, _ = build_strategy(name, **params).aggregate_fit(1, x, results, [])
+    new, _ = build_strategy(name, params).aggregate_fit(1, x, results, [])
     for key in p:
         assert torch.allclose(new[key], p[key], atol=1e-6)
 
@@ -161,7 +161,7 @@ def test_sample_weights_matter_only_where_the_rule_says(name, params, weighted):
     def run(weights):
         results = [ClientResult(0, weights[0], {"w": torch.tensor([1.0, 0.0], dtype=torch.float64)}),
                    ClientResult(1, weights[1], {"w": torch.tensor([0.0, 2.0], dtype=torch.float64)})]
-        return build_strategy(name, **params).aggregate_fit(1, x, results, [])[0]["w"]
+        return build_strategy(name, params).aggregate_fit(1, x, results, [])[0]["w"]
 
     assert torch.equal(run([1, 3]), run([3, 1])) != weighted
     if name == "fedavg":
