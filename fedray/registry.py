@@ -8,6 +8,7 @@ that are known. Each entry declares its parameters as a frozen dataclass (see
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -62,8 +63,15 @@ class Registry(Generic[T]):
         An unknown name is one problem at ``path``.name, so it joins the loader's single error.
         """
         if name not in self:
-            return None, [f"{path}.name: {self.unknown_message(name)}" if path else self.unknown_message(name)]
-        return parse_params(self.params_class(name), options, path)
+            where = f"{path}.name: " if path else ""
+            return None, [where + self.unknown_message(name)]
+        cls = self.params_class(name)
+        known = [f.name for f in dataclasses.fields(cls)]
+        options = dict(options or {})
+        unknown = [f"{path}.{key}: {self.kind} {name!r} has no parameter {key!r}; it accepts: "
+                   f"{', '.join(known) or 'none'}" for key in options if key not in known]
+        instance, problems = parse_params(cls, {k: v for k, v in options.items() if k in known}, path)
+        return (None if unknown else instance), unknown + problems
 
     def get(self, name: str) -> T:
         """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the known ones."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import operator
 import os
 import re
@@ -222,6 +223,8 @@ def _to_scalar(tp: type, value: Any) -> Any:
 def _range_problems(value: Any, metadata: Mapping, path: str) -> list[str]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return []
+    if isinstance(value, float) and not math.isfinite(value):  # no setting can mean ±inf or NaN
+        return [f"{path}: got {value!r}, must be a finite number"]
     return [f"{path}: got {value!r}, must be {symbol} {metadata[key]:g}"
             for key, symbol, ok in _BOUNDS
             if metadata.get(key) is not None and not ok(value, metadata[key])]

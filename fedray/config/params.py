@@ -11,11 +11,15 @@ plug-in directly in Python goes through :func:`parse_params` too: there is one v
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, get_type_hints
 
 from fedray.config.load import build_dataclass, describe_type
 from fedray.errors import ConfigError
+
+
+_FIELD_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*|\[\d+\])*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +37,8 @@ def parse_params(cls: type, options: Mapping[str, Any] | None, path: str) -> tup
     return instance, [_with_path(p, path) for p in problems]
 
 
-def params_or_raise(cls: type, options: Mapping[str, Any] | None, path: str, source: str | None = None) -> Any:
+def params_or_raise(cls: type, options: Mapping[str, Any] | None, path: str,
+                    source: str | None = None) -> Any:
     """:func:`parse_params` for code that needs the instance: raise one ConfigError with every problem."""
     instance, problems = parse_params(cls, options, path)
     if problems or instance is None:
@@ -58,4 +63,8 @@ def describe_params(cls: type) -> list[dict[str, Any]]:
 
 def _with_path(problem: str, path: str) -> str:
     """A cross-field message from ``problems()`` does not know where its section sits; say it."""
-    return problem if not path or problem.startswith(path) else f"{path}: {problem}"
+    if not path or problem.startswith(path):
+        return problem
+    head, sep, _ = problem.partition(": ")
+    joiner = "." if sep and _FIELD_PATH.fullmatch(head) else ": "  # "eta: ..." → "strategy.eta: ..."
+    return f"{path}{joiner}{problem}"

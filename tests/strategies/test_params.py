@@ -70,13 +70,13 @@ def test_cross_field_nested_and_pairing_rules_are_reported_at_load():
                         "inner_params": {"variant": "fedmllm", "beta1": 0.5, "tau": 0.0}}}
     with pytest.raises(ConfigError) as info:
         scenario_from_dict(raw)
-    assert info.value.problems == ["strategy: inner_params.tau: got 0.0, must be > 0"]
+    assert info.value.problems == ["strategy.inner_params.tau: got 0.0, must be > 0"]
     raw["strategy"]["inner_params"]["tau"] = 0.1
     with pytest.raises(ConfigError, match="uses no momentum.*beta1 must be 0.0, got 0.5"):
         scenario_from_dict(raw)
     with pytest.raises(ConfigError, match="strategy.name: strategy scaffold brings its own client objective"):
         scenario_from_dict({"strategy": {"name": "scaffold"}, "objective": {"name": "fedprox"}})
-    with pytest.raises(ConfigError, match="strategy.num_clients: unknown key"):  # N comes from the engine
+    with pytest.raises(ConfigError, match="strategy.num_clients: strategy 'scaffold' has no parameter 'num_clients'"):  # N comes from the engine
         scenario_from_dict({"strategy": {"name": "scaffold", "num_clients": 4}})
 
 
