@@ -59,9 +59,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _run_one(scenario: Any, mode: str, out: Path) -> dict[str, Any]:
     from fedray.engine.simulation import run
+    from fedray.report.tensorboard import TensorBoardLogger
 
     start = time.perf_counter()
-    summary = run(replace(scenario, mode=mode), out / scenario.name / mode)
+    summary = run(replace(scenario, mode=mode), out / scenario.name / mode, observers=[TensorBoardLogger()])
     metric = scenario.eval.select_metric
     chosen = summary.best_eval
     print(f"{scenario.name:<28} {mode:<12} {metric} {chosen.get(metric, float('nan')):.3f} "

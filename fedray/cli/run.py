@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fedray.config.load import load_scenario
 from fedray.engine.history import RoundRecord
+from fedray.engine.observers import RoundObserver, RunStart
 from fedray.errors import FedRayError
 
 HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
@@ -43,6 +44,19 @@ def progress_line(record: RoundRecord, total_rounds: int) -> str:
     return " | ".join(p for p in parts if p)
 
 
+class ProgressLines(RoundObserver):
+    """Prints :func:`progress_line` for every round as it ends."""
+
+    def __init__(self) -> None:
+        self.total_rounds = 0
+
+    def on_start(self, start: RunStart) -> None:
+        self.total_rounds = start.last_round
+
+    def on_round(self, record: RoundRecord) -> None:
+        print(progress_line(record, self.total_rounds), flush=True)
+
+
 def summary_table(rounds: list[RoundRecord]) -> str:
     """The evaluated rounds as a small table of the headline test metrics."""
     keys = [(k, short) for k, short in HEADLINE if any(k in r.eval for r in rounds)]
@@ -58,7 +72,9 @@ def summary_table(rounds: list[RoundRecord]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     import fedray.checks  # noqa: F401  (registry-aware checks)
+    from fedray.engine.modes import build_run_mode
     from fedray.engine.simulation import run
+    from fedray.report.tensorboard import TensorBoardLogger
 
     if args.resume:
         if args.scenario or args.overrides or args.run_dir:
@@ -69,16 +85,12 @@ def main(args: argparse.Namespace) -> int:
         raise FedRayError("give a scenario file (e.g. scenarios/mini.yaml) or --resume RUN_DIR")
     else:
         scenario = load_scenario(args.scenario, args.overrides)
-    total = scenario.federation.rounds
-
-    def on_round(record: RoundRecord) -> None:
-        print(progress_line(record, total), flush=True)
-
-    print(f"fedray: {scenario.name} ({scenario.mode}): {scenario.partition.num_clients} clients, "
-          f"{scenario.federation.clients_per_round} per round, {total} rounds, modality "
+    mode = build_run_mode(scenario)
+    print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "
           f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
           flush=True)
-    summary = run(scenario, args.resume or args.run_dir, on_round=on_round, resume=bool(args.resume))
+    summary = run(scenario, args.resume or args.run_dir, observers=[TensorBoardLogger(), ProgressLines()],
+                  resume=bool(args.resume))
     print()
     print(summary_table(summary.rounds))
     if summary.best_round is not None:

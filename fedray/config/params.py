@@ -18,7 +18,6 @@ from typing import Any, get_type_hints
 from fedray.config.load import build_dataclass, describe_type
 from fedray.errors import ConfigError
 
-
 _FIELD_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*|\[\d+\])*")
 
 

@@ -1,8 +1,9 @@
-"""The two kinds of Ray actor: client actors (one base model each) and the aggregator.
+"""The client actor: one base model, trained or evaluated for whichever virtual client it is handed.
 
-The classes here are plain Python; :mod:`fedray.engine.pool` wraps them with ``ray.remote`` and the
-resources the scenario asks for. A client actor builds its model once and then serves whichever virtual
-client it is handed: it keeps no per-client state between fits.
+The class is plain Python; :mod:`fedray.engine.pool` wraps them with ``ray.remote`` and the
+resources the scenario asks for. A client actor builds its model once, from its
+:class:`~fedray.engine.client_setup.ClientSetup`, and then serves whichever virtual client it is handed:
+it keeps no per-client state between fits.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import torch
 from fedray.client.engines import build_train_engine
 from fedray.client.evaluate import generate_answers
 from fedray.client.scoring import option_logprobs
-from fedray.config.schema import Scenario
 from fedray.data.modality import CONDITION_MASKS, mask_rows
 from fedray.data.prompts import format_choice
-from fedray.engine.aggregator import AggregatorActor  # re-exported until simulation.py imports it there
+from fedray.engine.client_setup import ClientSetup
 from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
@@ -38,7 +38,7 @@ from fedray.seeding import derive_rng, derive_seed, torch_seeded
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AggregatorActor", "ClientActor", "peak_memory_mb", "pick_device"]
+__all__ = ["ClientActor", "peak_memory_mb", "pick_device"]
 
 
 class ClientActor:
@@ -49,22 +49,21 @@ class ClientActor:
     adapter are the client's result.
     """
 
-    def __init__(self, scenario: Scenario, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
-        threads = scenario.resources.torch_threads or max(1, int(scenario.resources.cpus_per_actor))
-        torch.set_num_threads(threads)
+    def __init__(self, setup: ClientSetup, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
+        torch.set_num_threads(setup.torch_threads)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        self.scenario = scenario
+        self.setup = setup
         self.train, self.eval_tables = train, dict(eval_tables)
         self.device = pick_device()
-        cap_memory(self.device, scenario.resources.gpus_per_actor, scenario.resources.cap_gpu_memory)
-        self.engine = build_train_engine(scenario.train.engine)
+        cap_memory(self.device, setup.gpus_per_actor, setup.cap_gpu_memory)
+        self.engine = build_train_engine(setup.train.engine)
         self.rank = 0
         self._budgets: dict[str, int] = {}  # eval set → new tokens per answer
-        built = build_model(scenario.model)
-        with torch_seeded(derive_seed(scenario.seed, "lora_init")):
-            self.model = apply_lora(built.model, scenario.lora, built.family).to(self.device)
-        self.collator = Collator(built.processor, scenario.model.max_length,
-                                 agnostic_prompt=scenario.modality.agnostic_prompt)
+        built = build_model(setup.model)
+        with torch_seeded(derive_seed(setup.seed, "lora_init")):
+            self.model = apply_lora(built.model, setup.lora, built.family).to(self.device)
+        self.collator = Collator(built.processor, setup.model.max_length,
+                                 agnostic_prompt=setup.agnostic_prompt)
 
     def describe(self) -> dict[str, Any]:
         """Facts about this actor (and proof that construction finished)."""
@@ -104,7 +103,7 @@ class ClientActor:
         rows = mask_rows(self.train.take(task.indices).to_pylist(), task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
-            stats, params = self.engine.fit(self.model, self.collator, rows, self.scenario.train,
+            stats, params = self.engine.fit(self.model, self.collator, rows, self.setup.train,
                                             task.objective, global_state, rng)
         if task.slowdown > 1.0:  # simulated slow device (system heterogeneity)
             time.sleep((task.slowdown - 1.0) * (time.perf_counter() - start))
@@ -128,7 +127,7 @@ class ClientActor:
         set_adapter_state(self.model, global_state)
         rows = self.eval_tables[request.set_name].take(list(request.indices)).to_pylist()
         rows = mask_rows(rows, [CONDITION_MASKS[request.condition]] * len(rows))
-        cfg = self.scenario.eval
+        cfg = self.setup.eval
         budget = self._answer_budget(request.set_name)
         generations = generate_answers(self.model, self.collator, rows, cfg.batch_size, budget)
         scores = None
@@ -146,7 +145,7 @@ class ClientActor:
         if set_name not in self._budgets:
             rows = self.eval_tables[set_name].to_pylist()
             longest = max((self.collator.answer_length(row) for row in rows), default=1)
-            chosen = self.scenario.eval.max_new_tokens or longest
+            chosen = self.setup.eval.max_new_tokens or longest
             if chosen < longest:
                 logger.warning("eval.max_new_tokens=%d is below the longest answer of eval set %r (%d "
                                "tokens): those answers are cut short and count as invalid; unset it or "

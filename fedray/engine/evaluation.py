@@ -13,7 +13,7 @@ from typing import Any
 
 from fedray.client.metrics import roc_auc, score_generations
 from fedray.client.scoring import binary_auc_scores
-from fedray.config.schema import Scenario
+from fedray.config.schema import EvalConfig
 from fedray.data.federated import EvalSet, FederatedData
 from fedray.engine.pool import ActorPool
 
@@ -22,10 +22,10 @@ EVAL_TIMEOUT_S = 1800.0
 
 
 class Evaluator:
-    """Scores a global adapter (an ObjectRef) on the scenario's eval sets."""
+    """Scores an adapter (an ObjectRef) on the scenario's eval sets, as ``eval`` (its section) says."""
 
-    def __init__(self, scenario: Scenario, data: FederatedData, pool: ActorPool) -> None:
-        self.cfg = scenario.eval
+    def __init__(self, cfg: EvalConfig, data: FederatedData, pool: ActorPool) -> None:
+        self.cfg = cfg
         self.pool = pool
         self.tests = data.tests
         self.validation = data.validation

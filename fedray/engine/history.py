@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedray.engine.observers import RoundObserver
+
 
 @dataclass
 class RoundRecord:
@@ -55,11 +57,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
-class HistoryWriter:
-    """Appends round records to ``path``."""
+class HistoryWriter(RoundObserver):
+    """Appends round records to ``path``: every completed round, and the round that ended a failed run
+    (so what went wrong stays readable)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+
+    def on_round(self, record: RoundRecord) -> None:
+        self.append(record)
+
+    def on_failed_round(self, record: RoundRecord) -> None:
+        self.append(record)
 
     def append(self, record: RoundRecord) -> None:
         with self.path.open("a", encoding="utf-8") as handle:

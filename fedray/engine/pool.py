@@ -17,8 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import ray
 
-from fedray.config.schema import ResourcesConfig, Scenario
+from fedray.config.schema import ResourcesConfig
 from fedray.engine.actors import ClientActor
+from fedray.engine.client_setup import ClientSetup
 from fedray.engine.group import ActorGroup, GroupFit, cluster_totals, fitting_groups
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.errors import FedRayError, ModelError, SchedulingError
@@ -100,17 +101,19 @@ class FitOutcome:
 class ActorPool:
     """A fixed number of :class:`~fedray.engine.group.ActorGroup` s of :class:`ClientActor` s."""
 
-    def __init__(self, scenario: Scenario, train_ref: Any, eval_ref: Any, start_timeout_s: float = 300.0,
-                 fits_per_round: int | None = None, actor_cls: type = ClientActor) -> None:
-        res = scenario.resources
-        size = pool_size(res, fits_per_round or scenario.federation.clients_per_round)
-        check_capacity(res, size)
-        self.retries = scenario.federation.fit_retries
-        # Kept to build a replacement when a group dies (its actors rebuild their models from the scenario).
-        self._new_group = lambda: ActorGroup(actor_cls, (scenario, train_ref, eval_ref), res)
+    def __init__(self, resources: ResourcesConfig, setup: ClientSetup, train_ref: Any, eval_ref: Any,
+                 fits_per_round: int, fit_retries: int = 0, start_timeout_s: float = 300.0,
+                 actor_cls: type = ClientActor) -> None:
+        """``fits_per_round`` (the run mode's) caps a pool sized from the cluster; a fit whose actor
+        dies is retried ``fit_retries`` times (``federation.fit_retries``)."""
+        size = pool_size(resources, fits_per_round)
+        check_capacity(resources, size)
+        self.retries = fit_retries
+        # Kept to build a replacement when a group dies (its actors rebuild their models from the setup).
+        self._new_group = lambda: ActorGroup(actor_cls, (setup, train_ref, eval_ref), resources)
         self.groups = [self._new_group() for _ in range(size)]
         self.restarts = 0
-        self.info = self._wait_ready(start_timeout_s, res)
+        self.info = self._wait_ready(start_timeout_s, resources)
 
     @property
     def actors(self) -> list[Any]:

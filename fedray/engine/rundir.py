@@ -1,4 +1,4 @@
-"""The run directory: resolved config, manifest, history, log and the global adapter."""
+"""The run directory: resolved config, manifest, history, log, summary and the adapters."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fedray.config.load import dump_scenario
 from fedray.config.schema import Scenario
+from fedray.engine.history import HistoryWriter
 from fedray.errors import FedRayError
 from fedray.models.lora import AdapterState
 
@@ -57,9 +58,10 @@ class RunDir:
     def history_path(self) -> Path:
         return self.path / "history.jsonl"
 
-    @property
-    def adapter_path(self) -> Path:
-        return self.path / "global_adapter.safetensors"
+    def history_writer(self) -> HistoryWriter:
+        """The observer that appends each round to ``history.jsonl``: every run keeps one, since a
+        resumed run reads its rounds back from it."""
+        return HistoryWriter(self.history_path)
 
     def save_adapter(self, state: AdapterState, name: str = "global_adapter") -> Path:
         """Write an adapter as ``<name>.safetensors`` atomically (write, then rename)."""

@@ -1,21 +1,20 @@
 """The driver's round loop.
 
 ``Simulation.execute`` reads as its phases: prepare (data, actors), then per round sample a cohort, fit
-it on the actor pool, aggregate on the aggregator actor, evaluate when due, and record.
+it on the actor pool, aggregate on the aggregator actor, evaluate when due, record and checkpoint.
 
-``scenario.mode`` picks the run: ``federated``; or a baseline on the same data, model and budget:
-``centralized`` (one client holding every client's rows), ``local`` (every client trains every round
-from its own previous adapter and is evaluated alone; reported as the mean and per client) and
-``zero_shot`` (no training: the initial model is evaluated once).
+How the rounds of a run differ (``federated``, or a baseline on the same data, model and budget:
+``centralized``, ``local``, ``zero_shot``) is the run mode's to say (:mod:`fedray.engine.modes`). Who
+watches the rounds (TensorBoard, the terminal, Ray Tune) is up to the caller, who hands in
+:class:`~fedray.engine.observers.RoundObserver` s; the run directory's history is always one of them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 import ray
@@ -24,86 +23,107 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, write_manifest
-from fedray.engine.actors import AggregatorActor, peak_memory_mb
+from fedray.data.modality import BOTH
+from fedray.engine.aggregator import AggregatorActor, AggregatorSetup
 from fedray.engine.checkpoint import load_checkpoint, save_checkpoint, truncate_history
+from fedray.engine.client_setup import ClientSetup
+from fedray.engine.devices import peak_memory_mb
 from fedray.engine.evaluation import Evaluator
-from fedray.engine.history import HistoryWriter, RoundRecord
+from fedray.engine.history import RoundRecord
+from fedray.engine.modes import build_run_mode
+from fedray.engine.observers import Observers, RoundObserver, RunStart
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
-from fedray.engine.sampler import SystemDraw, draw_system, sample_cohort
+from fedray.engine.sampler import SystemDraw, draw_system
+from fedray.engine.summary import RunSummary
 from fedray.engine.tasks import FitTask
 from fedray.errors import FedRayError, SchedulingError
-from fedray.report.tensorboard import TensorBoardLogger
+from fedray.models.lora import AdapterState
 from fedray.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
 
-RoundCallback = Callable[[RoundRecord], None]
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    rounds: list[RoundRecord] = field(default_factory=list)
-    best_round: int | None = None  # picked on the validation split, never on the test set
-
-    @property
-    def final_eval(self) -> dict[str, float]:
-        evaluated = [r.eval for r in self.rounds if r.eval]
-        return evaluated[-1] if evaluated else {}
-
-    @property
-    def best_eval(self) -> dict[str, float]:
-        """Test metrics of the best-validation round (the final ones when there is no validation)."""
-        chosen = [r.eval for r in self.rounds if r.server_round == self.best_round and r.eval]
-        return chosen[0] if chosen else self.final_eval
+__all__ = ["RunSummary", "Simulation", "run"]
 
 
 class Simulation:
-    """One run of a scenario on Ray actors."""
+    """One run of a scenario on Ray actors, watched by ``observers`` (called in the order given, after
+    the run directory's history)."""
 
     def __init__(self, scenario: Scenario, run_dir: str | Path | None = None,
-                 on_round: RoundCallback | None = None, resume: bool = False) -> None:
+                 observers: Sequence[RoundObserver] = (), resume: bool = False) -> None:
         self.scenario = scenario
+        self.mode = build_run_mode(scenario)
         self.resume = resume
         if resume and run_dir is None:
             raise FedRayError("resuming needs the run directory to continue")
         self.run = RunDir.reopen(run_dir) if resume else RunDir.create(scenario, run_dir)
-        self.scenario = _same_budget(scenario)
-        self.on_round = on_round
-        self.history = HistoryWriter(self.run.history_path)
-        self.tensorboard = TensorBoardLogger(self.run.path / "tensorboard")
+        self.observers = Observers([self.run.history_writer(), *observers])
         self.best_validation = float("-inf")
 
     # -- phases ---------------------------------------------------------------------------------
     def execute(self) -> RunSummary:
         """Run every round; the run directory stays readable whatever happens."""
-        s = self.scenario
         self.summary = RunSummary(run_dir=self.run.path)
-        started_ray = False
+        started_ray = completed = False
         try:
             self._prepare_data()
-            started_ray = ensure_ray(s.resources)
+            started_ray = ensure_ray(self.scenario.resources)
             self._start_actors()
             first = self._restore() + 1 if self.resume else 1
-            if first == 1 and (s.eval.at_start or s.mode == "zero_shot"):
+            evaluate_start = first == 1 and self.mode.evaluates_round_zero
+            self.observers.on_start(RunStart(self.run.path, self.scenario, 0 if evaluate_start else first,
+                                             self.mode.rounds))
+            if evaluate_start:
                 self.summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
-            rounds = 0 if s.mode == "zero_shot" else s.federation.rounds
-            for server_round in range(first, rounds + 1):
+            for server_round in range(first, self.mode.rounds + 1):
                 self.summary.rounds.append(self._round(server_round))
                 self._checkpoint_if_due(server_round)
+            completed = True
         finally:
-            self._finish(started_ray)
+            self._finish(started_ray, completed)
         return self.summary
 
-    def _checkpoint_if_due(self, server_round: int) -> None:
-        every = self.scenario.federation.checkpoint_every
-        if every and (server_round % every == 0 or server_round == self.scenario.federation.rounds):
-            snapshot = ray.get(self.aggregator.snapshot.remote(), timeout=600)
-            save_checkpoint(self.run.path, {"round": server_round, "aggregator": snapshot,
-                                            "driver": {"best_validation": self.best_validation,
-                                                       "best_round": self.summary.best_round}})
+    def _prepare_data(self) -> None:
+        s = self.scenario
+        self.data: FederatedData = build_federated_data(s)
+        labels = self.data.train.column("label").fill_null(-1).to_numpy()
+        write_manifest(self.run.manifest_path, self.data.specs, labels, self.data.label_names,
+                       extra={"seed": s.seed, "source": s.data.source, "partitioner": s.partition.name,
+                              "modality": s.modality.name, "mode": s.mode,
+                              "test_samples": self.data.primary_test.table.num_rows})
+        # The manifest shows the real split; the run mode picks the clients that train from it.
+        self.specs: list[ClientSpec] = self.mode.client_specs(self.data.specs)
+
+    def _start_actors(self) -> None:
+        s, start = self.scenario, time.perf_counter()
+        setup = ClientSetup.from_scenario(s, train=self.mode.train_config())
+        # One object per table set: Ray resolves top-level ObjectRef arguments only.
+        eval_ref = ray.put(Evaluator.eval_tables(self.data))
+        self.pool = ActorPool(s.resources, setup, ray.put(self.data.train), eval_ref,
+                              fits_per_round=self.mode.fits_per_round(len(self.specs)),
+                              fit_retries=s.federation.fit_retries)
+        self.evaluator = Evaluator(s.eval, self.data, self.pool)
+        initial = self.pool.initial_adapter()
+        self.pool_adapter_keys = sorted(initial)
+        self.aggregator = self._start_aggregator(initial)
+        self.states = AggregatorStates(self.aggregator)
+        self.adapter_nbytes = ray.get(self.aggregator.global_nbytes.remote(), timeout=120)
+        shipped = self.pool.info[0]["adapter_bytes"]  # modules_to_save are whole modules: often the bulk
+        logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB: "
+                    "LoRA %.1f KiB, modules_to_save %.1f KiB, sent down and up per client per round)",
+                    len(self.pool.actors), time.perf_counter() - start,
+                    self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024,
+                    shipped["lora"] / 1024, shipped["modules_to_save"] / 1024)
+
+    def _start_aggregator(self, initial: AdapterState) -> Any:
+        """The aggregator actor, pinned to the driver's node (it asks for no resources); the run mode
+        says whether it keeps each client's adapter apart instead of aggregating."""
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        setup = AggregatorSetup.from_scenario(self.scenario, isolated=self.mode.isolated)
+        return ray.remote(AggregatorActor).options(num_cpus=0, scheduling_strategy=here).remote(
+            setup, initial, str(self.run.path))
 
     def _restore(self) -> int:
         """Load the run directory's checkpoint into the aggregator; return the round it ended."""
@@ -116,96 +136,45 @@ class Simulation:
         logger.info("resumed %s after round %d", self.run.path, payload["round"])
         return int(payload["round"])
 
-    def _prepare_data(self) -> None:
-        s = self.scenario
-        self.data: FederatedData = build_federated_data(s)
-        labels = self.data.train.column("label").fill_null(-1).to_numpy()
-        write_manifest(self.run.manifest_path, self.data.specs, labels, self.data.label_names,
-                       extra={"seed": s.seed, "source": s.data.source, "partitioner": s.partition.name,
-                              "modality": s.modality.name, "mode": s.mode,
-                              "test_samples": self.data.primary_test.table.num_rows})
-        # The manifest shows the real split; a centralized run then pools it into one client.
-        self.specs: list[ClientSpec] = _pooled(self.data.specs) if s.mode == "centralized" \
-            else self.data.specs
+    def _round(self, server_round: int) -> RoundRecord:
+        system = self._system(server_round)
+        cohort = self.mode.cohort(server_round, len(self.specs), system.available if system else None)
+        record = RoundRecord(server_round=server_round, clients=cohort)
+        if system:
+            cohort = _apply_system(record, cohort, system, len(self.specs))
 
-    def _start_actors(self) -> None:
         start = time.perf_counter()
-        # One object per table set: Ray resolves top-level ObjectRef arguments only.
-        eval_ref = ray.put(Evaluator.eval_tables(self.data))
-        self.pool = ActorPool(self.scenario, ray.put(self.data.train), eval_ref,
-                              fits_per_round=self._fits_per_round())
-        self.evaluator = Evaluator(self.scenario, self.data, self.pool)
-        initial = self.pool.initial_adapter()
-        self.pool_adapter_keys = sorted(initial)
-        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(),
-                                              soft=False)
-        self.aggregator = ray.remote(AggregatorActor).options(
-            num_cpus=0, scheduling_strategy=here).remote(self.scenario, initial, str(self.run.path))
-        self.adapter_nbytes = ray.get(self.aggregator.global_nbytes.remote(), timeout=120)
-        shipped = self.pool.info[0]["adapter_bytes"]  # modules_to_save are whole modules: often the bulk
-        logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB: "
-                    "LoRA %.1f KiB, modules_to_save %.1f KiB, sent down and up per client per round)",
-                    len(self.pool.actors), time.perf_counter() - start,
-                    self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024,
-                    shipped["lora"] / 1024, shipped["modules_to_save"] / 1024)
+        outcome = self._fit(server_round, cohort, system)
+        record.time_s["fit"] = time.perf_counter() - start
+        self._account(record, outcome, dispatched=len(cohort))
+        self._check_quorum(record, outcome)
 
-    def _fits_per_round(self) -> int:
-        """The most fits a round runs: a derived pool (``resources.actors: null``) needs no more groups."""
-        if self.scenario.mode == "local" or len(self.specs) == 1:
-            return len(self.specs)
-        return min(self.scenario.federation.clients_per_round, len(self.specs))
+        start = time.perf_counter()
+        record.aggregate = self._aggregate(record, outcome)
+        record.time_s["aggregate"] = time.perf_counter() - start
+        return self._record(record, evaluate=self._eval_due(server_round))
 
-    def _cohort(self, server_round: int, available: list[int] | None) -> list[int]:
-        s = self.scenario
-        if s.mode == "local" or len(self.specs) == 1:
-            return list(range(len(self.specs)))
-        return sample_cohort(s.seed, server_round, len(self.specs), s.federation.clients_per_round,
-                             s.federation.sampler, available)
-
+    # -- one round's steps ----------------------------------------------------------------------
     def _system(self, server_round: int) -> SystemDraw | None:
         """This round's simulated availability, dropouts and slow clients (None when all are off)."""
         if self.scenario.system == SystemConfig():
             return None
         return draw_system(self.scenario.system, self.scenario.seed, server_round, len(self.specs))
 
-    def _round(self, server_round: int) -> RoundRecord:
-        fed = self.scenario.federation
-        system = self._system(server_round)
-        cohort = self._cohort(server_round, system.available if system else None)
-        record = RoundRecord(server_round=server_round, clients=cohort)
-        if system:
-            record.system = {"unavailable": sorted(set(range(len(self.specs))) - set(system.available)),
-                             "dropped": [c for c in cohort if c in system.dropped],
-                             "slow": [c for c in cohort if c in system.slowdown]}
-            cohort = [c for c in cohort if c not in record.system["dropped"]]
-
-        start = time.perf_counter()
+    def _fit(self, server_round: int, cohort: list[int], system: SystemDraw | None) -> FitOutcome:
+        """Each cohort member's fit on the pool, from the global adapter or the one the mode gives."""
         global_ref = self.aggregator.get_global.remote()  # stored once, shared by every fit
-        start_refs = {c: self.aggregator.get_client_state.remote(c) for c in cohort} \
-            if self.scenario.mode == "local" else None
+        start_refs = self.mode.start_states(cohort, self.states)
         objectives = ray.get(self.aggregator.configure_fit.remote(server_round, cohort), timeout=60)
         tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c),
                          objectives[c], derive_seed(self.scenario.seed, "fit", server_round, c),
                          slowdown=system.slowdown.get(c, 1.0) if system else 1.0)
                  for c in cohort]
-        outcome = self.pool.fit(tasks, global_ref, fed.round_timeout_s, start_refs)
-        record.time_s["fit"] = time.perf_counter() - start
-        self._account(record, outcome, dispatched=len(tasks))
-        self._check_quorum(record, outcome)
-
-        start = time.perf_counter()
-        try:
-            record.aggregate = ray.get(self.aggregator.aggregate.remote(
-                server_round, outcome.reports, outcome.params, outcome.failures), timeout=600)
-        except ray.exceptions.RayTaskError as exc:
-            self.history.append(record)  # the failed round stays readable
-            raise FedRayError(f"round {server_round}: aggregation failed: {_cause(exc)}") from exc
-        record.time_s["aggregate"] = time.perf_counter() - start
-        return self._record(record, evaluate=self._eval_due(server_round))
+        return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs)
 
     def _masks(self, client: int) -> tuple[int, ...]:
         spec = self.specs[client]
-        return spec.masks if spec.masks is not None else (3,) * spec.num_samples
+        return spec.masks if spec.masks is not None else (BOTH,) * spec.num_samples
 
     def _account(self, record: RoundRecord, outcome: FitOutcome, dispatched: int) -> None:
         record.failures = [{"client_id": f.client_id, "reason": f.reason} for f in outcome.failures]
@@ -223,45 +192,34 @@ class Simulation:
     def _check_quorum(self, record: RoundRecord, outcome: FitOutcome) -> None:
         needed = self.scenario.federation.min_fit_clients
         if len(outcome.reports) < needed:
-            self.history.append(record)
+            self.observers.on_failed_round(record)
             reasons = "; ".join(f"client {f.client_id}: {f.reason}" for f in outcome.failures)
             raise SchedulingError(f"round {record.server_round}: only {len(outcome.reports)} of "
                                   f"{len(record.clients)} clients returned, below "
                                   f"federation.min_fit_clients={needed} ({reasons})")
 
+    def _aggregate(self, record: RoundRecord, outcome: FitOutcome) -> dict[str, float]:
+        try:
+            return ray.get(self.aggregator.aggregate.remote(
+                record.server_round, outcome.reports, outcome.params, outcome.failures), timeout=600)
+        except ray.exceptions.RayTaskError as exc:
+            self.observers.on_failed_round(record)  # the failed round stays readable
+            raise FedRayError(f"round {record.server_round}: aggregation failed: {_cause(exc)}") from exc
+
     def _eval_due(self, server_round: int) -> bool:
-        every, last = self.scenario.eval.every, self.scenario.federation.rounds
+        every, last = self.scenario.eval.every, self.mode.rounds
         return server_round == last or (every > 0 and server_round % every == 0)
 
     def _record(self, record: RoundRecord, evaluate: bool) -> RoundRecord:
         if evaluate:
             start = time.perf_counter()
-            self._evaluate(record)
+            best_state = self.mode.evaluate(record, self.evaluator, self.states, len(self.specs))
+            self._consider_best(record, best_state)
             record.time_s["eval"] = time.perf_counter() - start
-        self.history.append(record)
-        self.tensorboard.on_round(record)
         logger.info("round %d: clients=%s loss=%s eval=%s", record.server_round, record.clients,
                     record.train_loss, record.eval)
-        if self.on_round is not None:
-            self.on_round(record)
+        self.observers.on_round(record)
         return record
-
-    def _evaluate(self, record: RoundRecord) -> None:
-        if self.scenario.mode == "local" and record.server_round > 0:
-            # No global model: every client's own adapter is tested and validated, and the round is
-            # chosen on the clients' mean validation score, the same rule as the other modes.
-            states = [self.aggregator.get_client_state.remote(c) for c in range(len(self.specs))]
-            record.client_eval = {c: self.evaluator.test(ref) for c, ref in enumerate(states)}
-            record.eval = _mean_metrics(list(record.client_eval.values()))
-            record.validation = _mean_metrics([self.evaluator.validate(ref) for ref in states])
-            self._consider_best(record, best_state=None)
-            return
-        state_ref = self.aggregator.get_global.remote()
-        record.eval = self.evaluator.test(state_ref)
-        record.validation = self.evaluator.validate(state_ref)
-        # Round 0 of the local baseline tests the shared initial adapter, but no later round has a global
-        # one: keeping it as "best_adapter" would leave an untrained file beside a better local round.
-        self._consider_best(record, best_state=None if self.scenario.mode == "local" else state_ref)
 
     def _consider_best(self, record: RoundRecord, best_state: Any) -> None:
         """Make ``record`` the best round if its validation score beats every earlier one."""
@@ -272,7 +230,16 @@ class Simulation:
             if best_state is not None:  # the local baseline has one adapter per client, none global
                 self.run.save_adapter(ray.get(best_state, timeout=120), "best_adapter")
 
-    def _finish(self, started_ray: bool) -> None:
+    def _checkpoint_if_due(self, server_round: int) -> None:
+        every = self.scenario.federation.checkpoint_every
+        if every and (server_round % every == 0 or server_round == self.mode.rounds):
+            snapshot = ray.get(self.aggregator.snapshot.remote(), timeout=600)
+            save_checkpoint(self.run.path, {"round": server_round, "aggregator": snapshot,
+                                            "driver": {"best_validation": self.best_validation,
+                                                       "best_round": self.summary.best_round}})
+
+    # -- the end --------------------------------------------------------------------------------
+    def _finish(self, started_ray: bool, completed: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
         if aggregator is not None:
             try:
@@ -280,24 +247,37 @@ class Simulation:
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
             ray.kill(aggregator)
-        if getattr(self, "summary", None) is not None:
-            self.run.save_summary(_summary_json(self.scenario, self.summary))
+        self.run.save_summary(self.summary.to_json(self.scenario))
         if getattr(self, "pool", None) is not None:
             self.pool.shutdown()
         if started_ray:
             ray.shutdown()
-        self.tensorboard.close()
-        self.run.close_log()
+        try:
+            self.observers.on_finish(self.summary, completed)
+        finally:
+            self.run.close_log()
 
 
-def _same_budget(s: Scenario) -> Scenario:
-    """The centralized baseline's one client processes, per round, as many samples as the federated
-    cohort does: ``local_steps`` × ``clients_per_round`` steps (``local_epochs`` over the pooled data
-    already matches, since each client would have done those epochs over its own share)."""
-    if s.mode != "centralized" or s.train.local_steps is None:
-        return s
-    cohort = min(s.federation.clients_per_round, s.partition.num_clients)
-    return replace(s, train=replace(s.train, local_steps=s.train.local_steps * cohort))
+class AggregatorStates:
+    """The aggregator's adapters as ObjectRefs: what a run mode starts fits from and evaluates."""
+
+    def __init__(self, aggregator: Any) -> None:
+        self.aggregator = aggregator
+
+    def global_state(self) -> Any:
+        return self.aggregator.get_global.remote()
+
+    def client_state(self, client_id: int) -> Any:
+        """A client's own adapter in the local baseline (the initial one before its first fit)."""
+        return self.aggregator.get_client_state.remote(client_id)
+
+
+def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, num_clients: int) -> list[int]:
+    """Record this round's simulated unavailable, dropped and slow clients; return who still fits."""
+    record.system = {"unavailable": sorted(set(range(num_clients)) - set(system.available)),
+                     "dropped": [c for c in cohort if c in system.dropped],
+                     "slow": [c for c in cohort if c in system.slowdown]}
+    return [c for c in cohort if c not in record.system["dropped"]]
 
 
 def _cause(exc: BaseException) -> str:
@@ -306,34 +286,7 @@ def _cause(exc: BaseException) -> str:
     return str(cause) if cause is not None else str(exc).strip().splitlines()[-1]
 
 
-def _pooled(specs: list[ClientSpec]) -> list[ClientSpec]:
-    """One client holding every client's rows, each with the modalities it held (centralized baseline)."""
-    masks = tuple(m for spec in specs for m in (spec.masks or (3,) * spec.num_samples))
-    modalities = tuple(dict.fromkeys(m for spec in specs for m in spec.modalities))
-    return [ClientSpec(client_id=0, indices=tuple(i for spec in specs for i in spec.indices),
-                       task=specs[0].task, modalities=modalities, masks=masks)]
-
-
-def _mean_metrics(per_client: list[dict[str, float]]) -> dict[str, float]:
-    """Each metric's mean over clients, plus its spread (``<metric>_std``) for the local baseline."""
-    keys = sorted(set().union(*per_client)) if per_client else []
-    out: dict[str, float] = {}
-    for key in keys:
-        values = np.array([m[key] for m in per_client if key in m], dtype=float)
-        out[key] = float(np.nanmean(values)) if values.size else float("nan")
-        out[f"{key}_std"] = float(np.nanstd(values)) if values.size else float("nan")
-    return out
-
-
-def _summary_json(scenario: Scenario, summary: RunSummary) -> dict[str, Any]:
-    return {"name": scenario.name, "mode": scenario.mode, "modality": scenario.modality.name,
-            "strategy": scenario.strategy.name, "seed": scenario.seed,
-            "rounds_completed": max((r.server_round for r in summary.rounds), default=0),
-            "final_eval": summary.final_eval, "best_round": summary.best_round,
-            "best_eval": summary.best_eval}
-
-
-def run(scenario: Scenario, run_dir: str | Path | None = None,
-        on_round: RoundCallback | None = None, resume: bool = False) -> RunSummary:
+def run(scenario: Scenario, run_dir: str | Path | None = None, observers: Sequence[RoundObserver] = (),
+        resume: bool = False) -> RunSummary:
     """Run ``scenario`` (or continue the stopped run in ``run_dir``) and return its summary."""
-    return Simulation(scenario, run_dir, on_round, resume).execute()
+    return Simulation(scenario, run_dir, observers, resume).execute()

@@ -1,12 +1,13 @@
 """TensorBoard event files written while a run goes, one scalar group per round-record field.
 
-:class:`TensorBoardLogger` is a round callback (``on_round(record)``): it writes, at step
-``server_round``, ``train_loss``, ``eval/<metric>``, ``validation/<metric>``, ``time_s/<phase>``,
-``bytes/{sent,down,up}`` and ``aggregate/<metric>``. It uses ``torch.utils.tensorboard.SummaryWriter``
-when the ``tensorboard`` package is installed, else ``tensorboardX.SummaryWriter`` (which Ray Tune's
-own logger uses) when that is; with neither it writes nothing (``enabled`` is False, and one INFO line
-says so) and a run goes on unchanged. It flushes after every round, so a run that is killed (a sweep's
-scheduler stops trials that way) keeps its curves.
+:class:`TensorBoardLogger` is a round observer (:class:`~fedray.engine.observers.RoundObserver`) that
+the CLI and Tune trials hand to a run. In ``<run dir>/tensorboard`` (or the ``log_dir`` it was given)
+it writes, at step ``server_round``, ``train_loss``, ``eval/<metric>``, ``validation/<metric>``,
+``time_s/<phase>``, ``bytes/{sent,down,up}`` and ``aggregate/<metric>``. It uses
+``torch.utils.tensorboard.SummaryWriter`` when the ``tensorboard`` package is installed, else
+``tensorboardX.SummaryWriter`` (which Ray Tune's own logger uses) when that is; with neither it writes
+nothing (``enabled`` is False, and one INFO line says so) and a run goes on unchanged. It flushes after
+every round, so a run that is killed (a sweep's scheduler stops trials that way) keeps its curves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fedray.engine.history import RoundRecord
+from fedray.engine.observers import RoundObserver, RunStart
+from fedray.engine.summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +34,29 @@ def _summary_writer_class() -> Any:
     return SummaryWriter
 
 
-class TensorBoardLogger:
-    """Writes each round's scalars under ``log_dir`` (see the module docstring)."""
+class TensorBoardLogger(RoundObserver):
+    """Writes each round's scalars under ``log_dir`` (see the module docstring).
 
-    def __init__(self, log_dir: str | Path) -> None:
-        self.log_dir = Path(log_dir)
+    Without ``log_dir`` it opens its writer when a run starts, in the run directory's ``tensorboard``.
+    """
+
+    def __init__(self, log_dir: str | Path | None = None) -> None:
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._writer: Any = None
+        if self.log_dir is not None:
+            self._open(self.log_dir)
+
+    def _open(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
         writer_class = _summary_writer_class()
         if writer_class is None:
             logger.info("neither tensorboard nor tensorboardX is installed: no TensorBoard files for %s",
                         self.log_dir)
         self._writer = writer_class(str(self.log_dir)) if writer_class is not None else None
+
+    def on_start(self, start: RunStart) -> None:
+        if self.log_dir is None:
+            self._open(start.run_dir / "tensorboard")
 
     @property
     def enabled(self) -> bool:
@@ -53,6 +69,9 @@ class TensorBoardLogger:
         for tag, value in round_scalars(record).items():
             self._writer.add_scalar(tag, value, record.server_round)
         self._writer.flush()
+
+    def on_finish(self, summary: RunSummary, completed: bool) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._writer is not None:

@@ -3,9 +3,10 @@
 **Reporting.** A trial reports after every evaluated round from round 1: ``server_round`` (ASHA's
 ``time_attr``), ``train_loss``, the validation metrics as ``val_<metric>`` and the test metrics as
 ``test_<metric>`` (a ``/`` in a metric name becomes ``_``: ``test_image_only_accuracy``), and
-``mib_sent`` (adapter traffic of the round). Optimise a ``val_`` metric: picking hyperparameters on
-the test set would leak it. The last round is reported after the run has written its summary and
-adapters, because a scheduler may end a trial at its last report (ASHA does at ``max_t``).
+``mib_sent`` (adapter traffic of the round), through a round observer (:class:`TuneReporter`).
+Optimise a ``val_`` metric: picking hyperparameters on the test set would leak it. The last round is
+reported after the run has written its summary and adapters, because a scheduler may end a trial at its
+last report (ASHA does at ``max_t``). Like ``fedray run``, a trial also writes TensorBoard events.
 
 **Placement.** Each trial reserves a placement group: bundle 0 for the trial's driver (its round loop
 and data preparation; ``placement.driver_cpus``, none when 0), then one bundle per client actor
@@ -29,8 +30,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from fedray.engine.checkpoint import CHECKPOINT_FILE
 from fedray.engine.history import RoundRecord
+from fedray.engine.observers import RoundObserver, RunStart
+from fedray.engine.summary import RunSummary
 from fedray.errors import FedRayError
+from fedray.report.tensorboard import TensorBoardLogger
 from fedray.tune.space import TuneSpace
 
 TRAINABLE_NAME = "fedray_trial"
@@ -60,15 +65,45 @@ def trial_run_dir() -> Path:
 
 def _prepare_run_dir(run_dir: Path) -> bool:
     """True when ``run_dir`` holds an engine checkpoint to continue; otherwise start it afresh."""
-    try:
-        from fedray.engine.checkpoint import CHECKPOINT_FILE
-    except ImportError:  # an engine without run checkpoints
-        CHECKPOINT_FILE = None
-    if CHECKPOINT_FILE and (run_dir / CHECKPOINT_FILE).exists():
+    if (run_dir / CHECKPOINT_FILE).exists():
         return True
     if run_dir.exists():  # a restarted trial: its history would otherwise be appended to
         shutil.rmtree(run_dir)
     return False
+
+
+class TuneReporter(RoundObserver):
+    """Reports each evaluated round from round 1 to Tune as :func:`round_metrics`.
+
+    The last round is held back until the run has finished (written its summary and adapters), since a
+    scheduler may end the trial at its last report.
+    """
+
+    def __init__(self, metric: str, report: Callable[[dict[str, float]], None]) -> None:
+        self.metric, self.report = metric, report
+        self.last_round = 0
+        self.final: dict[str, float] = {}
+
+    def on_start(self, start: RunStart) -> None:
+        self.last_round = start.last_round
+
+    def on_round(self, record: RoundRecord) -> None:
+        if not record.eval or record.server_round < 1:
+            return
+        metrics = round_metrics(record)
+        if self.metric not in metrics:
+            raise FedRayError(
+                f"the sweep optimises {self.metric!r} but round {record.server_round} reported only "
+                f"{sorted(metrics)}; for a val_ metric give the scenario a validation split "
+                "(data.validation_fraction > 0), or optimise a test_ metric")
+        if record.server_round < self.last_round:
+            self.report(metrics)
+        else:
+            self.final = metrics
+
+    def on_finish(self, summary: RunSummary, completed: bool) -> None:
+        if completed and self.final:
+            self.report(self.final)
 
 
 def make_trainable(space: TuneSpace) -> Callable[[dict[str, Any]], None]:
@@ -83,26 +118,8 @@ def make_trainable(space: TuneSpace) -> Callable[[dict[str, Any]], None]:
         scenario = space.trial_scenario(config)
         run_dir = trial_run_dir()
         resume = _prepare_run_dir(run_dir)
-
-        final: dict[str, float] = {}
-
-        def on_round(record: RoundRecord) -> None:
-            if not record.eval or record.server_round < 1:
-                return
-            metrics = round_metrics(record)
-            if metric not in metrics:
-                raise FedRayError(
-                    f"the sweep optimises {metric!r} but round {record.server_round} reported only "
-                    f"{sorted(metrics)}; for a val_ metric give the scenario a validation split "
-                    "(data.validation_fraction > 0), or optimise a test_ metric")
-            if record.server_round < scenario.federation.rounds:
-                tune.report(metrics)
-            else:  # after the run has written its summary and adapters: Tune may end the trial at once
-                final.update(metrics)
-
-        run(scenario, run_dir, on_round=on_round, **({"resume": True} if resume else {}))
-        if final:
-            tune.report(final)
+        run(scenario, run_dir, observers=[TensorBoardLogger(), TuneReporter(metric, tune.report)],
+            resume=resume)
 
     fedray_trial.__name__ = fedray_trial.__qualname__ = TRAINABLE_NAME
     return fedray_trial

@@ -7,6 +7,7 @@ import logging
 from fedray.config import scenario_from_dict
 from fedray.data.sources import DATA_SOURCES
 from fedray.engine.actors import ClientActor
+from fedray.engine.client_setup import ClientSetup
 
 
 def _actor(max_new_tokens=None) -> tuple[ClientActor, list[dict]]:
@@ -16,7 +17,7 @@ def _actor(max_new_tokens=None) -> tuple[ClientActor, list[dict]]:
         "eval": {"max_new_tokens": max_new_tokens},
     })
     table = DATA_SOURCES.get("glyphs")(max_per_class=3).splits["train"]
-    return ClientActor(s, table, {"test": table}), table.to_pylist()
+    return ClientActor(ClientSetup.from_scenario(s), table, {"test": table}), table.to_pylist()
 
 
 def test_budget_defaults_to_the_longest_answer_in_model_tokens():

@@ -10,6 +10,7 @@ import pytest
 import ray
 
 from fedray.engine.history import read_history
+from fedray.engine.observers import RoundCallback
 from fedray.engine.simulation import Simulation
 from fedray.errors import FedRayError
 from tests.engine.test_simulation import small_scenario
@@ -36,7 +37,7 @@ def test_actor_killed_mid_round(ray_cluster, tmp_path, retries):
                 federation=replace(base.federation, rounds=3, fit_retries=retries),
                 eval=replace(base.eval, every=0, at_start=False))
     box: dict = {}
-    sim = Simulation(s, tmp_path, on_round=_killer(box, at_round=2, delay_s=1.0))
+    sim = Simulation(s, tmp_path, [RoundCallback(_killer(box, at_round=2, delay_s=1.0))])
     box["sim"] = sim
     sim.execute()
     history = read_history(tmp_path / "history.jsonl")

@@ -18,8 +18,10 @@ import ray
 
 from fedray.client.objectives import LocalObjective
 from fedray.config import scenario_from_dict
+from fedray.data.modality import BOTH
 from fedray.data.sources import DATA_SOURCES
 from fedray.engine.actors import ClientActor
+from fedray.engine.client_setup import ClientSetup
 from fedray.engine.pool import ActorPool
 from fedray.engine.tasks import FitReport, FitTask
 
@@ -42,14 +44,16 @@ def group_scenario(actors_per_client=2, **resources):
 
 
 def _task(seed=5, rows=12):
-    return FitTask(server_round=1, client_id=0, indices=np.arange(rows), masks=(3,) * rows,
+    return FitTask(server_round=1, client_id=0, indices=np.arange(rows), masks=(BOTH,) * rows,
                    objective=LocalObjective(), seed=seed)
 
 
 @pytest.mark.slow  # ~80 s on 2 shared CPUs: three actors build the tiny model
 def test_two_actor_group_matches_one_actor(ray_cluster):
     train = DATA_SOURCES.get("digits")(image_size=32).splits["train"].slice(0, 40)
-    pool = ActorPool(group_scenario(), ray.put(train), ray.put({}), start_timeout_s=240)
+    s = group_scenario()
+    pool = ActorPool(s.resources, ClientSetup.from_scenario(s), ray.put(train), ray.put({}), fits_per_round=1,
+                     start_timeout_s=240)
     try:
         assert [info["rank"] for info in pool.info] == [0, 1]
         start = pool.initial_adapter()
@@ -59,7 +63,7 @@ def test_two_actor_group_matches_one_actor(ray_cluster):
         grouped = ray.get(params_ref, timeout=60)
     finally:
         pool.shutdown()
-    single = ClientActor(group_scenario(actors_per_client=1), train, {})
+    single = ClientActor(ClientSetup.from_scenario(group_scenario(actors_per_client=1)), train, {})
     expected_report, expected = single.fit(_task(), start)
     assert set(grouped) == set(expected)
     moved = max(float((expected[k] - start[k]).abs().max()) for k in expected)
@@ -73,7 +77,7 @@ def test_two_actor_group_matches_one_actor(ray_cluster):
 class StubActor:
     """A client actor without a model: fits sleep for ``task.slowdown`` seconds."""
 
-    def __init__(self, scenario, train, eval_tables) -> None:
+    def __init__(self, setup, train, eval_tables) -> None:
         self.rank = 0
 
     def describe(self):
@@ -97,7 +101,8 @@ def _stub_pool(**federation):
     s = scenario_from_dict({"resources": {"actors": 1, "actors_per_client": 2, "cpus_per_actor": 0.5},
                             "train": {"engine": {"name": "deepspeed"}},
                             "federation": {"rounds": 1, "clients_per_round": 1, **federation}})
-    return ActorPool(s, None, None, start_timeout_s=60, actor_cls=StubActor)
+    return ActorPool(s.resources, ClientSetup.from_scenario(s), None, None, fits_per_round=1,
+                     fit_retries=s.federation.fit_retries, start_timeout_s=60, actor_cls=StubActor)
 
 
 @pytest.mark.slow  # ~40 s on 2 shared CPUs: two groups of stub actors start
@@ -106,13 +111,13 @@ def test_a_dead_member_fails_the_fit_and_the_whole_group_is_replaced(ray_cluster
     try:
         old = pool.groups[0]
         victim = old.members[1]
-        slow = FitTask(1, 7, np.arange(1), (3,), LocalObjective(), seed=0, slowdown=5.0)
+        slow = FitTask(1, 7, np.arange(1), (BOTH,), LocalObjective(), seed=0, slowdown=5.0)
         threading.Timer(1.0, lambda: ray.kill(victim, no_restart=True)).start()
         outcome = pool.fit([slow], ray.put({}), timeout_s=60)
         assert [f.client_id for f in outcome.failures] == [7] and "actor died" in outcome.failures[0].reason
         assert pool.restarts == 1 and pool.groups[0] is not old and len(pool.actors) == 2
         # the replacement group forms and serves the next fit; rank 0's result is the client's
-        quick = FitTask(1, 8, np.arange(1), (3,), LocalObjective(), seed=0, slowdown=0.0)
+        quick = FitTask(1, 8, np.arange(1), (BOTH,), LocalObjective(), seed=0, slowdown=0.0)
         outcome = pool.fit([quick], ray.put({}), timeout_s=60)
         assert outcome.failures == [] and ray.get(outcome.params[0], timeout=30) == {"rank": 0}
     finally:
@@ -122,7 +127,7 @@ def test_a_dead_member_fails_the_fit_and_the_whole_group_is_replaced(ray_cluster
 def test_a_member_exception_fails_the_client_and_replaces_the_group(ray_cluster):
     pool = _stub_pool()
     try:
-        bad = FitTask(1, 3, np.arange(1), (3,), LocalObjective(), seed=-1, slowdown=0.0)
+        bad = FitTask(1, 3, np.arange(1), (BOTH,), LocalObjective(), seed=-1, slowdown=0.0)
         outcome = pool.fit([bad], ray.put({}), timeout_s=60)
         assert "ValueError: bad client" in outcome.failures[0].reason
         assert pool.restarts == 1  # its partner might have been waiting in a collective

@@ -23,6 +23,7 @@ SCRIPT = textwrap.dedent("""
     from ray.cluster_utils import Cluster
     from fedray.config import scenario_from_dict
     from fedray.engine.runtime import WORKER_ENV
+    from fedray.engine.observers import RoundCallback
     from fedray.engine.simulation import Simulation
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -49,7 +50,7 @@ SCRIPT = textwrap.dedent("""
         seen["clients"] = [node_of(a) for a in sim.pool.actors]
         seen["aggregator"] = node_of(sim.aggregator)
 
-    sim = Simulation(scenario, tempfile.mkdtemp(), on_round=on_round)
+    sim = Simulation(scenario, tempfile.mkdtemp(), [RoundCallback(on_round)])
     summary = sim.execute()
     seen.update(driver=ray.get_runtime_context().get_node_id(), head=cluster.head_node.node_id,
                 worker=worker.node_id, rounds=[r.server_round for r in summary.rounds])

@@ -119,7 +119,7 @@ FAKE_GPUS = textwrap.dedent("""
         s = scenario_from_dict({"partition": {"num_clients": 10}, "train": {"engine": {"name": engine}},
                                 "federation": {"clients_per_round": 10},
                                 "resources": {"cpus_per_actor": 0.25, **resources}})
-        return ActorPool(s, None, None, start_timeout_s=60, actor_cls=Stub)
+        return ActorPool(s.resources, None, None, None, fits_per_round=10, start_timeout_s=60, actor_cls=Stub)
 
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": WORKER_ENV})

@@ -8,6 +8,7 @@ import pytest
 
 from fedray.engine.checkpoint import load_checkpoint
 from fedray.engine.history import read_history
+from fedray.engine.observers import RoundCallback
 from fedray.engine.simulation import Simulation
 from fedray.errors import FedRayError
 from tests.engine.test_simulation import small_scenario
@@ -36,7 +37,7 @@ def test_resume_reproduces_the_uninterrupted_history(ray_cluster, tmp_path):
             raise Stop()  # after round 2's record is written, before its checkpoint
 
     with pytest.raises(Stop):
-        Simulation(s, tmp_path / "cut", on_round=stop_after_round_2).execute()
+        Simulation(s, tmp_path / "cut", [RoundCallback(stop_after_round_2)]).execute()
     assert load_checkpoint(tmp_path / "cut")["round"] == 1
     assert len(read_history(tmp_path / "cut" / "history.jsonl")) == 3  # rounds 0, 1, 2
 

@@ -159,6 +159,22 @@ def test_tensorboard_logger_writes_each_rounds_scalars(tmp_path):
     assert scalars["time_s/fit"] == [(1, 3.0)] and scalars["bytes/sent"] == [(1, 100.0)]
 
 
+def test_tensorboard_logger_observes_a_run_in_its_run_directory(tmp_path):
+    from fedray.engine.observers import RunStart
+    from fedray.engine.summary import RunSummary
+
+    board = TensorBoardLogger()
+    assert not board.enabled  # without log_dir, nothing is opened before the run starts
+    board.on_start(RunStart(tmp_path, None, 1, 1))
+    if not board.enabled:
+        pytest.skip("neither tensorboard nor tensorboardX is installed")
+    board.on_round(RoundRecord(server_round=1, train_loss=1.5))
+    board.on_finish(RunSummary(tmp_path), completed=True)
+    assert not board.enabled  # closed
+    (event_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    assert _scalars(event_file)["train_loss"] == [(1, 1.5)]
+
+
 def test_tensorboard_logger_without_a_writer_is_a_no_op(tmp_path, monkeypatch):
     import fedray.report.tensorboard as tb
 
