@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -93,29 +94,40 @@ def run_measured(argv: Sequence[str], log: Path, timeout_s: float,
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=subprocess_env(),
                                 start_new_session=True)
         with ProcessTreeSampler(proc.pid) as sampler:
-            while proc.poll() is None:
-                if watch is not None:
-                    watch.poll()
-                if time.time() - launched > timeout_s:
-                    _stop(proc)
-                    raise BenchError(f"{' '.join(argv)} ran over {timeout_s:.0f} s and was stopped; see "
-                                     f"{log}, or raise --timeout")
-                time.sleep(POLL_S)
+            try:
+                _wait(proc, launched, timeout_s, watch, log)
+            except BaseException:  # over time, interrupted or terminated: leave nothing running
+                _stop(proc)
+                raise
         if watch is not None:
             watch.poll()
     return MeasuredRun(proc.returncode, launched, time.time() - launched, sampler.result(), log)
 
 
+def _wait(proc: subprocess.Popen, launched: float, timeout_s: float, watch: HistoryWatch | None,
+          log: Path) -> None:
+    while proc.poll() is None:
+        if watch is not None:
+            watch.poll()
+        if time.time() - launched > timeout_s:
+            raise BenchError(f"{' '.join(map(str, proc.args))} ran over {timeout_s:.0f} s and was stopped; "
+                             f"see {log}, or raise --timeout")
+        time.sleep(POLL_S)
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """End the process group this module started (the subprocess is its leader), then reap it."""
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break  # the group has ended
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait(timeout=30)
 
 
 def _failed(what: str, run: MeasuredRun) -> BenchError:
