@@ -20,7 +20,7 @@ final one, which a run cannot turn off and which the timings leave out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from fedray.config.schema import Scenario
@@ -54,7 +54,6 @@ class Case:
     local_steps: int
     rounds: int = 10
     actors: int = 2
-    extra: Mapping[str, Any] = field(default_factory=dict)  # facts for the reader (not scenario fields)
 
     @property
     def num_clients(self) -> int:
