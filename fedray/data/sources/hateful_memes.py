@@ -7,16 +7,21 @@ Hugging Face copy with the same fields (parquet snapshot or ``save_to_disk`` fol
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Optional
 
+from fedray.config.schema import spec
 from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
     ImageReader,
+    Layout,
     Record,
     build_tables,
     detect_layout,
     hf_split_files,
+    layout_option,
+    max_image_side_option,
     read_records,
 )
 from fedray.errors import DataError
@@ -32,21 +37,25 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
-@DATA_SOURCES.register("hateful_memes")
-def load_hateful_memes(root: str, max_image_side: int | None = 448, layout: str = "auto",
-                       test_split: str | None = None) -> SourceData:
-    """Memes with their text and the question "Is the content hateful?"; answers not-hateful / hateful.
+@dataclass(frozen=True)
+class HatefulMemesParams:
+    reads_files: ClassVar[bool] = True
+    max_image_side: Optional[int] = max_image_side_option()
+    layout: Layout = layout_option()
+    test_split: Optional[str] = spec(None, help="the split file used as the test split, e.g. test_unseen "
+                                                "(null: test_seen or test)")
 
-    ``test_split`` picks the file used as the test split (e.g. ``"test_unseen"``); by default
-    ``test_seen`` or ``test``. Images longer than ``max_image_side`` pixels are downscaled.
-    """
+
+@DATA_SOURCES.register("hateful_memes", params=HatefulMemesParams)
+def load_hateful_memes(params: HatefulMemesParams, root: str) -> SourceData:
+    """Memes with their text and the question "Is the content hateful?"; answers not-hateful / hateful."""
     base = Path(root)
-    images = ImageReader(max_image_side)
-    layout = detect_layout(base, ("train.jsonl",), layout, SOURCE)
+    images = ImageReader(params.max_image_side)
+    layout = detect_layout(base, ("train.jsonl",), params.layout, SOURCE)
     files = ({p.stem: [p] for p in sorted(base.glob("*.jsonl"))} if layout == "original"
              else hf_split_files(base, layout))
     rows = {split: [_sample(rec, split, base, images) for rec in read_records(files[name])]
-            for split, name in _choose_splits(files, test_split, base).items()}
+            for split, name in _choose_splits(files, params.test_split, base).items()}
     return SourceData(splits=build_tables(rows, SOURCE), label_names=CHOICES, task=TASK)
 
 
