@@ -60,7 +60,8 @@ def check_plugin_params(scenario: Scenario) -> list[str]:
         ("modality", MODALITY_SCENARIOS, s.modality.name, s.modality.options),
         ("train.engine", TRAINERS, s.train.engine.name, s.train.engine.options),
     ]
-    sections += [(f"data.{where}", DATA_SOURCES, src.source, src.options) for where, src in _further_sources(s)]
+    sections += [(f"data.{where}", DATA_SOURCES, src.source, src.options)
+                 for where, src in _further_sources(s)]
     problems = []
     for path, registry, name, options in sections:
         problems += _options_problems(registry, name, options, path)

@@ -158,12 +158,12 @@ class ZeroSteps(Steps):
     """One fit's steps through a DeepSpeed ZeRO engine (see the module docstring)."""
 
     def __init__(self, params: DeepSpeedParams, overrides: Mapping[str, Any]) -> None:
-        self.cfg = params
+        self.settings = params
         self.overrides = overrides
         self.engine: Any = None
 
     def make_optimizer(self, params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-        if self.cfg.offload_optimizer and cfg.optimizer == "adamw":
+        if self.settings.offload_optimizer and cfg.optimizer == "adamw":
             from deepspeed.ops.adam import DeepSpeedCPUAdam  # JIT-builds cpu_adam on first use
 
             return DeepSpeedCPUAdam(params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
@@ -182,10 +182,10 @@ class ZeroSteps(Steps):
         self.params = params
         model.zero_grad(set_to_none=True)  # DeepSpeed accumulates into whatever a previous fit left
         wrapper = _WithObjective(model, run)
-        if self.cfg.zero_stage == 3:
+        if self.settings.zero_stage == 3:
             for param in params:  # used by the objective outside the modules that own them
                 deepspeed.zero.register_external_parameter(wrapper, param)
-        config = _merged(ds_config(self.cfg, cfg, self.world), self.overrides)
+        config = _merged(ds_config(self.settings, cfg, self.world), self.overrides)
         self.engine, *_ = deepspeed.initialize(model=wrapper, optimizer=optimizer, config=config)
         self.engine.train()
         return self.engine.device
@@ -203,7 +203,7 @@ class ZeroSteps(Steps):
     def update(self, model: Any, loss: torch.Tensor, run: ObjectiveRun, cfg: TrainConfig) -> None:
         """The engine's backward and step (it clips, as ``gradient_clipping`` says)."""
         self.engine.backward(loss)
-        if self.cfg.zero_stage == 0:
+        if self.settings.zero_stage == 0:
             run.after_backward(model)  # reduced, whole gradients: what the step will use
         self.engine.step()
 
@@ -214,7 +214,7 @@ class ZeroSteps(Steps):
 
     def whole_params(self) -> AbstractContextManager:
         """ZeRO-3: the trainable params whole on every rank for the block; otherwise nothing to do."""
-        if self.cfg.zero_stage == 3:
+        if self.settings.zero_stage == 3:
             return _deepspeed().zero.GatheredParameters(self.params)
         return nullcontext()
 
@@ -223,7 +223,7 @@ class ZeroSteps(Steps):
         if self.engine is None:
             return
         self.engine.destroy()
-        if self.cfg.zero_stage == 3:
+        if self.settings.zero_stage == 3:
             _unpartition(_deepspeed(), model)
 
 

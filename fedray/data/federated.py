@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from fedray.config.schema import Scenario
-from fedray.data.manifest import ClientSpec
 from fedray.data import fedmllm
+from fedray.data.manifest import ClientSpec
 from fedray.data.modality import MASK_NAMES, NONE, mask_of, plan_modalities
 from fedray.data.partition import partition
 from fedray.data.sources import DatasetSplits, load_further, load_primary

@@ -142,7 +142,11 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def modality_counts(spec: ClientSpec) -> dict[str, int]:
     """How many of the client's samples hold image+text, image only, text only or neither (nonzero)."""
-    masks = spec.masks if spec.masks is not None else (mask_of(image="image" in spec.modalities, text="text" in spec.modalities),) * spec.num_samples
+    if spec.masks is not None:
+        masks = spec.masks
+    else:
+        held = mask_of(image="image" in spec.modalities, text="text" in spec.modalities)
+        masks = (held,) * spec.num_samples
     values, counts = np.unique(np.asarray(masks, dtype=np.int64), return_counts=True)
     return {MASK_NAMES[int(v)]: int(c) for v, c in sorted(zip(values, counts), key=lambda vc: -vc[0])}
 

@@ -5,8 +5,9 @@ local Hugging Face cache; everything loads with ``local_files_only=True``. The f
 the config's ``model_type``) picks the loader and the LoRA presets (see :mod:`fedray.models.families`):
 LLaVA, Qwen2-VL, Qwen2.5-VL, Idefics3 and SmolVLM load with ``AutoModelForImageTextToText``; MiniCPM-V only
 through its own code in the model directory (``model.trust_remote_code=true``). A family registered in
-:data:`fedray.models.families.ADAPTERS` (MiniCPM-V, :mod:`fedray.models.minicpmv`) then gets its adapter, which makes its model and processor
-speak the Hugging Face convention the collator, training and evaluation code use.
+:data:`fedray.models.families.ADAPTERS` (MiniCPM-V: :mod:`fedray.models.minicpmv`) then gets its adapter,
+which makes its model and processor speak the Hugging Face convention the collator, training and evaluation
+code use.
 """
 
 from __future__ import annotations

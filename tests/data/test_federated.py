@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 
 from fedray.config.load import scenario_from_dict
+from fedray.config.params import NoParams
 from fedray.data.federated import build_federated_data
 from fedray.data.manifest import modality_counts
-from fedray.config.params import NoParams
 from fedray.data.modality import BOTH, IMAGE, NONE, TEXT
 from fedray.data.schema import samples_to_table
 from fedray.data.sources import DATA_SOURCES, SourceData

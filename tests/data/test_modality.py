@@ -41,7 +41,8 @@ def test_missing_fedray_mode_is_independent_of_client_order() -> None:
 
 def test_missing_fedmllm_mode_follows_one_random_stream() -> None:
     ids = [["a", "b"], ["c"]]
-    plan = plan_modalities(ids, ModalityConfig(name="missing", options={"missing_rate": 0.5}, mode="fedmllm"), seed=42)
+    cfg = ModalityConfig(name="missing", options={"missing_rate": 0.5}, mode="fedmllm")
+    plan = plan_modalities(ids, cfg, seed=42)
     stream = random.Random(42)
     expected = []
     for client in ids:
@@ -55,22 +56,25 @@ def test_missing_fedmllm_mode_follows_one_random_stream() -> None:
 
 def test_cross_modal_fedmllm_matches_reference_sampling() -> None:
     for k in (3, 5, 7):
-        plan = plan_modalities(IDS, ModalityConfig(name="cross_modal", options={"image_clients": k}, mode="fedmllm"), 42)
+        cfg = ModalityConfig(name="cross_modal", options={"image_clients": k}, mode="fedmllm")
+        plan = plan_modalities(IDS, cfg, 42)
         chosen = set(random.Random(42).sample(range(10), k))  # the reference: random.seed(42); sample
         assert plan.client_masks == tuple(IMAGE if c in chosen else TEXT for c in range(10))
 
 
 def test_cross_modal_fedray_counts_and_errors() -> None:
-    plan = plan_modalities(IDS, ModalityConfig(name="cross_modal", options={"image_clients": 3}), seed=1)
+    cfg = ModalityConfig(name="cross_modal", options={"image_clients": 3})
+    plan = plan_modalities(IDS, cfg, seed=1)
     assert plan.client_masks.count(IMAGE) == 3 and plan.client_masks.count(TEXT) == 7
-    assert plan == plan_modalities(IDS, ModalityConfig(name="cross_modal", options={"image_clients": 3}), seed=1)
+    assert plan == plan_modalities(IDS, cfg, seed=1)
     with pytest.raises(DataError, match="image_clients=11 exceeds the 10 clients"):
         plan_modalities(IDS, ModalityConfig(name="cross_modal", options={"image_clients": 11}), seed=1)
 
 
 def test_hybrid_fedmllm_matches_reference_presence_matrix() -> None:
     q = 0.4
-    plan = plan_modalities(IDS, ModalityConfig(name="hybrid", options={"absent_rate": q}, mode="fedmllm"), seed=42)
+    cfg = ModalityConfig(name="hybrid", options={"absent_rate": q}, mode="fedmllm")
+    plan = plan_modalities(IDS, cfg, seed=42)
     presence = np.random.RandomState(42).binomial(1, 1 - q, size=(10, 2))
     expected = tuple((IMAGE if img else NONE) | (TEXT if txt else NONE) for img, txt in presence)
     assert plan.client_masks == expected

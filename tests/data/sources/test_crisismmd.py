@@ -110,7 +110,8 @@ def test_option_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="data.task: got 'disaster' .*expected one of 'humanitarian', "
                                           "'informative', 'damage'"):
         load(tmp_path, task="disaster")
-    with pytest.raises(ConfigError, match="data.label_field: got 'image_label' .*expected one of 'label_image'"):
+    with pytest.raises(ConfigError, match="data.label_field: got 'image_label' .*expected one of "
+                                          "'label_image'"):
         load(tmp_path, label_field="image_label")
     with pytest.raises(ConfigError, match="data.agreed: got 'yes' .*expected true or false"):
         load(tmp_path, agreed="yes")

@@ -236,7 +236,8 @@ def test_detect_layout_order_and_errors(tmp_path: Path) -> None:
     assert detect_layout(tmp_path, ("train.jsonl",), "auto", "demo") == "original"
     assert detect_layout(tmp_path, ("train.jsonl",), "parquet", "demo") == "parquet"
     _, problems = DATA_SOURCES.parse("hateful_memes", {"layout": "hub"}, "data")
-    assert problems == ["data.layout: got 'hub' (str), expected one of 'auto', 'original', 'parquet', 'arrow'"]
+    assert problems == ["data.layout: got 'hub' (str), expected one of 'auto', 'original', 'parquet', "
+                        "'arrow'"]
     with pytest.raises(DataError, match="neither dataset_dict.json nor state.json"):
         hf_split_files(tmp_path, "arrow")
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import load_source, read_source
 from fedray.data.sources import glyphs as glyphs_module
+from fedray.data.sources import load_source, read_source
 from fedray.data.sources.glyphs import DEFAULT_SCRIPTS, QUESTION, SCRIPTS, covered_letters
 from fedray.errors import ConfigError, DataError
 from fedray.seeding import derive_rng

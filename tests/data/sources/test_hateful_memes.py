@@ -98,8 +98,8 @@ def test_through_load_source(tmp_path: Path) -> None:
     splits = load_source("hateful_memes", str(write_release(tmp_path)), {"max_image_side": 64}, seed=0,
                          test_fraction=0.2)
     assert (splits.train.num_rows, splits.validation.num_rows, splits.test.num_rows) == (3, 2, 1)
-    with pytest.raises(ConfigError, match="data.image_size: unknown key .*known keys: max_image_side, layout, "
-                                          "test_split"):
+    with pytest.raises(ConfigError, match="data.image_size: unknown key .*known keys: max_image_side, "
+                                          "layout, test_split"):
         load_source("hateful_memes", str(tmp_path), {"image_size": 3}, seed=0, test_fraction=0.2)
 
 
