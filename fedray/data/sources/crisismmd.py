@@ -94,7 +94,7 @@ def _sample(rec: Record, task: str, label_field: str, base: Path, images: ImageR
     answer = str(rec.require(label_field)).strip()
     if answer not in labels:
         raise DataError(f"{rec.where}: {label_field} {answer!r} is not a {task} label; allowed: "
-                        f"{', '.join(labels)}. Check data.options.task and label_field match the file")
+                        f"{', '.join(labels)}. Check data.task and data.label_field match the file")
     text = _URL.sub("", str(rec.get("tweet_text", ""))).strip()
     return {
         "id": f"{SOURCE}-{rec.require('image_id')}",

@@ -66,7 +66,7 @@ def _choose_splits(files: dict[str, list[Path]], test_split: str | None, base: P
         raise DataError(f"no train split under {base} (found: {available}); expected train.jsonl or a "
                         "Hugging Face copy with a 'train' split")
     if test_split is not None and test_split not in files:
-        raise DataError(f"data.options.test_split {test_split!r} is not a split under {base}; "
+        raise DataError(f"data.test_split {test_split!r} is not a split under {base}; "
                         f"available: {available}")
     chosen = {"train": "train"}
     test = test_split or next((n for n in CANDIDATES["test"] if n in files), None)
@@ -98,7 +98,7 @@ def _label(rec: Record, split: str) -> int:
     value = rec.data.get("label")
     if split != "train" and value in (None, -1):
         raise DataError(f"{rec.where} has no label: this split is unlabeled, so it cannot be used for "
-                        f"{split}; choose a labeled split with data.options.test_split "
+                        f"{split}; choose a labeled split with data.test_split "
                         "(e.g. 'test_seen' or 'dev_seen')")
     value = rec.require("label")
     if isinstance(value, str) and value.strip().isdigit():

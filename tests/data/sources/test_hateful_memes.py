@@ -87,7 +87,7 @@ def test_test_split_option(tmp_path: Path) -> None:
     data = load(tmp_path, test_split="dev_seen")
     assert data.splits["test"].num_rows == 2 and "validation" not in data.splits
     with pytest.raises(DataError, match=r"test_unseen\.jsonl line 1 has no label: this split is unlabeled.*"
-                                         r"choose a labeled split with data\.options\.test_split"):
+                                         r"choose a labeled split with data\.test_split"):
         load(tmp_path, test_split="test_unseen")
     with pytest.raises(DataError, match="test_split 'test_hidden' is not a split .*available: dev_seen, "
                                         "test_seen, test_unseen, train"):
