@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 from fedray.config.schema import ModelConfig
 from fedray.errors import ModelError
-from fedray.models import minicpmv  # noqa: F401  (registers the MiniCPM-V adapter)
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
 from fedray.models.families import ADAPTERS, FAMILIES, Family
 from fedray.models.memory import prepare_for_training, quantization_kwargs

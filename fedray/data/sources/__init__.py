@@ -12,8 +12,8 @@ the same way. A source whose parameter class says ``reads_files`` is called as `
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,30 +22,9 @@ import pyarrow as pa
 from fedray.config.params import params_or_raise
 from fedray.config.schema import DataConfig, SourceConfig
 from fedray.data.schema import validate_table
+from fedray.data.sources.base import DATA_SOURCES, SPLITS, SourceData, SourceFn, reads_files
 from fedray.errors import DataError
-from fedray.registry import Registry
 from fedray.seeding import derive_rng, derive_seed
-
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class SourceData:
-    """What a source returns: its samples by split, and the answer word of each label.
-
-    ``splits`` maps a split name in :data:`SPLITS` to a sample table; ``train`` is required. Classification
-    sources set ``label_names`` (``label`` column values index it); open-ended sources leave it empty.
-    """
-
-    splits: Mapping[str, pa.Table]
-    label_names: tuple[str, ...]
-    task: str
-    notes: Mapping[str, Any] = field(default_factory=dict)
-
-
-SourceFn = Callable[..., SourceData]
-
-DATA_SOURCES: Registry[SourceFn] = Registry("data source")
 
 
 @dataclass(frozen=True)
@@ -104,11 +83,6 @@ def read_source(name: str, options: Mapping[str, Any] | None = None, root: str |
         raise DataError(f"data.options.root is not an option; set data.root for source {name!r}")
     params = params_or_raise(DATA_SOURCES.params_class(name), options, path)
     return fn(params, _existing_root(name, root)) if reads_files(name) else fn(params)
-
-
-def reads_files(name: str) -> bool:
-    """Whether source ``name`` reads a dataset directory (``data.root``); its parameter class says so."""
-    return bool(getattr(DATA_SOURCES.params_class(name), "reads_files", False))
 
 
 def _existing_root(name: str, root: str | None) -> str:
@@ -186,7 +160,7 @@ def _cap(table: pa.Table, cap: int | None, rng: np.random.Generator) -> pa.Table
     return table.take(pa.array(np.sort(rng.choice(table.num_rows, size=cap, replace=False))))
 
 
-# Built-in sources register themselves on import; keep these at the bottom so DATA_SOURCES exists.
+# Built-in sources register themselves on import.
 from fedray.data.sources import (  # noqa: E402, F401
     crisismmd,
     digits,
@@ -198,3 +172,6 @@ from fedray.data.sources import (  # noqa: E402, F401
     vqa_rad,
     wiki,
 )
+
+__all__ = ["DATA_SOURCES", "SPLITS", "DatasetSplits", "SourceData", "SourceFn", "load_further",
+           "load_primary", "load_source", "read_source", "reads_files"]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
 from fedray.config.schema import spec
-from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
     ImageReader,
     Record,
@@ -24,6 +23,7 @@ from fedray.data.sources._files import (
     max_image_side_option,
     read_tsv,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "crisismmd"

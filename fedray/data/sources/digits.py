@@ -16,7 +16,7 @@ from PIL import Image
 
 from fedray.config.schema import spec
 from fedray.data.schema import encode_png, samples_to_table
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 
 DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four",
                                 "five", "six", "seven", "eight", "nine")

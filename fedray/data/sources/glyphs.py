@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fedray.config.schema import spec
 from fedray.data.schema import encode_png, samples_to_table
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
     Layout,
     Record,
@@ -21,6 +20,7 @@ from fedray.data.sources._files import (
     layout_option,
     read_json_records,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "medalpaca"

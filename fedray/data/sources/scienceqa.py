@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from fedray.config.schema import spec
-from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
     ImageReader,
     Layout,
@@ -28,6 +27,7 @@ from fedray.data.sources._files import (
     require_file,
     standard_splits,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "scienceqa"

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from fedray.config.schema import spec
-from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
     ImageReader,
     Record,
@@ -22,6 +21,7 @@ from fedray.data.sources._files import (
     read_json_records,
     require_file,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "slake"

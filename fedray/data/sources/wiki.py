@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from fedray.config.schema import spec
 from fedray.data.schema import samples_to_table
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 
