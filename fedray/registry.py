@@ -65,13 +65,25 @@ class Registry(Generic[T]):
         if name not in self:
             where = f"{path}.name: " if path else ""
             return None, [where + self.unknown_message(name)]
-        cls = self.params_class(name)
-        known = [f.name for f in dataclasses.fields(cls)]
+        declared = self.param_names(name)
         options = dict(options or {})
-        unknown = [f"{path}.{key}: {self.kind} {name!r} has no parameter {key!r}; it accepts: "
-                   f"{', '.join(known) or 'none'}" for key in options if key not in known]
-        instance, problems = parse_params(cls, {k: v for k, v in options.items() if k in known}, path)
+        unknown = [self._unknown_param(name, key, declared, path) for key in options if key not in declared]
+        taken = {key: value for key, value in options.items() if key in declared}
+        instance, problems = parse_params(self.params_class(name), taken, path)
         return (None if unknown else instance), unknown + problems
+
+    def param_names(self, name: str) -> list[str]:
+        """The parameters entry ``name`` declares."""
+        return [f.name for f in dataclasses.fields(self.params_class(name))]
+
+    def _unknown_param(self, name: str, key: str, declared: list[str], path: str) -> str:
+        """A key entry ``name`` does not take, with the entries that do take it and a close match."""
+        takers = [other for other in self if key in self.param_names(other)]
+        owners = f" (a parameter of {', '.join(takers)})" if takers else ""
+        close = difflib.get_close_matches(key, declared, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (f"{path}.{key}: {self.kind} {name!r} has no parameter {key!r}{owners}; {hint}"
+                f"it accepts: {', '.join(declared) or 'none'}")
 
     def get(self, name: str) -> T:
         """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the known ones."""

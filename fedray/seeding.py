@@ -8,7 +8,6 @@ consumer of randomness never shifts an existing one. Library code never touches 
 from __future__ import annotations
 
 import hashlib
-import random
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -35,11 +34,6 @@ def derive_rng(seed: int, *keys: object) -> np.random.Generator:
 def derive_seed(seed: int, *keys: object) -> int:
     """A 63-bit integer seed for libraries that want an int (torch, Python's random)."""
     return int(derive_seed_sequence(seed, *keys).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def derive_py_random(seed: int, *keys: object) -> random.Random:
-    """A private :class:`random.Random` for the stream named by ``keys``."""
-    return random.Random(derive_seed(seed, *keys))
 
 
 @contextmanager

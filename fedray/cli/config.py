@@ -36,7 +36,7 @@ PLUGIN_REGISTRIES = {
     "fedmllm_partitioner": "fedray.data.partition:FEDMLLM_PARTITIONERS",
     "modality": "fedray.data.modality:MODALITY_SCENARIOS",
     "model_builder": "fedray.models.base:MODEL_BUILDERS",
-    "train_engine": "fedray.client.engines:TRAIN_ENGINES",
+    "train_engine": "fedray.client.trainers:TRAINERS",
 }
 TABLE_COLUMNS = ("parameter", "type", "bounds", "default", "help")
 

@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from fedray.client.vqa import vqa_metrics
-from fedray.data.prompts import choice_letter, format_choice  # noqa: F401  (re-exported)
 from fedray.errors import DataError
 
 # "(b) text", "b) text" (text optional) or a bare "b", on normalised (lower-case) output.

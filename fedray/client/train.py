@@ -3,20 +3,27 @@
 ``local_train`` loads nothing and returns nothing but statistics: the caller loads the global adapter
 before and reads the adapter after. Batches are drawn from a generator seeded per (round, client), so a
 fit is reproducible on CPU.
+
+There is one loop. How its steps run is a :class:`Steps` object: the plain PyTorch one here, or
+DeepSpeed's (:class:`fedray.client.deepspeed.ZeroSteps`), which wraps the model in a ZeRO engine, lets the
+engine do backward and the optimizer step, splits each batch over a group's ranks and gathers ZeRO-3's
+partitioned params when the loop reads them. :class:`Trainer` runs a fit with one kind of steps.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from fedray.client.objectives import AdapterState, LocalObjective
+from fedray.client.objectives import AdapterState, LocalObjective, ObjectiveRun
 from fedray.config.schema import TrainConfig
 from fedray.models.collate import Collator, input_dtype
+from fedray.models.lora import get_adapter_state
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,53 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.
                              betas=(cfg.adam_beta1, cfg.adam_beta2))
 
 
+class Steps:
+    """How one fit's optimizer steps run: plain PyTorch on the model as it is. One object per fit.
+
+    The loop calls, in order: :meth:`make_optimizer`, :meth:`start` (before the first step), then per batch
+    :meth:`my_rows`, :meth:`loss` and :meth:`update`, and at the end :meth:`batch_losses` and
+    :meth:`whole_params` (around reading the trained params), and :meth:`finish` whatever happened.
+    """
+
+    def make_optimizer(self, params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+        return make_optimizer(params, cfg)
+
+    def start(self, model: Any, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+              cfg: TrainConfig, run: ObjectiveRun) -> torch.device:
+        """Prepare the steps; return the device batches go to."""
+        self.optimizer, self.params = optimizer, params
+        return params[0].device
+
+    def my_rows(self, batch: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The rows of ``batch`` this process computes, and whether they count (all of them, here)."""
+        return batch, True
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor], run: ObjectiveRun,
+             counts: bool) -> torch.Tensor:
+        """The objective's loss on ``batch``."""
+        return run.loss(model, model(**batch).loss)
+
+    def update(self, model: Any, loss: torch.Tensor, run: ObjectiveRun, cfg: TrainConfig) -> None:
+        """Backward, the objective's gradient edit, clipping and the optimizer step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.after_backward(model)
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        self.optimizer.step()
+
+    def batch_losses(self, losses: list[float]) -> list[float]:
+        """Each step's loss over the whole batch (this process computed all of it)."""
+        return losses
+
+    def whole_params(self) -> AbstractContextManager:
+        """A block in which the trainable params hold their whole values (they always do, here)."""
+        return nullcontext()
+
+    def finish(self, model: Any) -> None:
+        """Undo what :meth:`start` did to the model (nothing, here)."""
+
+
 def local_train(
     model: Any,
     collator: Collator,
@@ -85,28 +139,52 @@ def local_train(
     objective: LocalObjective,
     global_state: AdapterState,
     rng: np.random.Generator,
+    steps: Steps | None = None,
 ) -> TrainStats:
-    """Train ``model``'s trainable (adapter) params on ``rows`` in place."""
+    """Train ``model``'s trainable (adapter) params on ``rows`` in place, with plain or ``steps``' steps."""
+    steps = steps or Steps()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, cfg)
-    steps = num_local_steps(cfg, len(rows))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
-    device, dtype = params[0].device, input_dtype(model)
-    model.train()
+    num_steps = num_local_steps(cfg, len(rows))
     run = objective.begin(model, global_state)
-    losses, lrs = [], []
-    for idx in batch_indices(len(rows), cfg.batch_size, steps, rng):
-        batch = move_batch(collator.train_batch([rows[i] for i in idx]), device, dtype)
-        loss = run.loss(model, model(**batch).loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.after_backward(model)
-        if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
+    optimizer = steps.make_optimizer(params, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, num_steps))
+    try:
+        device = steps.start(model, params, optimizer, cfg, run)
+        dtype = input_dtype(model)
+        model.train()
+        losses, lrs = [], []
+        for idx in batch_indices(len(rows), cfg.batch_size, num_steps, rng):
+            mine, counts = steps.my_rows(idx)
+            batch = move_batch(collator.train_batch([rows[i] for i in mine]), device, dtype)
+            loss = steps.loss(model, batch, run, counts)
+            lrs.append(optimizer.param_groups[0]["lr"])
+            steps.update(model, loss, run, cfg)
+            scheduler.step()
+            losses.append(float(loss.detach()))
+        losses = steps.batch_losses(losses)
+        with steps.whole_params():
+            extras = run.extras(model, num_steps, float(np.mean(lrs)))
+    finally:
+        steps.finish(model)
     model.eval()
-    return TrainStats(num_examples=len(rows), steps=steps, mean_loss=float(np.mean(losses)),
-                      last_loss=losses[-1], extras=run.extras(model, steps, float(np.mean(lrs))))
+    return TrainStats(num_examples=len(rows), steps=num_steps, mean_loss=float(np.mean(losses)),
+                      last_loss=losses[-1], extras=extras)
+
+
+class Trainer:
+    """Runs a client's fits (``train.engine``): the one loop with this trainer's kind of steps.
+
+    Between fits the model is a plain (unwrapped, unpartitioned) torch module, so the actor can evaluate
+    it and load the next adapter with :func:`~fedray.models.lora.set_adapter_state` whatever the trainer.
+    """
+
+    def new_steps(self) -> Steps:
+        """The steps of one fit."""
+        return Steps()
+
+    def fit(self, model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]], cfg: TrainConfig,
+            objective: LocalObjective, global_state: AdapterState,
+            rng: np.random.Generator) -> tuple[TrainStats, AdapterState]:
+        """Train ``model`` (its global adapter already loaded); return stats and the new adapter."""
+        stats = local_train(model, collator, rows, cfg, objective, global_state, rng, self.new_steps())
+        return stats, get_adapter_state(model)

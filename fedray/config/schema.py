@@ -77,33 +77,30 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    """How training samples are split over clients."""
+    """How training samples are split over clients; the partitioner's own parameters (``alpha``) inline."""
 
-    name: str = spec("dirichlet", help="registered partitioner name: iid or dirichlet")
+    name: str = spec("dirichlet", help="registered partitioner: iid, dirichlet or quantity")
     num_clients: int = spec(10, ge=1)
-    alpha: float = spec(0.5, gt=0.0, help="Dirichlet concentration; small = more label skew")
     min_client_size: int = spec(10, ge=1, help="every client gets at least this many samples")
     mode: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' splits exactly for the same seed")
-    fedmllm_repair: Literal["all", "first"] = spec(
-        "all", help="fedmllm dirichlet: repair empty clients in every label (Hateful Memes) or the first")
     secondary_clients: int = spec(0, ge=0, help="clients that do data.secondary's task instead "
                                               "(task heterogeneity); 0: every client does the main task")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="partitioner parameters, e.g. alpha: 0.5")
 
 
 @dataclass(frozen=True)
 class ModalityConfig:
-    """Which modalities each client (or sample) holds: FedMLLM's modality heterogeneity scenarios."""
+    """Which modalities each client (or sample) holds: FedMLLM's modality heterogeneity scenarios, with
+    the scenario's own parameters (``missing_rate``, ``image_clients``, ``absent_rate``) inline."""
 
     name: str = spec("aligned", help="registered scenario: aligned, missing, cross_modal or hybrid")
-    missing_rate: float = spec(0.5, ge=0.0, le=1.0,
-                               help="missing: each sample loses image and text independently with this rate")
-    image_clients: int = spec(5, ge=0, help="cross_modal: clients holding images only; the rest text only")
-    absent_rate: float = spec(0.4, ge=0.0, le=1.0,
-                              help="hybrid: each client lacks each modality with this probability (q)")
     mode: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' client assignments for the same seed")
     agnostic_prompt: bool = spec(False, help="FedMLLM's prompt augmentation: one modality-agnostic wording")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="scenario parameters, e.g. missing_rate: 0.3")
 
 
 @dataclass(frozen=True)
@@ -171,8 +168,9 @@ class ModelConfig:
         "none", help="4bit: load the frozen base weights in NF4 with bitsandbytes (QLoRA; GPU only)")
     gradient_checkpointing: bool = spec(False, help="recompute activations in backward to save memory")
     max_length: int = spec(256, ge=16, help="token limit per sample (prompt + answer)")
-    tiny: TinyVlmConfig = spec(default_factory=TinyVlmConfig)
-    assembled: AssembledConfig = spec(default_factory=AssembledConfig)
+    tiny: TinyVlmConfig = spec(default_factory=TinyVlmConfig, help="tiny-vlm: the builder's parameters")
+    assembled: AssembledConfig = spec(default_factory=AssembledConfig,
+                                      help="assembled: the builder's parameters")
 
 
 @dataclass(frozen=True)
@@ -197,12 +195,11 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class TrainEngineConfig:
-    """What runs a client's optimizer steps: plain PyTorch or a DeepSpeed ZeRO engine."""
+    """What runs a client's optimizer steps, with the engine's own parameters inline (``zero_stage``)."""
 
-    name: Literal["torch", "deepspeed"] = spec("torch")
-    zero_stage: int = spec(2, ge=0, le=3, help="deepspeed: ZeRO stage (3 shards the LoRA weights too)")
-    offload_optimizer: bool = spec(False, help="deepspeed: keep optimizer state in CPU memory")
-    bf16: bool = spec(False, help="deepspeed: bfloat16 mixed precision")
+    name: str = spec("torch", help="registered train engine: torch or deepspeed")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="engine parameters, e.g. zero_stage: 2")
 
 
 @dataclass(frozen=True)

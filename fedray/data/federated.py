@@ -11,15 +11,15 @@ The pipeline, each step seeded from the scenario seed:
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from fedray.config.schema import Scenario
+from fedray.data import fedmllm
 from fedray.data.manifest import ClientSpec
-from fedray.data.modality import IMAGE, MASK_NAMES, TEXT, plan_modalities
+from fedray.data.modality import MASK_NAMES, NONE, mask_of, plan_modalities
 from fedray.data.partition import partition
 from fedray.data.sources import DatasetSplits, load_further, load_primary
 from fedray.errors import DataError
@@ -65,7 +65,8 @@ def build_federated_data(s: Scenario) -> FederatedData:
     for task_idx, (src, clients) in enumerate(zip(sources, owners)):
         cfg = dataclasses.replace(s.partition, num_clients=len(clients))
         if task_idx and s.partition.mode == "fedray":
-            cfg = dataclasses.replace(cfg, name="iid")  # the second task is sharded IID, as FedMLLM does
+            # The second task is sharded IID, as FedMLLM does (the main partitioner's options do not apply).
+            cfg = dataclasses.replace(cfg, name="iid", options={})
         labels = _labels(src.train)
         for client, part in zip(clients, partition(labels, cfg, derive_seed(s.seed, "task", task_idx)
                                                    if task_idx else s.seed)):
@@ -92,7 +93,7 @@ def _task_owners(s: Scenario) -> list[list[int]]:
         raise DataError(f"partition.secondary_clients={k2} leaves no client for the main task "
                         f"(num_clients={n}); lower it")
     if s.partition.mode == "fedmllm":
-        main = random.Random(s.seed).sample(range(n), n - k2)  # FedMLLM picks the image-QA clients
+        main = fedmllm.main_task_clients(n, n - k2, s.seed)
     else:
         main = derive_rng(s.seed, "task_owners").choice(n, size=n - k2, replace=False).tolist()
     main_set = set(main)
@@ -108,11 +109,11 @@ def _specs(train: pa.Table, holdings: tuple[np.ndarray, np.ndarray], parts: list
     for client, part in enumerate(parts):
         planned = plan.masks_for(client, len(part))
         # What a sample really holds: the plan, less what the source never had (digits carry no text).
-        held = tuple(m & ((IMAGE if has_image[i] else 0) | (TEXT if has_text[i] else 0))
-                     for i, m in zip(part, planned))
-        names = MASK_NAMES[plan.client_masks[client]]
+        held = tuple(m & mask_of(image=has_image[i], text=has_text[i]) for i, m in zip(part, planned))
+        mask = plan.client_masks[client]
         specs.append(ClientSpec(client_id=client, indices=tuple(int(i) for i in part), task=task_of[client],
-                                modalities=tuple(names.split("+")) if names != "none" else (), masks=held))
+                                modalities=tuple(MASK_NAMES[mask].split("+")) if mask != NONE else (),
+                                masks=held))
     return specs
 
 

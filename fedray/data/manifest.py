@@ -1,4 +1,4 @@
-"""Client specs and the run's data manifest (DESIGN §3).
+"""Client specs and the run's data manifest.
 
 A :class:`ClientSpec` says which training rows a client holds, its task and its modalities. The manifest
 is a JSON record, written into the run directory, of every client's size and label counts plus a label
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fedray.data.modality import IMAGE, MASK_NAMES, TEXT
+from fedray.data.modality import MASK_NAMES, mask_of
 from fedray.errors import DataError
 
 DEFAULT_MODALITIES: tuple[str, ...] = ("image", "text")
@@ -142,13 +142,13 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def modality_counts(spec: ClientSpec) -> dict[str, int]:
     """How many of the client's samples hold image+text, image only, text only or neither (nonzero)."""
-    masks = spec.masks if spec.masks is not None else (_mask_of(spec.modalities),) * spec.num_samples
+    if spec.masks is not None:
+        masks = spec.masks
+    else:
+        held = mask_of(image="image" in spec.modalities, text="text" in spec.modalities)
+        masks = (held,) * spec.num_samples
     values, counts = np.unique(np.asarray(masks, dtype=np.int64), return_counts=True)
     return {MASK_NAMES[int(v)]: int(c) for v, c in sorted(zip(values, counts), key=lambda vc: -vc[0])}
-
-
-def _mask_of(modalities: Sequence[str]) -> int:
-    return (IMAGE if "image" in modalities else 0) | (TEXT if "text" in modalities else 0)
 
 
 def _names_by_task(specs: Sequence[ClientSpec],

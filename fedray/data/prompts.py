@@ -4,7 +4,7 @@ The model-specific chat template (applied by the processor) decides the exact to
 only the content. A missing modality is absent, never imputed: a row whose ``image`` is None gets no image
 slot and a row whose ``text`` is None gets no context line. The question says which modalities the
 answer is based on ("... based on the image and text?"), as in FedMLLM's prompts, unless the scenario
-asks for the modality-agnostic prompt augmentation (FedMLLM §5.1): one wording whatever is present
+asks for the modality-agnostic prompt augmentation of FedMLLM: one wording whatever is present
 ("..., without considering the modality?"), used alike in training and evaluation.
 
 Multiple-choice rows list their options lettered, "(A) not-hateful (B) hateful", and are trained to

@@ -1,4 +1,4 @@
-"""The Arrow schema of one sample, shared by every data source (DESIGN §3).
+"""The Arrow schema of one sample, shared by every data source.
 
 Loaders for real datasets produce rows of :data:`SAMPLE_SCHEMA`; nothing downstream knows which dataset a
 row came from. Images travel as encoded bytes (PNG/JPEG) so tables stay compact and cheap to ship to actors.

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 import pyarrow as pa
 import torch
 
-from fedray.client.engines import build_train_engine
 from fedray.client.evaluate import generate_answers
 from fedray.client.scoring import option_logprobs
+from fedray.client.trainers import build_trainer
 from fedray.data.modality import CONDITION_MASKS, mask_rows
 from fedray.data.prompts import format_choice
 from fedray.engine.client_setup import ClientSetup
@@ -56,7 +56,7 @@ class ClientActor:
         self.train, self.eval_tables = train, dict(eval_tables)
         self.device = pick_device()
         cap_memory(self.device, setup.gpus_per_actor, setup.cap_gpu_memory)
-        self.engine = build_train_engine(setup.train.engine)
+        self.engine = build_trainer(setup.train.engine)
         self.rank = 0
         self._budgets: dict[str, int] = {}  # eval set → new tokens per answer
         built = build_model(setup.model)
@@ -77,13 +77,13 @@ class ClientActor:
         """Rank 0 of a group: the address and a free port its process group will listen on."""
         import ray
 
-        from fedray.client.deepspeed_engine import free_port
+        from fedray.client.deepspeed import free_port
 
         return ray.util.get_node_ip_address(), free_port()
 
     def join_group(self, address: tuple[str, int], rank: int, world_size: int) -> int:
         """Join the group's process group as ``rank`` (blocks until every rank has joined)."""
-        from fedray.client.deepspeed_engine import init_distributed
+        from fedray.client.deepspeed import init_distributed
 
         init_distributed(address[0], address[1], rank, world_size)
         self.rank = rank

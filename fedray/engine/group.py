@@ -3,7 +3,7 @@
 A group is ``resources.actors_per_client`` client actors that train one client together. With one
 actor (the default) it is just that actor. With N > 1 the members form one DeepSpeed data-parallel
 process group: rank 0 picks an address and port, every member joins it (world size N), and a client's
-fit runs on all N at once, each on its slice of every batch (see :mod:`fedray.client.deepspeed_engine`);
+fit runs on all N at once, each on its slice of every batch (see :mod:`fedray.client.deepspeed`);
 rank 0's report and adapter are the client's result.
 
 The N members are reserved together by a placement group (one bundle per actor, strategy PACK), so a

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import numpy as np
 
 from fedray.config.schema import SystemConfig
+from fedray.data import fedmllm
 from fedray.seeding import derive_rng
 
 
@@ -15,15 +15,14 @@ def sample_cohort(seed: int, server_round: int, num_clients: int, clients_per_ro
                   mode: str = "fedray", available: list[int] | None = None) -> list[int]:
     """``clients_per_round`` distinct client ids, sorted, drawn uniformly without replacement.
 
-    ``mode="fedmllm"`` draws as the FedMLLM code does: Python's random seeded with the round, then a
-    sample (its rounds count from 0, so server round r uses seed r − 1), on a private generator; the
-    cohorts then match the reference's and, as there, do not depend on the scenario seed.
+    ``mode="fedmllm"`` draws as the FedMLLM code does (:func:`fedray.data.fedmllm.cohort`), so the cohorts
+    match the reference's and, as there, do not depend on the scenario seed.
     """
     pool = list(range(num_clients)) if available is None else sorted(available)
     if clients_per_round >= len(pool):
         return pool
     if mode == "fedmllm":
-        return sorted(random.Random(server_round - 1).sample(pool, clients_per_round))
+        return fedmllm.cohort(pool, clients_per_round, server_round)
     rng = derive_rng(seed, "cohort", server_round)
     return sorted(int(pool[i]) for i in rng.choice(len(pool), size=clients_per_round, replace=False))
 

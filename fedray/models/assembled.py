@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedray.config.schema import ModelConfig
+from fedray.config.schema import AssembledConfig, ModelConfig
 from fedray.errors import ModelError
 from fedray.models.assembled_processor import AssembledProcessor
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
@@ -159,7 +159,7 @@ def load_language_model(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-@MODEL_BUILDERS.register("assembled")
+@MODEL_BUILDERS.register("assembled", params=AssembledConfig)
 def build_assembled(cfg: ModelConfig) -> BuiltModel:
     """EfficientNet-Lite0 + seeded projector + SmolLM2 from ``cfg.assembled`` (see the module doc)."""
     # Imported here so that `python -m fedray.models.assets` does not find itself already imported.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from fedray.config.schema import ModelConfig
 from fedray.registry import Registry
@@ -18,10 +18,9 @@ class BuiltModel:
     family: str  # e.g. "llava"; selects chat-template quirks in collate
 
 
-class ModelBuilder(Protocol):
-    def __call__(self, cfg: ModelConfig) -> BuiltModel: ...
-
-
+#: Builders by ``model.name``; each is registered with its parameter dataclass, a section of ``model``
+#: (``tiny-vlm``: ``model.tiny``, ``assembled``: ``model.assembled``; ``hf`` reads ``model.path``,
+#: ``model.family`` and ``model.trust_remote_code``, shared fields of the section).
 MODEL_BUILDERS: Registry[Callable[[ModelConfig], BuiltModel]] = Registry("model builder")
 
 

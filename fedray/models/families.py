@@ -19,6 +19,7 @@ built from config with transformers 5.24 (MiniCPM-V: off its released remote cod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from fedray.config.schema import LoraConfig
 from fedray.registry import Registry
@@ -40,6 +41,18 @@ class Family:
 
 
 FAMILIES: Registry[Family] = Registry("model family")
+
+
+@dataclass(frozen=True)
+class ModelAdapter:
+    """What the ``hf`` builder applies to a freshly loaded model and its processor, for a family whose own
+    code does not speak the Hugging Face convention (MiniCPM-V: :mod:`fedray.models.minicpmv`)."""
+
+    model: Callable[[Any], Any]
+    processor: Callable[[Any], Any]
+
+
+ADAPTERS: Registry[ModelAdapter] = Registry("model adapter")
 
 _LLAMA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 _LLAMA_MLP = ("gate_proj", "up_proj", "down_proj")

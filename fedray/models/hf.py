@@ -5,8 +5,9 @@ local Hugging Face cache; everything loads with ``local_files_only=True``. The f
 the config's ``model_type``) picks the loader and the LoRA presets (see :mod:`fedray.models.families`):
 LLaVA, Qwen2-VL, Qwen2.5-VL, Idefics3 and SmolVLM load with ``AutoModelForImageTextToText``; MiniCPM-V only
 through its own code in the model directory (``model.trust_remote_code=true``). A family registered in
-:data:`fedray.models.adapters.ADAPTERS` (MiniCPM-V) then gets its adapter, which makes its model and processor
-speak the Hugging Face convention the collator, training and evaluation code use.
+:data:`fedray.models.families.ADAPTERS` (MiniCPM-V: :mod:`fedray.models.minicpmv`) then gets its adapter,
+which makes its model and processor speak the Hugging Face convention the collator, training and evaluation
+code use.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from typing import Any, Callable
 
 from fedray.config.schema import ModelConfig
 from fedray.errors import ModelError
-from fedray.models.adapters import ADAPTERS
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
-from fedray.models.families import FAMILIES, Family
+from fedray.models.families import ADAPTERS, FAMILIES, Family
 from fedray.models.memory import prepare_for_training, quantization_kwargs
 from fedray.registry import Registry
 

@@ -69,7 +69,7 @@ def _llava_config(tiny: TinyVlmConfig, tokenizer):
     )
 
 
-@MODEL_BUILDERS.register("tiny-vlm")
+@MODEL_BUILDERS.register("tiny-vlm", params=TinyVlmConfig)
 def build_tiny_vlm(cfg: ModelConfig) -> BuiltModel:
     """Build the tiny LLaVA from ``cfg.tiny``; identical weights for identical config."""
     from transformers import LlavaForConditionalGeneration

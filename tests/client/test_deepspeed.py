@@ -1,4 +1,4 @@
-"""The DeepSpeed train engine on the tiny model (CPU, gloo, a process group of one).
+"""The DeepSpeed trainer on the tiny model (CPU, gloo, a process group of one), against the torch one.
 
 ZeRO-0/1/2 run the same float32 arithmetic as the torch loop (measured: ≤ 4e-7 apart after 3 AdamW
 steps); ZeRO-3 flattens, partitions and re-gathers the params, which reorders a few sums (measured:
@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from fedray.client.deepspeed_engine import DeepSpeedEngine, ds_config
-from fedray.client.engines import TorchEngine, adjusts_gradients, build_train_engine
+from fedray.client.deepspeed import DeepSpeedParams, DeepSpeedTrainer, ds_config, gradient_edit_problem
 from fedray.client.objectives import FedProx, LocalObjective, ScaffoldObjective
+from fedray.client.trainers import TorchTrainer, build_trainer
+from fedray.config import scenario_from_dict
 from fedray.config.schema import LoraConfig, ModelConfig, TinyVlmConfig, TrainConfig, TrainEngineConfig
-from fedray.errors import FedRayError
+from fedray.errors import ConfigError, FedRayError
 from fedray.models.lora import get_adapter_state, set_adapter_state
 from tests.client.tiny_setup import tiny_training_setup
 
@@ -43,7 +44,7 @@ def _fit(setup, engine, objective=None, optimizer="adamw", steps=3):
 
 
 def _deepspeed(stage, **fields):
-    return DeepSpeedEngine(TrainEngineConfig(name="deepspeed", zero_stage=stage, **fields), PARTITION_ALL)
+    return DeepSpeedTrainer(DeepSpeedParams(zero_stage=stage, **fields), PARTITION_ALL)
 
 
 def _max_diff(a, b):
@@ -52,21 +53,21 @@ def _max_diff(a, b):
 
 @pytest.fixture(scope="module")
 def torch_results(setup):
-    return {opt: _fit(setup, TorchEngine(TrainEngineConfig()), optimizer=opt) for opt in ("adamw", "sgd")}
+    return {opt: _fit(setup, TorchTrainer(), optimizer=opt) for opt in ("adamw", "sgd")}
 
 
 def test_registry_builds_each_engine():
-    assert isinstance(build_train_engine(TrainEngineConfig()), TorchEngine)
-    assert isinstance(build_train_engine(TrainEngineConfig(name="deepspeed")), DeepSpeedEngine)
+    assert isinstance(build_trainer(TrainEngineConfig()), TorchTrainer)
+    assert isinstance(build_trainer(TrainEngineConfig(name="deepspeed")), DeepSpeedTrainer)
 
 
 def test_config_splits_the_batch_over_ranks_and_clips_as_asked():
-    cfg = ds_config(TrainEngineConfig(name="deepspeed", zero_stage=2, offload_optimizer=True),
+    cfg = ds_config(DeepSpeedParams(zero_stage=2, offload_optimizer=True),
                     TrainConfig(batch_size=8, max_grad_norm=0.5), world_size=2)
     assert cfg["train_micro_batch_size_per_gpu"] == 4 and cfg["train_batch_size"] == 8
     assert cfg["gradient_clipping"] == 0.5 and cfg["zero_optimization"]["offload_optimizer"]
     # DeepSpeed's own default clips at 1.0: no clipping must be said explicitly
-    assert ds_config(TrainEngineConfig(), TrainConfig(max_grad_norm=None), 1)["gradient_clipping"] == 0.0
+    assert ds_config(DeepSpeedParams(), TrainConfig(max_grad_norm=None), 1)["gradient_clipping"] == 0.0
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
@@ -97,8 +98,8 @@ def test_zero3_reads_back_the_whole_adapter_and_leaves_a_plain_model(setup):
 @pytest.mark.parametrize("stage", [2, 3])
 def test_fedprox_under_deepspeed_matches_torch(setup, stage):
     objective = FedProx(mu=50.0)  # strong enough to change the result visibly
-    expected, _ = _fit(setup, TorchEngine(TrainEngineConfig()), objective)
-    plain, _ = _fit(setup, TorchEngine(TrainEngineConfig()))
+    expected, _ = _fit(setup, TorchTrainer(), objective)
+    plain, _ = _fit(setup, TorchTrainer())
     state, _ = _fit(setup, _deepspeed(stage), objective)
     assert _max_diff(expected, plain) > 10 * TOLERANCE
     assert _max_diff(state, expected) < TOLERANCE
@@ -108,16 +109,21 @@ def test_scaffold_correction_under_zero0_matches_torch(setup):
     start = setup[3]
     server = {k: torch.full_like(v, 0.05) for k, v in start.items()}
     objective = ScaffoldObjective(server_variate=server)
-    expected, expected_stats = _fit(setup, TorchEngine(TrainEngineConfig()), objective, optimizer="sgd")
+    expected, expected_stats = _fit(setup, TorchTrainer(), objective, optimizer="sgd")
     state, stats = _fit(setup, _deepspeed(0), objective, optimizer="sgd")
     assert _max_diff(state, expected) < TOLERANCE
     assert _max_diff(stats.extras["control_delta"], expected_stats.extras["control_delta"]) < 1e-3
 
 
 def test_scaffold_under_zero2_is_refused_with_the_fix(setup):
-    assert adjusts_gradients(ScaffoldObjective()) and not adjusts_gradients(FedProx())
+    """One rule (gradient_edit_problem), applied by the trainer at fit time and by the scenario check."""
+    assert gradient_edit_problem(2, ScaffoldObjective()) and not gradient_edit_problem(2, FedProx())
+    assert not gradient_edit_problem(0, ScaffoldObjective())
     with pytest.raises(FedRayError, match="zero_stage: 0"):
         _fit(setup, _deepspeed(2), ScaffoldObjective(server_variate=dict(setup[3])))
+    with pytest.raises(ConfigError, match="zero_stage: 0"):
+        scenario_from_dict({"strategy": {"name": "scaffold"}, "train": {"optimizer": "sgd",
+                            "engine": {"name": "deepspeed", "zero_stage": 2}}})
 
 
 def test_sgd_with_optimizer_offload_matches_torch(setup, torch_results):

@@ -5,15 +5,14 @@ import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
 from fedray.client.metrics import (
-    choice_letter,
     classification_metrics,
-    format_choice,
     normalize,
     parse_answer,
     parse_choice,
     roc_auc,
     score_generations,
 )
+from fedray.data.prompts import choice_letter, format_choice
 from fedray.errors import DataError
 
 HATEFUL = ["not hateful", "hateful"]

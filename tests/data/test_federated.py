@@ -8,9 +8,10 @@ import pyarrow as pa
 import pytest
 
 from fedray.config.load import scenario_from_dict
+from fedray.config.params import NoParams
 from fedray.data.federated import build_federated_data
 from fedray.data.manifest import modality_counts
-from fedray.data.modality import BOTH, IMAGE, TEXT
+from fedray.data.modality import BOTH, IMAGE, NONE, TEXT
 from fedray.data.schema import samples_to_table
 from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.errors import DataError
@@ -20,7 +21,7 @@ BASE = {"data": {"source": "digits", "max_train_samples": 200, "max_test_samples
         "partition": {"name": "iid", "num_clients": 4, "min_client_size": 5}}
 
 
-def _caption_source(n: int = 60) -> SourceData:
+def _caption_source(params: NoParams, n: int = 60) -> SourceData:
     """A throwaway text+image source: text and image both set on every row."""
     rows = [{"id": f"cap-{i}", "image": b"\x89PNG-fake", "text": f"caption {i}", "question": "Which?",
              "choices": ["a", "b"], "answer": "ab"[i % 2], "label": i % 2, "task": "cap", "source": "cap"}
@@ -28,7 +29,7 @@ def _caption_source(n: int = 60) -> SourceData:
     return SourceData(splits={"train": samples_to_table(rows)}, label_names=("a", "b"), task="cap")
 
 
-def _text_qa_source(n: int = 40) -> SourceData:
+def _text_qa_source(params: NoParams, n: int = 40) -> SourceData:
     rows = [{"id": f"tq-{i}", "question": f"q{i}?", "answer": f"a{i}", "task": "text_qa",
              "source": "tq", "answer_type": "open"} for i in range(n)]
     return SourceData(splits={"train": samples_to_table(rows)}, label_names=(), task="text_qa")
@@ -36,8 +37,9 @@ def _text_qa_source(n: int = 40) -> SourceData:
 
 @pytest.fixture()
 def fake_sources(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(DATA_SOURCES._entries, "cap", _caption_source)
-    monkeypatch.setitem(DATA_SOURCES._entries, "tq", _text_qa_source)
+    for name, source in (("cap", _caption_source), ("tq", _text_qa_source)):
+        monkeypatch.setitem(DATA_SOURCES._entries, name, source)
+        monkeypatch.setitem(DATA_SOURCES._params, name, NoParams)
 
 
 def _scenario(**over):
@@ -76,7 +78,7 @@ def test_missing_masks_are_deterministic_and_mixed(fake_sources) -> None:
     a, b = build_federated_data(s), build_federated_data(s)
     assert [x.masks for x in a.specs] == [x.masks for x in b.specs]
     seen = {m for spec in a.specs for m in spec.masks}
-    assert seen == {0, IMAGE, TEXT, BOTH}
+    assert seen == {NONE, IMAGE, TEXT, BOTH}
 
 
 def test_task_heterogeneity_assigns_the_secondary_source(fake_sources) -> None:

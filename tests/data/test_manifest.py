@@ -22,7 +22,8 @@ NAMES = ("cat", "dog", "bird")
 
 
 def _specs(name: str, alpha: float = 0.5) -> list[ClientSpec]:
-    cfg = PartitionConfig(name=name, num_clients=4, alpha=alpha, min_client_size=5)
+    options = {} if name == "iid" else {"alpha": alpha}
+    cfg = PartitionConfig(name=name, num_clients=4, min_client_size=5, options=options)
     return build_client_specs(partition(LABELS, cfg, seed=0), task="animals")
 
 

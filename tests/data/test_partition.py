@@ -15,9 +15,13 @@ from fedray.registry import UnknownNameError
 LABELS = np.random.default_rng(1234).permutation(np.repeat(np.arange(10), 100))
 
 
-def _cfg(**kw) -> PartitionConfig:
-    base = {"name": "dirichlet", "num_clients": 10, "alpha": 0.5, "min_client_size": 10}
-    return PartitionConfig(**{**base, **kw})
+def _cfg(name: str = "dirichlet", alpha: float = 0.5, fedmllm_repair: str | None = None,
+         **fields) -> PartitionConfig:
+    """A partition section; ``alpha`` (and ``fedmllm_repair``) go to the partitioners that take them."""
+    options = {} if name == "iid" else {"alpha": alpha}
+    if fedmllm_repair is not None:
+        options["fedmllm_repair"] = fedmllm_repair
+    return PartitionConfig(name=name, options=options, **{"num_clients": 10, "min_client_size": 10, **fields})
 
 
 @pytest.mark.parametrize("name,mode", [("iid", "fedray"), ("dirichlet", "fedray"), ("quantity", "fedray"),

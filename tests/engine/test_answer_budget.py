@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fedray.config import scenario_from_dict
-from fedray.data.sources import DATA_SOURCES
+from fedray.data.sources import read_source
 from fedray.engine.actors import ClientActor
 from fedray.engine.client_setup import ClientSetup
 
@@ -16,7 +16,7 @@ def _actor(max_new_tokens=None) -> tuple[ClientActor, list[dict]]:
         "model": {"max_length": 200, "tiny": {"text_layers": 1, "vision_layers": 1}},
         "eval": {"max_new_tokens": max_new_tokens},
     })
-    table = DATA_SOURCES.get("glyphs")(max_per_class=3).splits["train"]
+    table = read_source("glyphs", {"max_per_class": 3}).splits["train"]
     return ClientActor(ClientSetup.from_scenario(s), table, {"test": table}), table.to_pylist()
 
 

@@ -19,7 +19,7 @@ import ray
 from fedray.client.objectives import LocalObjective
 from fedray.config import scenario_from_dict
 from fedray.data.modality import BOTH
-from fedray.data.sources import DATA_SOURCES
+from fedray.data.sources import read_source
 from fedray.engine.actors import ClientActor
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.pool import ActorPool
@@ -50,7 +50,7 @@ def _task(seed=5, rows=12):
 
 @pytest.mark.slow  # ~80 s on 2 shared CPUs: three actors build the tiny model
 def test_two_actor_group_matches_one_actor(ray_cluster):
-    train = DATA_SOURCES.get("digits")(image_size=32).splits["train"].slice(0, 40)
+    train = read_source("digits", {"image_size": 32}).splits["train"].slice(0, 40)
     s = group_scenario()
     pool = ActorPool(s.resources, ClientSetup.from_scenario(s), ray.put(train), ray.put({}), fits_per_round=1,
                      start_timeout_s=240)

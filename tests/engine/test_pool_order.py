@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedray.data.modality import BOTH
 from fedray.engine.pool import FitOutcome
 from fedray.engine.tasks import FitReport, FitTask
 from fedray.strategies.base import ClientFailure
 
 
 def _task(client_id: int) -> FitTask:
-    return FitTask(server_round=1, client_id=client_id, indices=np.arange(2), masks=(3, 3),
+    return FitTask(server_round=1, client_id=client_id, indices=np.arange(2), masks=(BOTH, BOTH),
                    objective=None, seed=0)
 
 

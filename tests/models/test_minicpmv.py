@@ -43,9 +43,9 @@ from fedray.data.prompts import user_message
 from fedray.data.schema import decode_image, encode_png
 from fedray.errors import ModelError
 from fedray.models import build_model
-from fedray.models.adapters import MiniCPMVProcessorShim, image_spans, minicpmv_data
 from fedray.models.collate import Collator
 from fedray.models.lora import apply_lora
+from fedray.models.minicpmv import MiniCPMVProcessorShim, image_spans, minicpmv_data
 from fedray.models.tokenizer import build_tiny_tokenizer
 
 CONFIG_PY = '''

@@ -1,49 +1,30 @@
 """Data sources: registered loaders that turn a dataset into tables of samples.
 
-A source is a function ``(**options) -> SourceData`` whose tables follow the
+A source is a function ``(params) -> SourceData`` registered with its frozen parameter dataclass (the
+``data`` section's inline keys, e.g. ``data: {source: glyphs, image_size: 32}``); its tables follow the
 :data:`~fedray.data.schema.SAMPLE_SCHEMA`. A source returns the splits its dataset ships (``train``, and
 ``validation`` / ``test`` where they exist); :func:`load_source` draws whatever split is missing from the
 training rows with one seeded, stratified procedure, and applies the size caps, so every source is split
-the same way. A source that reads files declares a ``root`` parameter; it then receives ``data.root``.
+the same way. A source whose parameter class says ``reads_files`` is called as ``(params, root)`` with
+``data.root``, which must then be set and exist.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from fedray.config.params import params_or_raise
 from fedray.config.schema import DataConfig, SourceConfig
 from fedray.data.schema import validate_table
+from fedray.data.sources.base import DATA_SOURCES, SPLITS, SourceData, SourceFn, reads_files
 from fedray.errors import DataError
-from fedray.registry import Registry
 from fedray.seeding import derive_rng, derive_seed
-
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class SourceData:
-    """What a source returns: its samples by split, and the answer word of each label.
-
-    ``splits`` maps a split name in :data:`SPLITS` to a sample table; ``train`` is required. Classification
-    sources set ``label_names`` (``label`` column values index it); open-ended sources leave it empty.
-    """
-
-    splits: Mapping[str, pa.Table]
-    label_names: tuple[str, ...]
-    task: str
-    notes: Mapping[str, Any] = field(default_factory=dict)
-
-
-SourceFn = Callable[..., SourceData]
-
-DATA_SOURCES: Registry[SourceFn] = Registry("data source")
 
 
 @dataclass(frozen=True)
@@ -60,14 +41,14 @@ class DatasetSplits:
 def load_source(name: str, root: str | None, options: Mapping[str, Any], seed: int, *,
                 test_fraction: float, validation_fraction: float = 0.0,
                 max_train_samples: int | None = None, max_validation_samples: int | None = None,
-                max_test_samples: int | None = None) -> DatasetSplits:
+                max_test_samples: int | None = None, path: str = "data") -> DatasetSplits:
     """Load source ``name`` and return all three splits, drawing missing ones from ``train``.
 
     A missing test split takes ``test_fraction`` of the training rows, then a missing validation split
     takes ``validation_fraction`` of the original training rows from what is left; both stratified by label.
+    ``path`` is where the source sits in the scenario, for errors about its options.
     """
-    fn = DATA_SOURCES.get(name)
-    data = fn(**_source_kwargs(fn, name, root, options))
+    data = read_source(name, options, root, path)
     if not isinstance(data, SourceData) or "train" not in data.splits:
         raise DataError(f"data source {name!r} must return SourceData with a 'train' split")
     unknown = sorted(set(data.splits) - set(SPLITS))
@@ -89,6 +70,31 @@ def load_source(name: str, root: str | None, options: Mapping[str, Any], seed: i
                          label_names=tuple(data.label_names), task=str(data.task))
 
 
+def read_source(name: str, options: Mapping[str, Any] | None = None, root: str | None = None,
+                path: str = "data") -> SourceData:
+    """The splits source ``name`` ships, its ``options`` built into its parameter class.
+
+    A bad option raises one ConfigError naming each problem under ``path`` (``data.image_size: ...``);
+    a source that reads files gets ``root``, which must be set and exist.
+    """
+    fn = DATA_SOURCES.get(name)
+    options = dict(options or {})
+    if "root" in options:
+        raise DataError(f"data.options.root is not an option; set data.root for source {name!r}")
+    params = params_or_raise(DATA_SOURCES.params_class(name), options, path)
+    return fn(params, _existing_root(name, root)) if reads_files(name) else fn(params)
+
+
+def _existing_root(name: str, root: str | None) -> str:
+    if root is None:
+        raise DataError(f"data source {name!r} reads files; set data.root to its directory")
+    root = os.path.expanduser(root)
+    if not os.path.exists(root):
+        raise DataError(f"data.root {root!r} does not exist (data source {name!r}); "
+                        "point data.root at the dataset directory")
+    return root
+
+
 def load_primary(cfg: DataConfig, seed: int) -> DatasetSplits:
     """The scenario's main source (``data.source``) with its split and cap settings."""
     return load_source(cfg.source, cfg.root, cfg.options, seed, test_fraction=cfg.test_fraction,
@@ -100,9 +106,11 @@ def load_primary(cfg: DataConfig, seed: int) -> DatasetSplits:
 
 def load_further(cfg: SourceConfig, data: DataConfig, seed: int) -> DatasetSplits:
     """A secondary or evaluation-only source, split like the main one, with its own caps."""
+    path = "data.secondary" if cfg is data.secondary else "data.eval_sources"
     return load_source(cfg.source, cfg.root, cfg.options, derive_seed(seed, "source", cfg.source),
                        test_fraction=data.test_fraction, validation_fraction=data.validation_fraction,
-                       max_train_samples=cfg.max_train_samples, max_test_samples=cfg.max_test_samples)
+                       max_train_samples=cfg.max_train_samples, max_test_samples=cfg.max_test_samples,
+                       path=path)
 
 
 def _carve(table: pa.Table, fraction: float, rng: np.random.Generator,
@@ -112,34 +120,6 @@ def _carve(table: pa.Table, fraction: float, rng: np.random.Generator,
         return table, table.slice(0, 0)
     rest, carved = _stratified_split(_labels_of(table), min(fraction, 0.999), rng, source)
     return table.take(pa.array(rest)), table.take(pa.array(carved))
-
-
-def _source_kwargs(fn: SourceFn, name: str, root: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``options`` against the source's signature and add ``root`` where it is accepted."""
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = sorted(n for n, p in params.items()
-                      if n != "root" and p.kind not in (inspect.Parameter.VAR_KEYWORD,
-                                                        inspect.Parameter.VAR_POSITIONAL))
-    options = dict(options)
-    if "root" in options:
-        raise DataError(f"data.options.root is not an option; set data.root for source {name!r}")
-    unknown = sorted(set(options) - set(accepted))
-    if unknown and not takes_any:
-        raise DataError(f"data source {name!r} got unknown option(s) {', '.join(unknown)}; "
-                        f"accepted options: {', '.join(accepted) or '(none)'}")
-    if "root" in params:
-        root_param = params["root"]
-        if root is None:
-            if root_param.default is inspect.Parameter.empty:
-                raise DataError(f"data source {name!r} reads files; set data.root to its directory")
-        else:
-            root = os.path.expanduser(root)
-            if not os.path.exists(root):
-                raise DataError(f"data.root {root!r} does not exist (data source {name!r}); "
-                                "point data.root at the dataset directory")
-            options["root"] = root
-    return options
 
 
 def _labels_of(table: pa.Table) -> np.ndarray:
@@ -180,8 +160,8 @@ def _cap(table: pa.Table, cap: int | None, rng: np.random.Generator) -> pa.Table
     return table.take(pa.array(np.sort(rng.choice(table.num_rows, size=cap, replace=False))))
 
 
-# Built-in sources register themselves on import; keep these at the bottom so DATA_SOURCES exists.
-from fedray.data.sources import (  # noqa: E402, F401  # noqa: E402, F401
+# Built-in sources register themselves on import.
+from fedray.data.sources import (  # noqa: E402, F401
     crisismmd,
     digits,
     glyphs,
@@ -192,3 +172,6 @@ from fedray.data.sources import (  # noqa: E402, F401  # noqa: E402, F401
     vqa_rad,
     wiki,
 )
+
+__all__ = ["DATA_SOURCES", "SPLITS", "DatasetSplits", "SourceData", "SourceFn", "load_further",
+           "load_primary", "load_source", "read_source", "reads_files"]

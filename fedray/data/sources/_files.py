@@ -1,4 +1,4 @@
-"""Shared file readers for the dataset sources: records, images, Hugging Face layouts, option checks.
+"""Shared file readers for the dataset sources: records, images, Hugging Face layouts, shared options.
 
 Every reader returns :class:`Record` objects that remember where they came from (file and 1-based line or
 row), so a loader's error names the exact place to fix. Besides each dataset's own release, two Hugging
@@ -14,16 +14,18 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from fedray.config.schema import spec
 from fedray.data.schema import samples_to_table
 from fedray.errors import DataError
 
-LAYOUTS: tuple[str, ...] = ("auto", "original", "parquet", "arrow")
+#: Where a source reads its dataset from (see :func:`detect_layout`).
+Layout = Literal["auto", "original", "parquet", "arrow"]
 #: Hugging Face / release split names → fedray split names.
 SPLIT_NAMES: Mapping[str, str] = {"train": "train", "validation": "validation", "val": "validation",
                                   "dev": "validation", "test": "test"}
@@ -51,23 +53,15 @@ class Record:
         return default if value is None else value
 
 
-def check_max_side(value: int | None) -> None:
-    """Raise unless ``max_image_side`` is ``None`` or a positive integer."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise DataError(f"data.options.max_image_side must be a positive integer or null, got {value!r}")
+def max_image_side_option() -> Any:
+    """The ``max_image_side`` parameter the image sources share."""
+    return spec(448, ge=1, help="images longer than this many pixels are downscaled (null: never)")
 
 
-def check_choice(option: str, value: Any, allowed: Sequence[Any]) -> None:
-    """Raise unless ``value`` is one of ``allowed``, listing them."""
-    if value not in allowed:
-        raise DataError(f"data.options.{option} must be one of {', '.join(map(repr, allowed))}; "
-                        f"got {value!r}")
-
-
-def check_flag(option: str, value: Any) -> None:
-    """Raise unless ``value`` is a bool."""
-    if not isinstance(value, bool):
-        raise DataError(f"data.options.{option} must be true or false, got {value!r}")
+def layout_option() -> Any:
+    """The ``layout`` parameter of the sources that also read Hugging Face copies."""
+    return spec("auto", help="original (the release's files), parquet (a hub snapshot), arrow "
+                             "(save_to_disk) or auto (whichever is there)")
 
 
 def require_file(path: Path, fix: str) -> Path:
@@ -166,7 +160,6 @@ class ImageReader:
     """
 
     def __init__(self, max_side: int | None) -> None:
-        check_max_side(max_side)
         self.max_side = max_side
         self._cache: dict[Path, bytes] = {}
 
@@ -213,7 +206,6 @@ def fit_image(data: bytes, max_side: int | None, where: str) -> bytes:
 
 def detect_layout(root: Path, markers: Sequence[str], layout: str, source: str) -> str:
     """``layout`` unless "auto": then "original" if a marker file exists, else "parquet", else "arrow"."""
-    check_choice("layout", layout, LAYOUTS)
     if layout != "auto":
         return layout
     if any((root / marker).exists() for marker in markers):

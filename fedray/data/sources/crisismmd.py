@@ -10,19 +10,20 @@ FedMLLM reference uses). Tweet text loses its URLs (``http\\S+``) and surroundin
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, Optional
 
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.config.schema import spec
 from fedray.data.sources._files import (
     ImageReader,
     Record,
     build_tables,
-    check_choice,
-    check_flag,
     find_base,
+    max_image_side_option,
     read_tsv,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "crisismmd"
@@ -40,25 +41,30 @@ QUESTIONS: dict[str, str] = {
     "informative": "Is this tweet informative?",
     "damage": "How severe is the damage?",
 }
-LABEL_FIELDS: tuple[str, ...] = ("label_image", "label_text", "label", "label_text_image")
+LabelField = Literal["label_image", "label_text", "label", "label_text_image"]
 #: fedray split → the file suffix of the release.
 SPLIT_FILES: dict[str, str] = {"train": "train", "validation": "dev", "test": "test"}
 _URL = re.compile(r"http\S+")
 
 
-@DATA_SOURCES.register("crisismmd")
-def load_crisismmd(root: str, task: str = "humanitarian", label_field: str = "label_image",
-                   agreed: bool = False, max_image_side: int | None = 448) -> SourceData:
+@dataclass(frozen=True)
+class CrisisMMDParams:
+    reads_files: ClassVar[bool] = True
+    task: Literal["humanitarian", "informative", "damage"] = spec("humanitarian", help="the benchmark task")
+    label_field: LabelField = spec("label_image", help="the TSV column the label is read from")
+    agreed: bool = spec(False, help="read the agreed_lab files (text and image labels agree)")
+    max_image_side: Optional[int] = max_image_side_option()
+
+
+@DATA_SOURCES.register("crisismmd", params=CrisisMMDParams)
+def load_crisismmd(params: CrisisMMDParams, root: str) -> SourceData:
     """One CrisisMMD task as a multiple-choice question over each tweet's image and text.
 
-    ``task`` is "humanitarian", "informative" or "damage"; ``agreed`` reads the ``agreed_lab`` files
-    (text and image labels agree). ``root`` is ``CrisisMMD_v2.0/`` or the folder holding it.
+    ``root`` is ``CrisisMMD_v2.0/`` or the folder holding it.
     """
-    check_choice("task", task, tuple(LABELS))
-    check_choice("label_field", label_field, LABEL_FIELDS)
-    check_flag("agreed", agreed)
+    task, label_field, agreed = params.task, params.label_field, params.agreed
     base = find_base(Path(root), SPLIT_DIR, ("CrisisMMD_v2.0",))
-    images = ImageReader(max_image_side)
+    images = ImageReader(params.max_image_side)
     rows: dict[str, list[dict[str, Any]]] = {}
     for split, suffix in SPLIT_FILES.items():
         path = _split_file(base, task, agreed, suffix, required=split == "train")
@@ -88,7 +94,7 @@ def _sample(rec: Record, task: str, label_field: str, base: Path, images: ImageR
     answer = str(rec.require(label_field)).strip()
     if answer not in labels:
         raise DataError(f"{rec.where}: {label_field} {answer!r} is not a {task} label; allowed: "
-                        f"{', '.join(labels)}. Check data.options.task and label_field match the file")
+                        f"{', '.join(labels)}. Check data.task and data.label_field match the file")
     text = _URL.sub("", str(rec.get("tweet_text", ""))).strip()
     return {
         "id": f"{SOURCE}-{rec.require('image_id')}",

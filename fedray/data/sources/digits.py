@@ -8,14 +8,15 @@ bilinear resampling, since vision towers expect more than 8 pixels a side.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from fedray.config.schema import spec
 from fedray.data.schema import encode_png, samples_to_table
-from fedray.data.sources import DATA_SOURCES, SourceData
-from fedray.errors import DataError
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 
 DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four",
                                 "five", "six", "seven", "eight", "nine")
@@ -23,12 +24,15 @@ QUESTION = "Which digit is shown?"
 TASK = "digit_recognition"
 
 
-@DATA_SOURCES.register("digits")
-def load_digits_source(image_size: int = 32) -> SourceData:
+@dataclass(frozen=True)
+class DigitsParams:
+    image_size: int = spec(32, ge=1, help="side of the upscaled RGB image, in pixels")
+
+
+@DATA_SOURCES.register("digits", params=DigitsParams)
+def load_digits_source(params: DigitsParams) -> SourceData:
     """All 1,797 digits as samples: an ``image_size``² RGB PNG, the question, the digit's English word."""
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise DataError(f"data.options.image_size must be a positive integer, got {image_size!r}")
-    return SourceData(splits={"train": _build_table(image_size)}, label_names=DIGIT_WORDS, task=TASK)
+    return SourceData(splits={"train": _build_table(params.image_size)}, label_names=DIGIT_WORDS, task=TASK)
 
 
 # Arrow tables are immutable, so repeated loads in one process (tests, CLI, tune trials) can share one.

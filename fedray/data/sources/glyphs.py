@@ -27,21 +27,22 @@ from __future__ import annotations
 import functools
 import os
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFont
 
+from fedray.config.schema import spec
 from fedray.data.schema import encode_png, samples_to_table
-from fedray.data.sources import DATA_SOURCES, SourceData
-from fedray.data.sources._options import check_int_option, check_subset_option
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 
+Script = Literal["Latin", "Greek", "Cyrillic", "Armenian", "Georgian", "Hebrew"]
 #: Every script the source can draw, in label order; ``scripts`` picks a subset (labels follow this order).
-SCRIPTS: tuple[str, ...] = ("Latin", "Greek", "Cyrillic", "Armenian", "Georgian", "Hebrew")
+SCRIPTS: tuple[str, ...] = get_args(Script)
 #: The default task (see the module docstring for why not all six).
 DEFAULT_SCRIPTS: tuple[str, ...] = ("Latin", "Greek", "Georgian", "Hebrew")
 QUESTION = "Which writing system is this character from?"
@@ -74,22 +75,33 @@ class Letter:
     fonts: tuple[str, ...]  # full paths
 
 
-@DATA_SOURCES.register("glyphs")
-def load_glyphs_source(image_size: int = 32, samples_per_char: int = 6, max_per_class: int = 400,
-                       scripts: Sequence[str] | None = None, seed: int = 0) -> SourceData:
+@dataclass(frozen=True)
+class GlyphsParams:
+    image_size: int = spec(32, ge=8, help="side of the rendered RGB image, in pixels")
+    samples_per_char: int = spec(6, ge=1, help="renderings per character at most")
+    max_per_class: int = spec(400, ge=1, help="samples per script at most")
+    scripts: tuple[Script, ...] = spec(DEFAULT_SCRIPTS, help="the scripts to tell apart (two or more); "
+                                                             "labels follow the order of SCRIPTS")
+    seed: int = spec(0, ge=0, help="seed of every rendering choice")
+
+    def problems(self) -> list[str]:
+        if len(set(self.scripts)) < 2:
+            return [f"scripts must name at least two of: {', '.join(SCRIPTS)}; got {list(self.scripts)!r}"]
+        return []
+
+
+@DATA_SOURCES.register("glyphs", params=GlyphsParams)
+def load_glyphs_source(params: GlyphsParams) -> SourceData:
     """Rendered letters of ``scripts`` (default :data:`DEFAULT_SCRIPTS`), balanced across scripts.
 
     Each character yields up to ``samples_per_char`` renderings; every script keeps the same number of
     samples, ``min(max_per_class, smallest script's renderings)``, preferring distinct characters over
     repeated ones. Every random choice derives from ``seed``; the same options give the identical table.
     """
-    check_int_option("image_size", image_size, minimum=8)
-    check_int_option("samples_per_char", samples_per_char)
-    check_int_option("max_per_class", max_per_class)
-    check_int_option("seed", seed, minimum=0)
-    chosen = check_subset_option("scripts", scripts, SCRIPTS, DEFAULT_SCRIPTS)
+    chosen = tuple(s for s in SCRIPTS if s in params.scripts)
     font_paths()  # fail early, naming the file, even when the letters were found before
-    table = _build_table(image_size, samples_per_char, max_per_class, chosen, seed)
+    table = _build_table(params.image_size, params.samples_per_char, params.max_per_class, chosen,
+                         params.seed)
     return SourceData(splits={"train": table}, label_names=chosen, task=TASK,
                       notes={"per_class": table.num_rows // len(chosen)})
 

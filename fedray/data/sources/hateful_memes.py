@@ -7,18 +7,23 @@ Hugging Face copy with the same fields (parquet snapshot or ``save_to_disk`` fol
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Optional
 
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.config.schema import spec
 from fedray.data.sources._files import (
     ImageReader,
+    Layout,
     Record,
     build_tables,
     detect_layout,
     hf_split_files,
+    layout_option,
+    max_image_side_option,
     read_records,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = TASK = "hateful_memes"
@@ -32,21 +37,25 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
-@DATA_SOURCES.register("hateful_memes")
-def load_hateful_memes(root: str, max_image_side: int | None = 448, layout: str = "auto",
-                       test_split: str | None = None) -> SourceData:
-    """Memes with their text and the question "Is the content hateful?"; answers not-hateful / hateful.
+@dataclass(frozen=True)
+class HatefulMemesParams:
+    reads_files: ClassVar[bool] = True
+    max_image_side: Optional[int] = max_image_side_option()
+    layout: Layout = layout_option()
+    test_split: Optional[str] = spec(None, help="the split file used as the test split, e.g. test_unseen "
+                                                "(null: test_seen or test)")
 
-    ``test_split`` picks the file used as the test split (e.g. ``"test_unseen"``); by default
-    ``test_seen`` or ``test``. Images longer than ``max_image_side`` pixels are downscaled.
-    """
+
+@DATA_SOURCES.register("hateful_memes", params=HatefulMemesParams)
+def load_hateful_memes(params: HatefulMemesParams, root: str) -> SourceData:
+    """Memes with their text and the question "Is the content hateful?"; answers not-hateful / hateful."""
     base = Path(root)
-    images = ImageReader(max_image_side)
-    layout = detect_layout(base, ("train.jsonl",), layout, SOURCE)
+    images = ImageReader(params.max_image_side)
+    layout = detect_layout(base, ("train.jsonl",), params.layout, SOURCE)
     files = ({p.stem: [p] for p in sorted(base.glob("*.jsonl"))} if layout == "original"
              else hf_split_files(base, layout))
     rows = {split: [_sample(rec, split, base, images) for rec in read_records(files[name])]
-            for split, name in _choose_splits(files, test_split, base).items()}
+            for split, name in _choose_splits(files, params.test_split, base).items()}
     return SourceData(splits=build_tables(rows, SOURCE), label_names=CHOICES, task=TASK)
 
 
@@ -57,7 +66,7 @@ def _choose_splits(files: dict[str, list[Path]], test_split: str | None, base: P
         raise DataError(f"no train split under {base} (found: {available}); expected train.jsonl or a "
                         "Hugging Face copy with a 'train' split")
     if test_split is not None and test_split not in files:
-        raise DataError(f"data.options.test_split {test_split!r} is not a split under {base}; "
+        raise DataError(f"data.test_split {test_split!r} is not a split under {base}; "
                         f"available: {available}")
     chosen = {"train": "train"}
     test = test_split or next((n for n in CANDIDATES["test"] if n in files), None)
@@ -89,7 +98,7 @@ def _label(rec: Record, split: str) -> int:
     value = rec.data.get("label")
     if split != "train" and value in (None, -1):
         raise DataError(f"{rec.where} has no label: this split is unlabeled, so it cannot be used for "
-                        f"{split}; choose a labeled split with data.options.test_split "
+                        f"{split}; choose a labeled split with data.test_split "
                         "(e.g. 'test_seen' or 'dev_seen')")
     value = rec.require("label")
     if isinstance(value, str) and value.strip().isdigit():

@@ -7,17 +7,20 @@ question and ``output`` the answer; the constant instruction is dropped. Everyth
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
+    Layout,
     Record,
     build_tables,
     detect_layout,
     hf_records,
+    layout_option,
     read_json_records,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "medalpaca"
@@ -25,14 +28,20 @@ TASK = "medical_text_qa"
 FILE_NAME = "medical_meadow_wikidoc_medical_flashcards.json"
 
 
-@DATA_SOURCES.register("medalpaca")
-def load_medalpaca(root: str, layout: str = "auto") -> SourceData:
+@dataclass(frozen=True)
+class MedAlpacaParams:
+    reads_files: ClassVar[bool] = True
+    layout: Layout = layout_option()
+
+
+@DATA_SOURCES.register("medalpaca", params=MedAlpacaParams)
+def load_medalpaca(params: MedAlpacaParams, root: str) -> SourceData:
     """Question/answer flashcards as one ``train`` split; rows with an empty input or output are skipped.
 
     ``notes["skipped_empty"]`` counts the skipped rows.
     """
     base = Path(root)
-    layout = "original" if base.is_file() else detect_layout(base, (FILE_NAME,), layout, SOURCE)
+    layout = "original" if base.is_file() else detect_layout(base, (FILE_NAME,), params.layout, SOURCE)
     if layout == "original":
         records = read_json_records(base if base.is_file() else base / FILE_NAME)
     else:

@@ -8,22 +8,26 @@ image struct or null, splits train/validation/test). The hint is the context tex
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Optional
 
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.config.schema import spec
 from fedray.data.sources._files import (
     ImageReader,
+    Layout,
     Record,
     build_tables,
-    check_flag,
     detect_layout,
     find_base,
     hf_records,
+    layout_option,
+    max_image_side_option,
     read_json,
     require_file,
     standard_splits,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "scienceqa"
@@ -31,24 +35,27 @@ TASK = "science_qa"
 SUBDIR = "data/scienceqa"
 
 
-@DATA_SOURCES.register("scienceqa")
-def load_scienceqa(root: str, require_image: bool = False, max_image_side: int | None = 448,
-                   layout: str = "auto") -> SourceData:
-    """Question, choices and the correct choice (``label`` = its index), with the image where there is one.
+@dataclass(frozen=True)
+class ScienceQAParams:
+    reads_files: ClassVar[bool] = True
+    require_image: bool = spec(False, help="keep only the problems that have an image")
+    max_image_side: Optional[int] = max_image_side_option()
+    layout: Layout = layout_option()
 
-    ``require_image`` keeps only the problems that have an image.
-    """
-    check_flag("require_image", require_image)
+
+@DATA_SOURCES.register("scienceqa", params=ScienceQAParams)
+def load_scienceqa(params: ScienceQAParams, root: str) -> SourceData:
+    """Question, choices and the correct choice (``label`` = its index), with the image where there is one."""
     base = find_base(Path(root), "problems.json", (SUBDIR,))
-    images = ImageReader(max_image_side)
-    layout = detect_layout(base, ("problems.json",), layout, SOURCE)
+    images = ImageReader(params.max_image_side)
+    layout = detect_layout(base, ("problems.json",), params.layout, SOURCE)
     if layout == "original":
         rows = _original_rows(base, images)
     else:
         rows = {split: [_sample(f"{split}-{i}", rec, images.cell(rec.get("image"), base, rec.where))
                         for i, rec in enumerate(recs)]
                 for split, recs in hf_records(base, layout).items()}
-    if require_image:
+    if params.require_image:
         rows = {split: [row for row in split_rows if row["image"] is not None]
                 for split, split_rows in rows.items()}
     return SourceData(splits=build_tables(rows, SOURCE), label_names=(), task=TASK)

@@ -7,19 +7,21 @@ Reads ``Slake1.0/`` as released (and as the Hugging Face copy ships it once ``im
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Optional
 
-from fedray.data.sources import DATA_SOURCES, SourceData
+from fedray.config.schema import spec
 from fedray.data.sources._files import (
     ImageReader,
     Record,
     build_tables,
-    check_flag,
     find_base,
+    max_image_side_option,
     read_json_records,
     require_file,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 
 SOURCE = "slake"
@@ -28,19 +30,26 @@ TASK = "medical_vqa"
 SPLIT_FILES: dict[str, str] = {"train": "train.json", "validation": "validate.json", "test": "test.json"}
 
 
-@DATA_SOURCES.register("slake")
-def load_slake(root: str, english_only: bool = True, max_image_side: int | None = 448) -> SourceData:
+@dataclass(frozen=True)
+class SlakeParams:
+    reads_files: ClassVar[bool] = True
+    english_only: bool = spec(True, help="keep the English questions (q_lang == en) only")
+    max_image_side: Optional[int] = max_image_side_option()
+
+
+@DATA_SOURCES.register("slake", params=SlakeParams)
+def load_slake(params: SlakeParams, root: str) -> SourceData:
     """Image, question and free-text answer; ``english_only`` keeps the ``q_lang == "en"`` questions.
 
     ``answer_type`` is "open"/"closed" and ``question_type`` the SLAKE ``content_type`` (Organ, Plane, ...).
     ``root`` is ``Slake1.0/`` or the folder holding it.
     """
-    check_flag("english_only", english_only)
+    english_only = params.english_only
     base = find_base(Path(root), "train.json", ("Slake1.0",))
     require_file(base / "train.json", "data.root must be the Slake1.0 folder (or its parent) holding "
                  "train.json, validate.json, test.json and imgs/; extract the SLAKE 1.0 release there")
     image_dir = _image_dir(base)
-    images = ImageReader(max_image_side)
+    images = ImageReader(params.max_image_side)
     rows: dict[str, list[dict[str, Any]]] = {}
     for split, name in SPLIT_FILES.items():
         if (base / name).is_file():

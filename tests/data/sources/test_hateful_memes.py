@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import DATA_SOURCES, load_source
-from fedray.errors import DataError
+from fedray.data.sources import load_source, read_source
+from fedray.errors import ConfigError, DataError
 
 TRAIN = [{"id": 42953, "img": "img/42953.png", "label": 0, "text": "its their character not their color"},
          {"id": 23058, "img": "img/23058.png", "label": 1, "text": "don't be afraid"},
@@ -45,7 +45,7 @@ def write_release(root: Path, dev: str = "dev_seen", test: str = "test_seen") ->
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("hateful_memes")(root=str(root), **options)
+    return read_source("hateful_memes", options, str(root))
 
 
 def test_release_rows_and_splits(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_test_split_option(tmp_path: Path) -> None:
     data = load(tmp_path, test_split="dev_seen")
     assert data.splits["test"].num_rows == 2 and "validation" not in data.splits
     with pytest.raises(DataError, match=r"test_unseen\.jsonl line 1 has no label: this split is unlabeled.*"
-                                         r"choose a labeled split with data\.options\.test_split"):
+                                         r"choose a labeled split with data\.test_split"):
         load(tmp_path, test_split="test_unseen")
     with pytest.raises(DataError, match="test_split 'test_hidden' is not a split .*available: dev_seen, "
                                         "test_seen, test_unseen, train"):
@@ -98,7 +98,8 @@ def test_through_load_source(tmp_path: Path) -> None:
     splits = load_source("hateful_memes", str(write_release(tmp_path)), {"max_image_side": 64}, seed=0,
                          test_fraction=0.2)
     assert (splits.train.num_rows, splits.validation.num_rows, splits.test.num_rows) == (3, 2, 1)
-    with pytest.raises(DataError, match="accepted options: layout, max_image_side, test_split"):
+    with pytest.raises(ConfigError, match="data.image_size: unknown key .*known keys: max_image_side, "
+                                          "layout, test_split"):
         load_source("hateful_memes", str(tmp_path), {"image_size": 3}, seed=0, test_fraction=0.2)
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fedray.data.schema import SAMPLE_SCHEMA
-from fedray.data.sources import DATA_SOURCES
+from fedray.data.sources import read_source
 from fedray.errors import DataError
 
 FILE_NAME = "medical_meadow_wikidoc_medical_flashcards.json"
@@ -28,7 +28,7 @@ CARDS = [
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("medalpaca")(root=str(root), **options)
+    return read_source("medalpaca", options, str(root))
 
 
 def _check(data) -> None:

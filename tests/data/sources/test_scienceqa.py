@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import DATA_SOURCES
-from fedray.errors import DataError
+from fedray.data.sources import read_source
+from fedray.errors import ConfigError, DataError
 
 
 def _problem(question: str, choices: list[str], answer: int, hint: str, image: str | None,
@@ -54,7 +54,7 @@ def write_release(base: Path, problems: dict = PROBLEMS) -> Path:
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("scienceqa")(root=str(root), **options)
+    return read_source("scienceqa", options, str(root))
 
 
 def test_release_rows(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_data_subfolder_and_require_image(tmp_path: Path) -> None:
     data = load(tmp_path, require_image=True)
     assert data.splits["train"].column("id").to_pylist() == ["scienceqa-1", "scienceqa-5"]
     assert set(data.splits) == {"train", "test"}, "the validation split has no image problems"
-    with pytest.raises(DataError, match="require_image must be true or false"):
+    with pytest.raises(ConfigError, match="data.require_image: got 1 .*expected true or false"):
         load(tmp_path, require_image=1)
 
 

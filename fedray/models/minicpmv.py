@@ -1,10 +1,11 @@
-"""Model adapters: families whose own code does not speak the Hugging Face convention fedray relies on.
+"""The MiniCPM-V adapter: MiniCPM-V's model and processor behind the Hugging Face convention.
 
 fedray's collator, training loop, scoring and generation assume the image-text-to-text convention:
 ``model(input_ids, attention_mask, labels, pixel_values, ...)`` returns ``.loss`` and ``.logits``;
 ``model.generate(**batch)`` returns prompt + new token ids; the processor takes ``text=[...]``,
-``images=[...]`` and returns tensors. A family registered in :data:`ADAPTERS` gets, from the ``hf`` builder, a
-:class:`ModelAdapter` that makes its model and processor speak that convention.
+``images=[...]`` and returns tensors. This module registers MiniCPM-V's
+:class:`~fedray.models.families.ModelAdapter` in :data:`~fedray.models.families.ADAPTERS`, which the ``hf``
+builder applies to a freshly loaded model of the family.
 
 MiniCPM-V (read: openbmb's ``modeling_minicpmv.py`` of MiniCPM-V 2.6 and MiniCPM-Llama3-V 2.5, and the 2.6
 processor ``processing_minicpmv.py`` / ``image_processing_minicpmv.py``) differs on every point:
@@ -26,28 +27,16 @@ subclass that adds the Hugging Face convention; MiniCPM-V's own calls (``forward
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from fedray.errors import ModelError
 from fedray.models.collate import IGNORE_INDEX
-from fedray.registry import Registry
+from fedray.models.families import ADAPTERS, ModelAdapter
 
 IMAGE_MARKER = "(<image>./</image>)"  # MiniCPM-V's image slot in prompt text
-
-
-@dataclass(frozen=True)
-class ModelAdapter:
-    """What the ``hf`` builder applies to a freshly loaded model and its processor."""
-
-    model: Callable[[Any], Any]
-    processor: Callable[[Any], Any]
-
-
-ADAPTERS: Registry[ModelAdapter] = Registry("model adapter")
 
 
 # -- MiniCPM-V: the processor side ----------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""The ``deepspeed`` train engine: the local loop of :mod:`fedray.client.train` through a ZeRO engine.
+"""The ``deepspeed`` train engine: the one loop of :mod:`fedray.client.train` with ZeRO steps.
 
-A fit wraps the actor's model in ``deepspeed.initialize`` with the torch optimizer of
-:func:`~fedray.client.train.make_optimizer` (a client optimizer, so no DeepSpeed op is JIT-built),
-trains, reads the adapter back and then unwraps the model, so between fits the actor holds a plain torch
-module it can evaluate and load the next global adapter into. The engine is created per fit (its
-optimizer state is new every fit anyway, as in the torch loop); the process group is created once per
-process and reused.
+DeepSpeed itself is imported only when a fit (or a process group) needs it. A fit wraps the actor's model
+in ``deepspeed.initialize`` with the torch optimizer of :func:`~fedray.client.train.make_optimizer` (a
+client optimizer, so no DeepSpeed op is JIT-built), trains, and then unwraps the model, so between fits
+the actor holds a plain torch module it can evaluate and load the next global adapter into. The engine is
+created per fit (its optimizer state is new every fit anyway, as in the torch loop); the process group is
+created once per process and reused.
 
 **Loading the global adapter.** The actor sets it on the plain model *before* wrapping, and ZeRO-3
 partitions the loaded values. We chose this over ``GatheredParameters(..., modifier_rank=0)`` after
@@ -22,7 +22,8 @@ and the result matches a single actor's up to float rounding.
 trainable params registered as ZeRO-3 external params, so the proximal term sees whole tensors even
 when they are partitioned. ``after_backward`` (SCAFFOLD's gradient correction) runs on the reduced,
 full gradients of ZeRO-0; stages ≥ 1 reduce and partition gradients inside backward (``p.grad`` is
-None afterwards), so an objective that adjusts gradients is refused there.
+None afterwards), so an objective that adjusts gradients is refused there (:func:`gradient_edit_problem`,
+the one rule that both the trainer and the scenario check apply).
 
 **CPU optimizer offload** (``offload_optimizer``, ZeRO ≥ 1) uses ``DeepSpeedCPUAdam`` for AdamW: DeepSpeed
 JIT-compiles its ``cpu_adam`` op on first use (about a minute, cached under ``~/.cache/torch_extensions``
@@ -34,28 +35,47 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from fedray.client.engines import TrainEngine
 from fedray.client.objectives import AdapterState, LocalObjective, ObjectiveRun
-from fedray.client.train import (
-    TrainStats,
-    batch_indices,
-    lr_lambda,
-    make_optimizer,
-    move_batch,
-    num_local_steps,
-)
-from fedray.config.schema import TrainConfig, TrainEngineConfig
+from fedray.client.train import Steps, Trainer, TrainStats, make_optimizer
+from fedray.config.schema import TrainConfig, spec
 from fedray.errors import FedRayError
-from fedray.models.collate import IGNORE_INDEX, Collator, input_dtype
-from fedray.models.lora import get_adapter_state
+from fedray.models.collate import IGNORE_INDEX, Collator
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeepSpeedParams:
+    """The ``deepspeed`` engine's parameters (``train.engine: {name: deepspeed, zero_stage: 3}``)."""
+
+    zero_stage: int = spec(2, ge=0, le=3, help="ZeRO stage (3 shards the LoRA weights too)")
+    offload_optimizer: bool = spec(False, help="keep optimizer state in CPU memory (needs ZeRO >= 1)")
+    bf16: bool = spec(False, help="bfloat16 mixed precision")
+
+    def problems(self) -> list[str]:
+        if self.offload_optimizer and self.zero_stage == 0:
+            return ["offload_optimizer needs ZeRO: set train.engine.zero_stage to 1, 2 or 3"]
+        return []
+
+
+def gradient_edit_problem(zero_stage: int, objective: LocalObjective) -> str | None:
+    """Why ``objective`` cannot run under ZeRO stage ``zero_stage``, or None when it can.
+
+    ZeRO stages >= 1 reduce and partition gradients inside backward, so an objective that edits gradients
+    after backward (SCAFFOLD's client half) would lose its edit.
+    """
+    if zero_stage < 1 or not objective.adjusts_gradients:
+        return None
+    return (f"the client objective {type(objective).__name__} corrects gradients after backward, but ZeRO "
+            f"stage {zero_stage} reduces and partitions them inside backward, so the correction would be "
+            "lost; set train.engine.zero_stage: 0 (or train.engine.name: torch)")
 
 
 def _deepspeed() -> Any:
@@ -98,12 +118,12 @@ def init_distributed(address: str = "127.0.0.1", port: int | None = None, rank: 
                                   world_size=world_size)
 
 
-def ds_config(engine: TrainEngineConfig, train: TrainConfig, world_size: int) -> dict[str, Any]:
+def ds_config(params: DeepSpeedParams, train: TrainConfig, world_size: int) -> dict[str, Any]:
     """The DeepSpeed config of one fit: one optimizer step per batch of ``train.batch_size`` rows,
     split over ``world_size`` ranks."""
     micro = max(1, train.batch_size // world_size)
-    zero: dict[str, Any] = {"stage": engine.zero_stage}
-    if engine.offload_optimizer:
+    zero: dict[str, Any] = {"stage": params.zero_stage}
+    if params.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu"}
     return {
         "train_batch_size": micro * world_size,
@@ -114,7 +134,7 @@ def ds_config(engine: TrainEngineConfig, train: TrainConfig, world_size: int) ->
         "zero_optimization": zero,
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,  # SGD with offload runs torch's SGD on the CPU copies
-        "bf16": {"enabled": engine.bf16},
+        "bf16": {"enabled": params.bf16},
         "steps_per_print": 2**31 - 1,
         "wall_clock_breakdown": False,
     }
@@ -134,92 +154,101 @@ class _WithObjective(torch.nn.Module):
         return self.run.loss(self.model, task_loss)
 
 
-class DeepSpeedEngine(TrainEngine):
-    """Trains through ``deepspeed.initialize`` with ZeRO stage ``cfg.zero_stage`` (see module docstring).
+class ZeroSteps(Steps):
+    """One fit's steps through a DeepSpeed ZeRO engine (see the module docstring)."""
 
-    ``overrides`` are merged into the DeepSpeed config (tests use it to force ZeRO-3 to partition even
-    small params: ``{"zero_optimization": {"stage3_param_persistence_threshold": 0}}``).
-    """
+    def __init__(self, params: DeepSpeedParams, overrides: Mapping[str, Any]) -> None:
+        self.settings = params
+        self.overrides = overrides
+        self.engine: Any = None
 
-    def __init__(self, cfg: TrainEngineConfig, overrides: Mapping[str, Any] | None = None) -> None:
-        self.cfg = cfg
-        self.overrides = dict(overrides or {})
-
-    @property
-    def world_size(self) -> int:  # type: ignore[override]
-        import torch.distributed as dist
-
-        return dist.get_world_size() if dist.is_initialized() else 1
-
-    def fit(self, model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]], cfg: TrainConfig,
-            objective: LocalObjective, global_state: AdapterState,
-            rng: np.random.Generator) -> tuple[TrainStats, AdapterState]:
-        import torch.distributed as dist
-
-        deepspeed = _deepspeed()
-        if not dist.is_initialized():  # a lone actor: a group of one (a group's ranks joined theirs)
-            init_distributed()
-        rank, world = dist.get_rank(), dist.get_world_size()
-        params = [p for p in model.parameters() if p.requires_grad]
-        model.zero_grad(set_to_none=True)  # DeepSpeed accumulates into whatever a previous fit left
-        # Before wrapping: the run's anchors (FedProx) and start values (SCAFFOLD) are whole tensors.
-        run = objective.begin(model, global_state)
-        self._check_objective(run)
-        optimizer = self._optimizer(params, cfg)
-        steps = num_local_steps(cfg, len(rows))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps))
-        wrapper = _WithObjective(model, run)
-        if self.cfg.zero_stage == 3:
-            for param in params:  # used by the objective outside the modules that own them
-                deepspeed.zero.register_external_parameter(wrapper, param)
-        engine, *_ = deepspeed.initialize(model=wrapper, optimizer=optimizer,
-                                          config=_merged(ds_config(self.cfg, cfg, world), self.overrides))
-        device, dtype = engine.device, input_dtype(model)
-        engine.train()
-        shares, lrs = [], []
-        try:
-            for idx in batch_indices(len(rows), cfg.batch_size, steps, rng):
-                shard = np.array_split(idx, world)[rank]
-                # A rank without rows still runs forward and backward (weight 0): ZeRO's collectives
-                # need every rank.
-                mine = shard if len(shard) else idx[:1]
-                batch = move_batch(collator.train_batch([rows[i] for i in mine]), device, dtype)
-                scale = _loss_scale(batch["labels"], bool(len(shard)), world)
-                loss = engine(batch, scale)
-                engine.backward(loss)
-                if self.cfg.zero_stage == 0:
-                    run.after_backward(model)  # reduced, whole gradients: what the step will use
-                lrs.append(optimizer.param_groups[0]["lr"])
-                engine.step()
-                scheduler.step()
-                shares.append(float(loss.detach()) / world)  # summed over ranks: the batch's loss
-            losses = _sum_over_ranks(torch.tensor(shares, dtype=torch.float64), world).tolist()
-            with _gathered(deepspeed, params, self.cfg.zero_stage):
-                state = get_adapter_state(model)
-                extras = run.extras(model, steps, float(np.mean(lrs)))
-        finally:
-            engine.destroy()
-            if self.cfg.zero_stage == 3:
-                _unpartition(deepspeed, model)
-        model.eval()
-        stats = TrainStats(num_examples=len(rows), steps=steps, mean_loss=float(np.mean(losses)),
-                           last_loss=losses[-1], extras=extras)
-        return stats, state
-
-    def _check_objective(self, run: ObjectiveRun) -> None:
-        if self.cfg.zero_stage >= 1 and type(run).after_backward is not ObjectiveRun.after_backward:
-            raise FedRayError(
-                f"the client objective ({type(run).__name__}) corrects gradients after backward, but "
-                f"ZeRO stage {self.cfg.zero_stage} reduces and partitions them inside backward, so the "
-                "correction would be lost. Set train.engine.zero_stage: 0 (or train.engine.name: torch)")
-
-    def _optimizer(self, params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-        if self.cfg.offload_optimizer and cfg.optimizer == "adamw":
+    def make_optimizer(self, params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+        if self.settings.offload_optimizer and cfg.optimizer == "adamw":
             from deepspeed.ops.adam import DeepSpeedCPUAdam  # JIT-builds cpu_adam on first use
 
             return DeepSpeedCPUAdam(params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                                     weight_decay=cfg.weight_decay, adamw_mode=True)
         return make_optimizer(params, cfg)
+
+    def start(self, model: Any, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+              cfg: TrainConfig, run: ObjectiveRun) -> torch.device:
+        """Join (or make) the process group and wrap ``model`` with the objective in a ZeRO engine."""
+        import torch.distributed as dist
+
+        deepspeed = _deepspeed()
+        if not dist.is_initialized():  # a lone actor: a group of one (a group's ranks joined theirs)
+            init_distributed()
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.params = params
+        model.zero_grad(set_to_none=True)  # DeepSpeed accumulates into whatever a previous fit left
+        wrapper = _WithObjective(model, run)
+        if self.settings.zero_stage == 3:
+            for param in params:  # used by the objective outside the modules that own them
+                deepspeed.zero.register_external_parameter(wrapper, param)
+        config = _merged(ds_config(self.settings, cfg, self.world), self.overrides)
+        self.engine, *_ = deepspeed.initialize(model=wrapper, optimizer=optimizer, config=config)
+        self.engine.train()
+        return self.engine.device
+
+    def my_rows(self, batch: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Every rank draws the same batch and trains on its slice. A rank without rows still runs forward
+        and backward (weight 0): ZeRO's collectives need every rank."""
+        shard = np.array_split(batch, self.world)[self.rank]
+        return (shard, True) if len(shard) else (batch[:1], False)
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor], run: ObjectiveRun,
+             counts: bool) -> torch.Tensor:
+        return self.engine(batch, _loss_scale(batch["labels"], counts, self.world))
+
+    def update(self, model: Any, loss: torch.Tensor, run: ObjectiveRun, cfg: TrainConfig) -> None:
+        """The engine's backward and step (it clips, as ``gradient_clipping`` says)."""
+        self.engine.backward(loss)
+        if self.settings.zero_stage == 0:
+            run.after_backward(model)  # reduced, whole gradients: what the step will use
+        self.engine.step()
+
+    def batch_losses(self, losses: list[float]) -> list[float]:
+        """Each rank's share of each step's loss, summed over ranks: the batch's loss."""
+        shares = torch.tensor([loss / self.world for loss in losses], dtype=torch.float64)
+        return _sum_over_ranks(shares, self.world).tolist()
+
+    def whole_params(self) -> AbstractContextManager:
+        """ZeRO-3: the trainable params whole on every rank for the block; otherwise nothing to do."""
+        if self.settings.zero_stage == 3:
+            return _deepspeed().zero.GatheredParameters(self.params)
+        return nullcontext()
+
+    def finish(self, model: Any) -> None:
+        """Drop the engine and, after ZeRO-3, give the model back its whole params."""
+        if self.engine is None:
+            return
+        self.engine.destroy()
+        if self.settings.zero_stage == 3:
+            _unpartition(_deepspeed(), model)
+
+
+class DeepSpeedTrainer(Trainer):
+    """Trains through ``deepspeed.initialize`` with ZeRO stage ``params.zero_stage``.
+
+    ``overrides`` are merged into the DeepSpeed config (tests use it to force ZeRO-3 to partition even
+    small params: ``{"zero_optimization": {"stage3_param_persistence_threshold": 0}}``).
+    """
+
+    def __init__(self, params: DeepSpeedParams, overrides: Mapping[str, Any] | None = None) -> None:
+        self.params = params
+        self.overrides = dict(overrides or {})
+
+    def new_steps(self) -> Steps:
+        return ZeroSteps(self.params, self.overrides)
+
+    def fit(self, model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]], cfg: TrainConfig,
+            objective: LocalObjective, global_state: AdapterState,
+            rng: np.random.Generator) -> tuple[TrainStats, AdapterState]:
+        """Refuse an objective this ZeRO stage would defeat, then run the fit."""
+        problem = gradient_edit_problem(self.params.zero_stage, objective)
+        if problem:
+            raise FedRayError(problem)
+        return super().fit(model, collator, rows, cfg, objective, global_state, rng)
 
 
 def _loss_scale(labels: torch.Tensor, has_rows: bool, world: int) -> float:
@@ -240,11 +269,6 @@ def _sum_over_ranks(values: torch.Tensor, world: int) -> torch.Tensor:
     values = values.to("cuda") if dist.get_backend() == "nccl" else values
     dist.all_reduce(values)
     return values.cpu()
-
-
-def _gathered(deepspeed: Any, params: list[torch.nn.Parameter], stage: int) -> Any:
-    """ZeRO-3: the trainable params whole on every rank for the block; otherwise nothing to do."""
-    return deepspeed.zero.GatheredParameters(params) if stage == 3 else nullcontext()
 
 
 def _unpartition(deepspeed: Any, model: Any) -> None:
