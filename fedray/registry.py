@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -106,3 +108,17 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` (not starting with ``_``), so that a plug-in registers itself
+    by being a file there: adding a strategy, a source or a run mode touches one file.
+
+    Returns the imported module names, in name order (registration order is then deterministic).
+    """
+    module = importlib.import_module(package)
+    names = sorted(info.name for info in pkgutil.iter_modules(module.__path__)
+                   if not info.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

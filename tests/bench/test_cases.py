@@ -12,7 +12,7 @@ from fedray.registry import UnknownNameError
 
 def test_reference_case_is_the_documented_workload():
     s = case_scenario(CASES.get("reference"))
-    assert (s.data.source, s.partition.name, s.partition.num_clients, s.partition.alpha) == \
+    assert (s.data.source, s.partition.name, s.partition.num_clients, s.partition.options["alpha"]) == \
         ("digits", "dirichlet", 10, 0.5)
     assert (s.federation.clients_per_round, s.federation.rounds, s.federation.checkpoint_every) == (5, 10, 0)
     assert (s.train.local_steps, s.train.batch_size, s.train.optimizer, s.train.lr) == (20, 8, "adamw", 1e-3)
@@ -28,7 +28,7 @@ def test_reference_case_is_the_documented_workload():
 
 def test_overhead_and_scale_cases():
     overhead = case_scenario(CASES.get("overhead"))
-    assert (overhead.partition.num_clients, overhead.partition.alpha) == (100, 100.0)
+    assert (overhead.partition.num_clients, overhead.partition.options["alpha"]) == (100, 100.0)
     assert (overhead.federation.clients_per_round, overhead.train.local_steps) == (50, 1)
     assert overhead.data.source == "digits" and overhead.federation.rounds == 10
     scale = case_scenario(CASES.get("scale"))
