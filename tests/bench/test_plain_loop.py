@@ -38,9 +38,9 @@ def collator():
 
 
 def _rows():
-    from fedray.data.sources.digits import load_digits_source
+    from fedray.data.sources import read_source
 
-    rows = load_digits_source().splits["train"].slice(0, 6).to_pylist()
+    rows = read_source("digits").splits["train"].slice(0, 6).to_pylist()
     rows[1]["answer"] = "a much longer answer than one digit word"  # rows of different token lengths
     rows[4]["image"] = None  # and one without an image
     return rows
