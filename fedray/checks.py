@@ -19,6 +19,7 @@ from fedray.config.schema import Scenario, SourceConfig
 from fedray.data.modality import MODALITY_SCENARIOS
 from fedray.data.partition import PARTITIONERS_BY_MODE
 from fedray.data.sources import DATA_SOURCES, reads_files
+from fedray.engine.modes import RUN_MODES
 from fedray.errors import FedRayError
 from fedray.models import MODEL_BUILDERS
 from fedray.registry import Registry
@@ -29,7 +30,8 @@ from fedray.strategies import STRATEGIES
 def check_plugin_names(scenario: Scenario) -> list[str]:
     problems = []
     partitioners = PARTITIONERS_BY_MODE[scenario.partition.mode]
-    named = [("data.source", DATA_SOURCES, scenario.data.source),
+    named = [("mode", RUN_MODES, scenario.mode),
+             ("data.source", DATA_SOURCES, scenario.data.source),
              ("partition.name", partitioners, scenario.partition.name),
              ("modality.name", MODALITY_SCENARIOS, scenario.modality.name),
              ("model.name", MODEL_BUILDERS, scenario.model.name)]

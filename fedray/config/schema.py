@@ -318,9 +318,8 @@ class Scenario:
     name: str = spec("scenario")
     description: str = spec("")
     seed: int = spec(0, ge=0)
-    mode: Literal["federated", "centralized", "local", "zero_shot"] = spec(
-        "federated", help="federated, or a baseline: centralized (pooled data), local (each client "
-        "alone), zero_shot (no training)")
+    mode: str = spec("federated", help="registered run mode: federated, or a baseline: centralized "
+                     "(pooled data), local (each client alone), zero_shot (no training)")
     data: DataConfig = spec(default_factory=DataConfig)
     partition: PartitionConfig = spec(default_factory=PartitionConfig)
     modality: ModalityConfig = spec(default_factory=ModalityConfig)

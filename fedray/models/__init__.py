@@ -1,7 +1,10 @@
 """Model builders (registered by name), LoRA adapter handling and batch collation."""
 
-# Register the builders, and the MiniCPM-V adapter the hf builder applies.
-from fedray.models import assembled, hf, minicpmv, tiny_vlm  # noqa: F401
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, build_model
+from fedray.registry import import_submodules
+
+# Every module registers what it defines (builders, families, the MiniCPM-V adapter): a new model family
+# or builder is one new file.
+import_submodules(__name__)
 
 __all__ = ["MODEL_BUILDERS", "BuiltModel", "build_model"]

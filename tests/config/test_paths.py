@@ -82,7 +82,7 @@ def test_plugin_options_and_schema_leaves() -> None:
 def test_field_paths_list_sections_and_leaves() -> None:
     listed = field_paths(TrainConfig)
     assert listed[:2] == ["local_steps", "local_epochs"]
-    assert "engine" in listed and "engine.zero_stage" in listed
+    assert "engine" in listed and "engine.name" in listed and "engine.options" in listed
 
 
 def test_flatten_and_normalize_nested_and_dotted_keys() -> None:

@@ -24,6 +24,7 @@ from fedray.config.schema import DataConfig, SourceConfig
 from fedray.data.schema import validate_table
 from fedray.data.sources.base import DATA_SOURCES, SPLITS, SourceData, SourceFn, reads_files
 from fedray.errors import DataError
+from fedray.registry import import_submodules
 from fedray.seeding import derive_rng, derive_seed
 
 
@@ -160,18 +161,8 @@ def _cap(table: pa.Table, cap: int | None, rng: np.random.Generator) -> pa.Table
     return table.take(pa.array(np.sort(rng.choice(table.num_rows, size=cap, replace=False))))
 
 
-# Built-in sources register themselves on import.
-from fedray.data.sources import (  # noqa: E402, F401
-    crisismmd,
-    digits,
-    glyphs,
-    hateful_memes,
-    medalpaca,
-    scienceqa,
-    slake,
-    vqa_rad,
-    wiki,
-)
+# Every module of this package registers its source on import: a new source is one new file.
+import_submodules(__name__)
 
 __all__ = ["DATA_SOURCES", "SPLITS", "DatasetSplits", "SourceData", "SourceFn", "load_further",
            "load_primary", "load_source", "read_source", "reads_files"]
