@@ -11,31 +11,35 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from fedray.client.train import move_batch
-from fedray.models.collate import IGNORE_INDEX, Collator, input_dtype
+from fedray.models.collate import IGNORE_INDEX, Collator, Encodings, input_dtype
 
 
 @torch.no_grad()
-def option_logprobs(model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]],
+def option_logprobs(model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]] | Encodings,
                     options: Sequence[Sequence[str]], batch_size: int) -> list[list[float]]:
     """log P(answer | prompt) for each row and each of its candidate answers, summed over answer tokens.
 
-    A candidate is scored as the training target would be: the row with ``answer`` replaced by it, through
-    ``collator.train_batch``, so the tokens counted are those the chat template puts after the prompt
-    (end-of-turn token included). A candidate cut by ``model.max_length`` is scored on its kept tokens.
+    A candidate is scored as the training target would be: the row with ``answer`` replaced by it, batched
+    like a training sample (``collator.stack_train``), so the tokens counted are those the chat template puts
+    after the prompt (end-of-turn token included). A candidate cut by ``model.max_length`` is scored on its
+    kept tokens. ``rows`` may be prepared :class:`~fedray.models.collate.Encodings`: their prompts and
+    images come encoded, and only each candidate's answer is tokenized.
     Returns one list per row, in the order of ``options[row]``.
     """
     if len(options) != len(rows):
         raise ValueError(f"{len(options)} option lists for {len(rows)} rows")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    candidates = [{**row, "answer": text} for row, texts in zip(rows, options) for text in texts]
+    samples = collator.encodings(rows)
+    candidates = [(i, text) for i, texts in enumerate(options) for text in texts]
     device, dtype = next(model.parameters()).device, input_dtype(model)
     was_training = model.training
     model.eval()
     flat: list[float] = []
     try:
         for start in range(0, len(candidates), batch_size):
-            batch = collator.train_batch(candidates[start: start + batch_size])
+            batch = collator.stack_train([samples.with_answer(i, text)
+                                          for i, text in candidates[start: start + batch_size]])
             flat += _answer_logprobs(model, move_batch(batch, device, dtype)).tolist()
     finally:
         model.train(was_training)

@@ -22,7 +22,7 @@ import torch
 
 from fedray.client.objectives import AdapterState, LocalObjective, ObjectiveRun
 from fedray.config.schema import TrainConfig
-from fedray.models.collate import Collator, input_dtype
+from fedray.models.collate import Collator, Encodings, input_dtype
 from fedray.models.lora import get_adapter_state
 
 
@@ -134,17 +134,22 @@ class Steps:
 def local_train(
     model: Any,
     collator: Collator,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]] | Encodings,
     cfg: TrainConfig,
     objective: LocalObjective,
     global_state: AdapterState,
     rng: np.random.Generator,
     steps: Steps | None = None,
 ) -> TrainStats:
-    """Train ``model``'s trainable (adapter) params on ``rows`` in place, with plain or ``steps``' steps."""
+    """Train ``model``'s trainable (adapter) params on ``rows`` in place, with plain or ``steps``' steps.
+
+    ``rows`` are sample rows (encoded at every step, as they come) or prepared
+    :class:`~fedray.models.collate.Encodings` (a step then only selects, pads and stacks).
+    """
     steps = steps or Steps()
+    samples = collator.encodings(rows)
     params = [p for p in model.parameters() if p.requires_grad]
-    num_steps = num_local_steps(cfg, len(rows))
+    num_steps = num_local_steps(cfg, len(samples))
     run = objective.begin(model, global_state)
     optimizer = steps.make_optimizer(params, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, num_steps))
@@ -153,9 +158,9 @@ def local_train(
         dtype = input_dtype(model)
         model.train()
         losses, lrs = [], []
-        for idx in batch_indices(len(rows), cfg.batch_size, num_steps, rng):
+        for idx in batch_indices(len(samples), cfg.batch_size, num_steps, rng):
             mine, counts = steps.my_rows(idx)
-            batch = move_batch(collator.train_batch([rows[i] for i in mine]), device, dtype)
+            batch = move_batch(collator.stack_train([samples.encoded(i) for i in mine]), device, dtype)
             loss = steps.loss(model, batch, run, counts)
             lrs.append(optimizer.param_groups[0]["lr"])
             steps.update(model, loss, run, cfg)
@@ -167,7 +172,7 @@ def local_train(
     finally:
         steps.finish(model)
     model.eval()
-    return TrainStats(num_examples=len(rows), steps=num_steps, mean_loss=float(np.mean(losses)),
+    return TrainStats(num_examples=len(samples), steps=num_steps, mean_loss=float(np.mean(losses)),
                       last_loss=losses[-1], extras=extras)
 
 
@@ -182,7 +187,8 @@ class Trainer:
         """The steps of one fit."""
         return Steps()
 
-    def fit(self, model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]], cfg: TrainConfig,
+    def fit(self, model: Any, collator: Collator, rows: Sequence[Mapping[str, Any]] | Encodings,
+            cfg: TrainConfig,
             objective: LocalObjective, global_state: AdapterState,
             rng: np.random.Generator) -> tuple[TrainStats, AdapterState]:
         """Train ``model`` (its global adapter already loaded); return stats and the new adapter."""

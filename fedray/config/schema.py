@@ -43,6 +43,8 @@ class SourceConfig:
 
     source: str = spec(help="registered data source name")
     root: Optional[str] = spec(None, help="local dataset directory, for sources that read files")
+    cache_dir: Optional[str] = spec(None, help="where prepared (encoded) samples are cached across runs "
+                                               "(None: $FEDRAY_CACHE, else ~/.cache/fedray)")
     max_train_samples: Optional[int] = spec(None, ge=1, help="cap on its training samples")
     max_test_samples: Optional[int] = spec(None, ge=1, help="cap on its test samples")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
@@ -167,6 +169,9 @@ class ModelConfig:
     quantization: Literal["none", "4bit"] = spec(
         "none", help="4bit: load the frozen base weights in NF4 with bitsandbytes (QLoRA; GPU only)")
     gradient_checkpointing: bool = spec(False, help="recompute activations in backward to save memory")
+    cache_vision_features: bool = spec(
+        True, help="compute a frozen vision tower without LoRA once per image and reuse its output (exact; "
+                   "llava and assembled, see docs/models.md); false: run it at every step")
     max_length: int = spec(256, ge=16, help="token limit per sample (prompt + answer)")
     tiny: TinyVlmConfig = spec(default_factory=TinyVlmConfig, help="tiny-vlm: the builder's parameters")
     assembled: AssembledConfig = spec(default_factory=AssembledConfig,

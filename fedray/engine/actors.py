@@ -11,21 +11,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 import torch
 
 from fedray.client.evaluate import generate_answers
+from fedray.client.prepared import PreparedStore
 from fedray.client.scoring import option_logprobs
 from fedray.client.trainers import build_trainer
-from fedray.data.modality import CONDITION_MASKS, mask_rows
+from fedray.data.modality import CONDITION_MASKS
 from fedray.data.prompts import format_choice
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
+from fedray.models.features import VisionFeatures
 from fedray.models.lora import (
     AdapterState,
     adapter_bytes_breakdown,
@@ -37,6 +39,8 @@ from fedray.models.lora import (
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
 
 logger = logging.getLogger(__name__)
+
+TRAIN_SPLIT = "train"  # the store's name of the training table; eval sets are "eval-<name>"
 
 __all__ = ["ClientActor", "peak_memory_mb", "pick_device"]
 
@@ -64,6 +68,27 @@ class ClientActor:
             self.model = apply_lora(built.model, setup.lora, built.family).to(self.device)
         self.collator = Collator(built.processor, setup.model.max_length,
                                  agnostic_prompt=setup.agnostic_prompt)
+        self.prepare_data(train, eval_tables)
+
+    def prepare_data(self, train: pa.Table, eval_tables: Mapping[str, pa.Table],
+                     train_needs: Mapping[int, Sequence[int]] | None = None,
+                     cache_dir: str | None = None) -> dict[str, Any]:
+        """Hold the sample tables as prepared samples (:mod:`fedray.client.prepared`).
+
+        ``train_needs`` (mask → training-row positions, :func:`fedray.client.prepared.train_needs`) are
+        prepared now, sharing the work with the other actors through ``cache_dir`` (None: the default
+        cache); anything else when first asked for. With ``model.cache_vision_features`` and a frozen
+        tower, the tower's output is cached too (:mod:`fedray.models.features`). Returns what was built.
+        """
+        start = time.perf_counter()
+        self.train, self.eval_tables = train, dict(eval_tables)
+        features = VisionFeatures.attach(self.model) if self.setup.model.cache_vision_features else None
+        self.store = PreparedStore(self.collator, cache_dir, features)
+        self.store.add(TRAIN_SPLIT, train, train_needs)
+        for name, table in self.eval_tables.items():
+            self.store.add(_eval_split(name), table)
+        return {"files_built": len(self.store.built), "files_mapped": len(self.store.mapped),
+                "vision_features": features is not None, "prepare_s": time.perf_counter() - start}
 
     def describe(self) -> dict[str, Any]:
         """Facts about this actor (and proof that construction finished)."""
@@ -100,10 +125,10 @@ class ClientActor:
         start = time.perf_counter()
         begin_fit(self.device)
         set_adapter_state(self.model, global_state)
-        rows = mask_rows(self.train.take(task.indices).to_pylist(), task.masks)
+        samples = self.store.encodings(TRAIN_SPLIT, task.indices, task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
-            stats, params = self.engine.fit(self.model, self.collator, rows, self.setup.train,
+            stats, params = self.engine.fit(self.model, self.collator, samples, self.setup.train,
                                             task.objective, global_state, rng)
         if task.slowdown > 1.0:  # simulated slow device (system heterogeneity)
             time.sleep((task.slowdown - 1.0) * (time.perf_counter() - start))
@@ -116,7 +141,7 @@ class ClientActor:
             extras=extras, params_nbytes=state_nbytes(params),
             fit_s=time.perf_counter() - start, peak_mem_mb=peak_memory_mb(self.device),
         )
-        del rows, stats
+        del samples, stats
         self.model.zero_grad(set_to_none=True)  # the next virtual client starts without this one's grads
         release_memory(self.device)
         return report, params
@@ -125,15 +150,17 @@ class ClientActor:
         """Greedy generations of ``global_state`` for some rows of one eval set under one condition,
         plus option log-likelihoods for multiple-choice rows when asked."""
         set_adapter_state(self.model, global_state)
-        rows = self.eval_tables[request.set_name].take(list(request.indices)).to_pylist()
-        rows = mask_rows(rows, [CONDITION_MASKS[request.condition]] * len(rows))
+        indices = list(request.indices)
+        samples = self.store.encodings(_eval_split(request.set_name), indices,
+                                       [CONDITION_MASKS[request.condition]] * len(indices))
         cfg = self.setup.eval
         budget = self._answer_budget(request.set_name)
-        generations = generate_answers(self.model, self.collator, rows, cfg.batch_size, budget)
+        generations = generate_answers(self.model, self.collator, samples, cfg.batch_size, budget)
         scores = None
         if request.score_options:
-            options = [[format_choice(i, c) for i, c in enumerate(row["choices"] or ())] for row in rows]
-            scores = option_logprobs(self.model, self.collator, rows, options, cfg.batch_size)
+            choices = self.eval_tables[request.set_name].column("choices").take(indices).to_pylist()
+            options = [[format_choice(i, c) for i, c in enumerate(row or ())] for row in choices]
+            scores = option_logprobs(self.model, self.collator, samples, options, cfg.batch_size)
         return EvalShard(generations=generations, option_logprobs=scores)
 
     def _answer_budget(self, set_name: str) -> int:
@@ -143,8 +170,7 @@ class ClientActor:
         invalid, so an explicit one that is too small is reported.
         """
         if set_name not in self._budgets:
-            rows = self.eval_tables[set_name].to_pylist()
-            longest = max((self.collator.answer_length(row) for row in rows), default=1)
+            longest = max(self.store.answer_lengths(_eval_split(set_name)), default=1)
             chosen = self.setup.eval.max_new_tokens or longest
             if chosen < longest:
                 logger.warning("eval.max_new_tokens=%d is below the longest answer of eval set %r (%d "
@@ -153,3 +179,6 @@ class ClientActor:
             self._budgets[set_name] = chosen
         return self._budgets[set_name]
 
+
+def _eval_split(set_name: str) -> str:
+    return f"eval-{set_name}"
