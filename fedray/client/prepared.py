@@ -100,8 +100,8 @@ class _Unit:
 
     def __init__(self, batch: pa.RecordBatch, features: pa.RecordBatch | None, feature_key: str) -> None:
         self.ids = batch.column("id").to_pylist()
-        self.tokens = {k: TensorColumn(batch, _TOKENS + k) for k in tensor_column_names(batch.schema, _TOKENS)}
-        self.vision = {k: TensorColumn(batch, _VISION + k) for k in tensor_column_names(batch.schema, _VISION)}
+        self.tokens = _columns(batch, _TOKENS)
+        self.vision = _columns(batch, _VISION)
         self.answer = TensorColumn(batch, _ANSWER)
         self.features = TensorColumn(features, "features") if features is not None else None
         self.feature_key = feature_key
@@ -149,6 +149,7 @@ class PreparedStore:
         split = self.splits[name] = _Split(name, table)
         for mask, positions in sorted((needs or {}).items()):
             ordered = np.unique(np.asarray(positions, dtype=np.int64))
+            _check_positions(split, ordered)
             chunks = [ordered[i: i + self.shard_rows] for i in range(0, len(ordered), self.shard_rows)]
             self._load(split, mask, chunks)
 
@@ -158,6 +159,7 @@ class PreparedStore:
         positions, masks = np.asarray(positions, dtype=np.int64), np.asarray(masks, dtype=np.int64)
         if positions.shape != masks.shape:
             raise DataError(f"{len(positions)} rows but {len(masks)} modality masks")
+        _check_positions(split, positions)
         for mask in np.unique(masks).tolist():
             self._cover(split, int(mask), positions[masks == mask])
         return PreparedEncodings(self, split, positions, masks)
@@ -199,15 +201,21 @@ class PreparedStore:
         self.mapped += paths
 
     def _features(self, paths: list[Path], batches: list[pa.RecordBatch]) -> list[pa.RecordBatch | None]:
-        if self.features is None:
-            return [None] * len(paths)
-        feature_paths = [self.root / "features" / f"{p.stem}-{digest([p.name, self.features.fingerprint])[:24]}"
-                         f".arrow" for p in paths]
-        self._ensure([CacheJob(fp, _featurizer(self.features, batch)) for fp, batch in zip(feature_paths, batches)])
-        self.mapped += feature_paths
-        return [map_batch(fp) for fp in feature_paths]
+        """Each unit's features file (None for a unit without images, or without a feature cache)."""
+        jobs: list[CacheJob | None] = [None] * len(paths)
+        for i, (path, batch) in enumerate(zip(paths, batches)):
+            pixels = _VISION + getattr(self.features, "input_key", "")
+            if self.features is not None and pixels in batch.schema.names \
+                    and batch.column(pixels).null_count < batch.num_rows:
+                name = f"{path.stem}-{digest([path.name, self.features.fingerprint])[:24]}.arrow"
+                jobs[i] = CacheJob(self.root / "features" / name, _featurizer(self.features, batch))
+        self._ensure([job for job in jobs if job is not None])
+        self.mapped += [job.path for job in jobs if job is not None]
+        return [None if job is None else map_batch(job.path) for job in jobs]
 
     def _ensure(self, jobs: list[CacheJob]) -> None:
+        if not jobs:
+            return
         before = {job.path for job in jobs if job.path.exists()}
         ensure_files([_recorded(job, self.built) for job in jobs])
         if len(before) < len(jobs):
@@ -220,6 +228,16 @@ class PreparedStore:
                       "rows": rows})
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in split.name)
         return self.root / "prepared" / f"{safe}-m{mask}-{key[:40]}.arrow"
+
+
+def _columns(batch: pa.RecordBatch, prefix: str) -> dict[str, TensorColumn]:
+    return {k: TensorColumn(batch, prefix + k) for k in tensor_column_names(batch.schema, prefix)}
+
+
+def _check_positions(split: _Split, positions: np.ndarray) -> None:
+    if len(positions) and (positions.min() < 0 or positions.max() >= split.table.num_rows):
+        raise DataError(f"rows {positions.min()}..{positions.max()} asked of {split.name!r}, which has "
+                        f"{split.table.num_rows} rows; the client specs and the table do not match")
 
 
 def _recorded(job: CacheJob, built: list[Path]) -> CacheJob:

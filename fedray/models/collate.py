@@ -156,7 +156,7 @@ class Collator:
                                 f"over model.max_length={self.max_length}; raise model.max_length")
             answer = sample.answer_ids
             # Answer tokens are text: 0 in every other per-token tensor (e.g. mm_token_type_ids).
-            token_rows.append({k: torch.cat([v, answer if k == "input_ids" else torch.zeros(len(answer), dtype=v.dtype)])
+            token_rows.append({k: torch.cat([v, answer if k == "input_ids" else _zeros(answer, v.dtype)])
                                [: self.max_length] for k, v in sample.tokens.items()})
             ignored = torch.full((prompt_len,), IGNORE_INDEX, dtype=torch.long)
             label_rows.append(torch.cat([ignored, answer])[: self.max_length])
@@ -181,6 +181,10 @@ def input_dtype(model: Any) -> torch.dtype:
         if param.is_floating_point():
             return param.dtype
     return torch.float32
+
+
+def _zeros(like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.zeros(len(like), dtype=dtype)
 
 
 def _is_per_token(value: torch.Tensor, length: int) -> bool:
