@@ -66,8 +66,11 @@ def write_batch(path: Path, batch: pa.RecordBatch) -> None:
     """Write ``batch`` as an Arrow IPC file at ``path``: to a temporary name first, then renamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
-            writer.write_batch(batch)
+        with open(tmp, "wb") as sink:
+            with pa.ipc.new_file(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            sink.flush()
+            os.fsync(sink.fileno())  # on disk before it has its name: a crash leaves no empty file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -34,10 +34,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from fedray.client.cache_files import CacheJob, cache_root, ensure_files, map_batch
-from fedray.client.tensor_columns import TensorColumn, tensor_column_names, tensor_fields
+from fedray.client.prepared_files import (
+    ANSWER,
+    TOKENS,
+    VISION,
+    encoder,
+    featurizer,
+    table_fingerprint,
+)
+from fedray.client.tensor_columns import TensorColumn, tensor_column_names
 from fedray.data.manifest import ClientSpec
 from fedray.data.modality import BOTH, mask_rows
 from fedray.errors import DataError
@@ -48,41 +55,14 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1  # raise when the files' layout changes
 SHARD_ROWS = 256
-#: The columns of a sample that its encoding reads.
-CONTENT_COLUMNS: tuple[str, ...] = ("id", "image", "text", "question", "choices", "answer")
-_TOKENS, _VISION, _ANSWER = "tok.", "vis.", "answer_ids"
 
 
 def collator_key(collator: Collator) -> str:
     """A digest of everything besides the row that decides what :meth:`Collator.encode` returns."""
     return digest({"format": FORMAT, "processor": processor_fingerprint(collator.processor),
                    "agnostic_prompt": collator.agnostic_prompt, "max_length": collator.max_length,
-                   "store_code": code_digest(["fedray.client.prepared", "fedray.client.tensor_columns"])})
-
-
-def table_fingerprint(table: pa.Table) -> str:
-    """A digest of the sample content of ``table`` (the :data:`CONTENT_COLUMNS` of every row, in order)."""
-    h = hashlib.sha256()
-    for name in CONTENT_COLUMNS:
-        h.update(name.encode())
-        for value in table.column(name).to_pylist():
-            _feed(h, value)
-    return h.hexdigest()
-
-
-def _feed(h: Any, value: Any) -> None:
-    # Type tag + length + bytes: no two different values feed the same bytes.
-    if value is None:
-        h.update(b"n")
-    elif isinstance(value, (list, tuple)):
-        h.update(b"l%d:" % len(value))
-        for item in value:
-            _feed(h, item)
-    else:
-        raw = value if isinstance(value, bytes) else str(value).encode()
-        h.update(b"b" if isinstance(value, bytes) else b"s")
-        h.update(b"%d:" % len(raw))
-        h.update(raw)
+                   "store_code": code_digest(["fedray.client.prepared", "fedray.client.prepared_files",
+                                               "fedray.client.tensor_columns"])})
 
 
 def train_needs(specs: Sequence[ClientSpec]) -> dict[int, list[int]]:
@@ -100,17 +80,18 @@ class _Unit:
 
     def __init__(self, batch: pa.RecordBatch, features: pa.RecordBatch | None, feature_key: str) -> None:
         self.ids = batch.column("id").to_pylist()
-        self.tokens = _columns(batch, _TOKENS)
-        self.vision = _columns(batch, _VISION)
-        self.answer = TensorColumn(batch, _ANSWER)
+        self.tokens = _columns(batch, TOKENS)
+        self.vision = _columns(batch, VISION)
+        self.answer = TensorColumn(batch, ANSWER)
         self.features = TensorColumn(features, "features") if features is not None else None
         self.feature_key = feature_key
 
     def encoded(self, i: int) -> Encoded:
         tokens = {k: t for k, col in self.tokens.items() if (t := col[i]) is not None}
         vision = {k: t for k, col in self.vision.items() if (t := col[i]) is not None}
-        if self.features is not None and self.features[i] is not None:
-            vision[self.feature_key] = self.features[i]
+        cached = self.features[i] if self.features is not None else None
+        if cached is not None:
+            vision[self.feature_key] = cached
         return Encoded(tokens=tokens, vision=vision, answer_ids=self.answer[i], sample_id=self.ids[i])
 
 
@@ -188,7 +169,7 @@ class PreparedStore:
 
     def _load(self, split: _Split, mask: int, chunks: Sequence[np.ndarray]) -> None:
         paths = [self._unit_path(split, mask, chunk) for chunk in chunks]
-        self._ensure([CacheJob(p, _encoder(self.collator, split.table, chunk, mask))
+        self._ensure([CacheJob(p, encoder(self.collator, split.table, chunk, mask))
                       for p, chunk in zip(paths, chunks)])
         batches = [map_batch(p) for p in paths]
         feature_batches = self._features(paths, batches)
@@ -204,11 +185,11 @@ class PreparedStore:
         """Each unit's features file (None for a unit without images, or without a feature cache)."""
         jobs: list[CacheJob | None] = [None] * len(paths)
         for i, (path, batch) in enumerate(zip(paths, batches)):
-            pixels = _VISION + getattr(self.features, "input_key", "")
+            pixels = VISION + getattr(self.features, "input_key", "")
             if self.features is not None and pixels in batch.schema.names \
                     and batch.column(pixels).null_count < batch.num_rows:
                 name = f"{path.stem}-{digest([path.name, self.features.fingerprint])[:24]}.arrow"
-                jobs[i] = CacheJob(self.root / "features" / name, _featurizer(self.features, batch))
+                jobs[i] = CacheJob(self.root / "features" / name, featurizer(self.features, batch))
         self._ensure([job for job in jobs if job is not None])
         self.mapped += [job.path for job in jobs if job is not None]
         return [None if job is None else map_batch(job.path) for job in jobs]
@@ -246,47 +227,6 @@ def _recorded(job: CacheJob, built: list[Path]) -> CacheJob:
         built.append(job.path)
         return job.build()
     return CacheJob(job.path, build)
-
-
-def _encoder(collator: Collator, table: pa.Table, positions: np.ndarray, mask: int):
-    """The builder of one unit: rows at ``positions``, masked, encoded, as one record batch."""
-    def build() -> pa.RecordBatch:
-        rows = mask_rows(table.take(pa.array(positions)).to_pylist(), [mask] * len(positions))
-        return encoded_batch([collator.encode(row) for row in rows])
-    return build
-
-
-def encoded_batch(samples: Sequence[Encoded]) -> pa.RecordBatch:
-    """Encoded samples as one record batch: ids, per-token tensors, answer ids, per-image tensors."""
-    fields: dict[pa.Field, pa.Array] = {pa.field("id", pa.string()):
-                                        pa.array([None if s.sample_id is None else str(s.sample_id)
-                                                  for s in samples], type=pa.string())}
-    token_keys = sorted({k for s in samples for k in s.tokens}, key=lambda k: (k != "input_ids", k))
-    for key in token_keys:
-        fields.update(tensor_fields(_TOKENS + key, [s.tokens.get(key) for s in samples]))
-    fields.update(tensor_fields(_ANSWER, [s.answer_ids for s in samples]))
-    for key in sorted({k for s in samples for k in s.vision}):
-        fields.update(tensor_fields(_VISION + key, [s.vision.get(key) for s in samples]))
-    return pa.record_batch(list(fields.values()), schema=pa.schema(list(fields)))
-
-
-def _featurizer(features: Any, batch: pa.RecordBatch):
-    """The builder of one features file: the unit's images through the frozen encoder, in batches."""
-    def build() -> pa.RecordBatch:
-        name = _VISION + features.input_key
-        pixels = TensorColumn(batch, name) if name in batch.schema.names else None
-        per_row: list[torch.Tensor | None] = [None] * batch.num_rows
-        with_image = [i for i in range(batch.num_rows) if pixels is not None and pixels[i] is not None]
-        for start in range(0, len(with_image), features.batch_size):
-            rows = with_image[start: start + features.batch_size]
-            inputs = [pixels[i] for i in rows]
-            out = features.compute(torch.cat(inputs))  # (images, ...) on CPU
-            offsets = np.cumsum([0] + [len(t) for t in inputs])
-            for i, lo, hi in zip(rows, offsets, offsets[1:]):
-                per_row[i] = out[lo:hi]
-        fields = tensor_fields("features", per_row)
-        return pa.record_batch(list(fields.values()), schema=pa.schema(list(fields)))
-    return build
 
 
 class PreparedEncodings(Encodings):

@@ -11,6 +11,11 @@ Families differ in what else the processor returns, and the batch code handles e
   ``pixel_attention_mask``): concatenated over the rows that have an image, in row order. Where rows
   differ beyond the first dimension (Idefics3 splits each image into a varying number of crops) they are
   zero-padded first; the model drops all-zero crops.
+
+A sample is first encoded (:class:`Encoded`: the processor's and tokenizer's output for it) and then
+batched (:meth:`Collator.stack_train`, :meth:`Collator.stack_generation`: cut, pad, stack). Batching does
+no tokenizing or image processing, so encodings made once (:mod:`fedray.client.prepared`) batch exactly
+like those made at every step (:meth:`Collator.train_batch`).
 """
 
 from __future__ import annotations
