@@ -107,17 +107,17 @@ class ModalityConfig:
 class TinyVlmConfig:
     """Sizes of the offline LLaVA-style model built from config (no download)."""
 
-    image_size: int = spec(32, ge=8)
-    patch_size: int = spec(8, ge=1)
-    vision_hidden_size: int = spec(64, ge=8)
-    vision_layers: int = spec(2, ge=1)
-    vision_heads: int = spec(4, ge=1)
-    text_hidden_size: int = spec(128, ge=8)
-    text_layers: int = spec(2, ge=1)
-    text_heads: int = spec(4, ge=1)
-    text_kv_heads: int = spec(2, ge=1)
+    image_size: int = spec(32, ge=8, help="side of the square input image, in pixels")
+    patch_size: int = spec(8, ge=1, help="side of a vision patch (image_size must be a multiple)")
+    vision_hidden_size: int = spec(64, ge=8, help="width of the vision tower")
+    vision_layers: int = spec(2, ge=1, help="transformer layers of the vision tower")
+    vision_heads: int = spec(4, ge=1, help="attention heads of the vision tower")
+    text_hidden_size: int = spec(128, ge=8, help="width of the language model (its MLP is twice as wide)")
+    text_layers: int = spec(2, ge=1, help="decoder layers of the language model")
+    text_heads: int = spec(4, ge=1, help="attention heads of the language model")
+    text_kv_heads: int = spec(2, ge=1, help="key/value heads (grouped-query attention)")
     vocab_size: int = spec(1024, ge=300, help="upper bound on the byte-level BPE vocabulary")
-    max_position_embeddings: int = spec(512, ge=32)
+    max_position_embeddings: int = spec(512, ge=32, help="longest sequence the language model accepts")
     init_seed: int = spec(0, ge=0, help="seed of the base weights (same on every actor)")
 
     def problems(self) -> list[str]:
