@@ -18,6 +18,7 @@ built from config with transformers 5.24 (MiniCPM-V: off its released remote cod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -38,6 +39,13 @@ class Family:
     # How fedray.models.hf loads it: "image_text_to_text" (AutoModelForImageTextToText + AutoProcessor) or
     # "remote_code" (the model directory's own code, through AutoModel with trust_remote_code).
     loader: str = "image_text_to_text"
+
+    @property
+    def layer_pattern(self) -> re.Pattern:
+        """Matches a parameter of the language model's decoder layer N (group 1), under any wrapper
+        prefix (PEFT's ``base_model.model.``, a ``model.`` container) and with or without the decoder's
+        own ``model.`` level (``llm.model.layers.3.``, ``text_model.layers.3.``)."""
+        return re.compile(rf"(?:^|\.){self.language_model}\.(?:model\.)?layers\.(\d+)\.")
 
 
 FAMILIES: Registry[Family] = Registry("model family")
