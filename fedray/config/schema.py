@@ -86,8 +86,19 @@ class PartitionConfig:
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' splits exactly for the same seed")
     secondary_clients: int = spec(0, ge=0, help="clients that do data.secondary's task instead "
                                               "(task heterogeneity); 0: every client does the main task")
+    task_absent_rate: Optional[float] = spec(
+        None, ge=0.0, lt=1.0, help="task heterogeneity as FedMLLM's medical mix, instead of "
+        "secondary_clients: each client lacks the main and data.secondary's task each with this chance; "
+        "one drawn with neither gets one by a coin flip, one with both holds a shard of each")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
                                       help="partitioner parameters, e.g. alpha: 0.5")
+
+    def problems(self) -> list[str]:
+        if self.task_absent_rate is not None and self.secondary_clients:
+            return [f"partition: secondary_clients ({self.secondary_clients}) and task_absent_rate "
+                    f"({self.task_absent_rate}) are two ways to give clients the second task; set one "
+                    "and the other to its default (0, null)"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -182,15 +193,21 @@ class LoraConfig:
     dropout: float = spec(0.0, ge=0.0, lt=1.0)
     target_modules: Optional[str] = spec(
         None, help="regex over module paths that receive LoRA (None: the model family's preset)")
-    preset: Literal["attention", "attention_mlp"] = spec(
+    preset: Literal["attention", "attention_mlp", "fedmllm"] = spec(
         "attention", help="with target_modules unset: the language model's attention projections, "
-                          "or attention and MLP")
+                          "or attention and MLP; fedmllm: what the FedMLLM reference trains (LoRA on the "
+                          "language model's q/k/v/o in every decoder layer, plus the family's token "
+                          "embeddings and projector trained in full and aggregated)")
     vision: bool = spec(False, help="with target_modules unset: LoRA on the vision tower's attention too")
     train_projector: bool = spec(
         False, help="train the family's vision-language projector in full and aggregate it with the "
                     "adapter (its bytes are added to every round's traffic)")
     modules_to_save: tuple[str, ...] = spec(
-        (), help="modules trained in full and aggregated with the adapter (e.g. multi_modal_projector)")
+        (), help="modules trained in full and aggregated with the adapter, by name: a module whose path "
+                 "ends with one is taken (e.g. multi_modal_projector, embed_tokens)")
+    trainable: tuple[str, ...] = spec(
+        (), help="regexes over full module paths (e.g. 'llm\\.model\\.norm'): the outermost modules that "
+                 "match are trained in full and aggregated, like modules_to_save")
 
 
 @dataclass(frozen=True)
