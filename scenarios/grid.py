@@ -41,7 +41,7 @@ PAPER_BASE: dict[str, Any] = {
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 50, "clients_per_round": 2, "sampler": "fedmllm"},
     "eval": {"every": 5, "batch_size": 16},
-    # One client per GPU: an estimated 26-31 GB each with the reference's trained set in bfloat16 (see
+    # One client per GPU: an estimated 26-32 GB each with the reference's trained set in bfloat16 (see
     # docs/models.md); the pool takes as many GPUs as the cluster has, up to the 2 clients of a round.
     "resources": {"actors": None, "cpus_per_actor": 4, "gpus_per_actor": 1},
 }

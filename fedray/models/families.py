@@ -1,5 +1,6 @@
-"""Per-family facts about image-text-to-text models: where LoRA goes, what the projector is called and how
-the ``hf`` builder loads the family.
+"""Per-family facts about image-text-to-text models: where LoRA goes, what the projector and the token
+embeddings are called (what the ``fedmllm`` preset trains in full) and how the ``hf`` builder loads the
+family.
 
 A family is keyed by the model config's ``model_type`` (or ``model.family``). The LoRA presets are regexes
 over full module paths, because a family's language model, vision tower and projector share layer names
