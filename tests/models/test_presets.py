@@ -11,7 +11,10 @@ reference printed: 617,236,480 trainable of 8,716,411,632 parameters.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -186,3 +189,32 @@ def test_trainable_pattern_that_matches_nothing_names_the_paths():
         trainable_modules(FakeMiniCPMV(TINY), [r"llm\.model\.no_such_norm"])
     with pytest.raises(ModelError, match="no model was given"):
         modules_to_save(LoraConfig(trainable=(r"resampler",)), "minicpmv")
+
+
+def _minicpmv_tests() -> ModuleType:
+    """tests/models/test_minicpmv.py, whose runnable fake MiniCPM-V (remote code in a directory) this file
+    reuses rather than copies (test files are not importable packages under --import-mode=importlib)."""
+    path = Path(__file__).with_name("test_minicpmv.py")
+    spec = importlib.util.spec_from_file_location("fedray_tests_minicpmv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_minicpmv_training_step_reaches_every_part_of_the_preset(tmp_path_factory):
+    """On the runnable fake: the loss's gradients reach the LoRA matrices and the trained copies of
+    ``embed_tokens`` and the resampler, and nothing else."""
+    from fedray.models.collate import Collator
+
+    fake = _minicpmv_tests()
+    built = fake._load(fake.minicpmv_dir.__wrapped__(tmp_path_factory))
+    model = apply_lora(built.model, LoraConfig(rank=8, alpha=8, preset="fedmllm"), "minicpmv")
+    model.train()
+    batch = Collator(built.processor, max_length=256).train_batch(fake.ROWS)
+    model(**batch).loss.backward()
+    params = dict(model.named_parameters())
+    with_grad = {n for n, p in params.items() if p.grad is not None}
+    assert with_grad == {n for n, p in params.items() if p.requires_grad}
+    nonzero = {n for n in with_grad if params[n].grad.abs().sum() > 0}  # lora_A waits for lora_B ≠ 0
+    for part in (".embed_tokens.modules_to_save.", ".resampler.modules_to_save.", ".lora_B."):
+        assert any(part in n for n in nonzero), part
