@@ -99,12 +99,15 @@ def _task_shards(s: Scenario, sources: list[DatasetSplits]) -> fedmllm.TaskShard
     p = s.partition
     if len(sources) == 1:
         return [list(enumerate(partition(_labels(sources[0].train), p, s.seed)))]
+    if p.task_absent_rate is None and p.secondary_clients >= p.num_clients:
+        raise DataError(f"partition.secondary_clients={p.secondary_clients} leaves no client for the main "
+                        f"task (num_clients={p.num_clients}); lower it")
     if p.mode == "fedmllm" and p.name == "iid":
         rows = (sources[0].train.num_rows, sources[1].train.num_rows)
         shards = fedmllm.task_mix(p.num_clients, p.task_absent_rate, rows, s.seed) \
             if p.task_absent_rate is not None else \
             fedmllm.task_single(p.num_clients, p.num_clients - p.secondary_clients, rows, s.seed)
-        _check_shards(shards, sources)
+        _check_shards(shards, sources, p.min_client_size)
         return shards
     out = []
     for task_idx, (src, clients) in enumerate(zip(sources, _task_owners(s))):
@@ -122,9 +125,6 @@ def _task_owners(s: Scenario) -> list[list[int]]:
     n, k2 = s.partition.num_clients, s.partition.secondary_clients
     if s.partition.task_absent_rate is not None:
         return _mix_owners(s)
-    if k2 >= n:
-        raise DataError(f"partition.secondary_clients={k2} leaves no client for the main task "
-                        f"(num_clients={n}); lower it")
     if s.partition.mode == "fedmllm":
         main = fedmllm.main_task_clients(n, n - k2, s.seed)
     else:
@@ -147,13 +147,15 @@ def _mix_owners(s: Scenario) -> list[list[int]]:
     return [np.flatnonzero(presence[:, task]).tolist() for task in (0, 1)]
 
 
-def _check_shards(shards: fedmllm.TaskShards, sources: list[DatasetSplits]) -> None:
+def _check_shards(shards: fedmllm.TaskShards, sources: list[DatasetSplits], min_size: int) -> None:
+    """Every shard holds at least ``partition.min_client_size`` rows, as the partitioners guarantee."""
     for src, assignment in zip(sources, shards):
-        empty = [client for client, rows in assignment if not len(rows)]
-        if empty:
-            raise DataError(f"task {src.task!r} has {src.train.num_rows} training rows, too few for one per "
-                            f"client holding it ({len(assignment)}): client(s) {empty} would get none; use "
-                            "fewer clients or more data")
+        short = [client for client, rows in assignment if len(rows) < min_size]
+        if short:
+            raise DataError(f"task {src.task!r} has {src.train.num_rows} training rows for "
+                            f"{len(assignment)} clients, so client(s) {short} would hold fewer than "
+                            f"partition.min_client_size={min_size}; use fewer clients, more data or a "
+                            "smaller partition.min_client_size")
 
 
 def _label_names(sources: list[DatasetSplits], task_of: dict[int, str]) -> dict[str, tuple[str, ...]]:

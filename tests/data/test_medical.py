@@ -206,3 +206,11 @@ def test_medalpaca_as_the_reference_keeps_every_card_for_training(tmp_path: Path
     assert reference.train.column("question").to_pylist()[2] == ""
     assert reference.train.column("answer").to_pylist()[5] == ""
     assert reference.test.num_rows == 0
+
+
+def test_too_few_rows_for_the_shards_is_an_error(medical_sources) -> None:
+    from fedray.errors import DataError
+
+    scenario = _scenario({"secondary_clients": 3, "min_client_size": 4})  # 23 VQA-RAD rows over 7
+    with pytest.raises(DataError, match=r"'medical_vqa' has 23 training rows for 7 clients.*size=4"):
+        build_federated_data(scenario)
