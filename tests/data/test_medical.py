@@ -31,7 +31,7 @@ from fedray.data.fedmllm import legacy_seed, task_mix, task_single
 from fedray.data.modality import IMAGE, TEXT
 from fedray.data.schema import samples_to_table
 from fedray.data.sources import DATA_SOURCES, SourceData, load_source
-from fedray.errors import ConfigError
+from fedray.errors import ConfigError, DataError
 
 N_IMAGE_QA, N_TEXT_QA = 23, 11
 
@@ -209,8 +209,6 @@ def test_medalpaca_as_the_reference_keeps_every_card_for_training(tmp_path: Path
 
 
 def test_too_few_rows_for_the_shards_is_an_error(medical_sources) -> None:
-    from fedray.errors import DataError
-
     scenario = _scenario({"secondary_clients": 3, "min_client_size": 4})  # 23 VQA-RAD rows over 7
     with pytest.raises(DataError, match=r"'medical_vqa' has 23 training rows for 7 clients.*size=4"):
         build_federated_data(scenario)
