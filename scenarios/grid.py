@@ -120,10 +120,10 @@ def medical_scenarios() -> dict[str, dict[str, Any]]:
     })
     single = _merge(base, {"partition": {"secondary_clients": 3}})
     mix = _merge(base, {
-        "description": "FedMLLM medical VTQA mix, q = 0.4. The reference draws which clients hold which task "
-                       "with numpy left unseeded, so its clients cannot be reproduced; fedray seeds that draw "
-                       "with the scenario seed (the coin flips and shards follow the reference's seed-41 "
-                       "stream).",
+        "description": "FedMLLM medical VTQA mix, q = 0.4. The reference draws which clients hold which "
+                       "task with numpy left unseeded, so its clients cannot be reproduced; fedray seeds "
+                       "that draw with the scenario seed (the coin flips and shards follow the reference's "
+                       "seed-41 stream).",
         "partition": {"task_absent_rate": 0.4}})
     out = {}
     for stem, scenario in (("vtqa-single-k7", single), ("vtqa-mix-q0.4", mix)):
