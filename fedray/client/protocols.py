@@ -135,4 +135,5 @@ def _fedmllm_vqa(rows: Sequence[Mapping[str, Any]], generations: Sequence[str]) 
     return flat
 
 
-_FEDMLLM_SCORERS: dict[str, Callable[..., dict[str, float]]] = {"choice": _fedmllm_choices, "vqa": _fedmllm_vqa}
+_FEDMLLM_SCORERS: dict[str, Callable[..., dict[str, float]]] = {
+    "choice": _fedmllm_choices, "vqa": _fedmllm_vqa}

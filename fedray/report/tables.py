@@ -195,8 +195,8 @@ def protocol_table(runs: Sequence[RunInfo]) -> tuple[list[dict[str, Any]], list[
         for scenario in scenarios:
             group = groups.get((method, scenario), [])
             if group:
-                rows.append({"method": method, "scenario": scenario, "runs": len(group),
-                             **{k: _cell([r.protocol_values.get(k, math.nan) for r in group]) for k in columns}})
+                cells = {k: _cell([r.protocol_values.get(k, math.nan) for r in group]) for k in columns}
+                rows.append({"method": method, "scenario": scenario, "runs": len(group), **cells})
     return rows, columns
 
 

@@ -69,7 +69,8 @@ def expected_user(sample: dict, agnostic: bool = False) -> str:
 def test_samples_are_the_references_turns_for_what_each_holds(scenario, capsys, agnostic):
     samples = show(capsys, str(scenario), f"modality.agnostic_prompt={str(agnostic).lower()}", "--limit", "4")
     assert len(samples) == 8 and {s["client_id"] for s in samples} == {0, 1}
-    assert {"client_id", "sample_id", "user", "assistant", "rendered", "has_image", "has_text"} <= set(samples[0])
+    keys = {"client_id", "sample_id", "user", "assistant", "rendered", "has_image", "has_text"}
+    assert keys <= set(samples[0])
     assert len({(s["has_image"], s["has_text"]) for s in samples}) >= 3  # several modality cases
     for s in samples:
         assert s["user"] == expected_user(s, agnostic)

@@ -66,7 +66,8 @@ def test_fedmllm_style_is_the_references_turns_in_every_modality_case(image, tex
     for row, question, options in ((HM, hm_question, HM_OPTIONS), (CRISIS, crisis_question, CRISIS_OPTIONS)):
         sample = held(row, image, text)
         assert style.user_display(sample) == reference_user(row, image, text, qualifier, question, options)
-        assert [c["type"] for c in style.user_message(sample)["content"]] == (["image"] if image else []) + ["text"]
+        slots = [c["type"] for c in style.user_message(sample)["content"]]
+        assert slots == (["image"] if image else []) + ["text"]
     assert style.target_text(held(HM, image, text)) == "(A) not-hateful"
     assert style.target_text(held(CRISIS, image, text)) == "(F) vehicle_damage"
 

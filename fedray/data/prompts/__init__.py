@@ -6,6 +6,8 @@ one file here and registers itself by being a file; see :mod:`fedray.data.prompt
 The default style's functions stay importable from here.
 """
 
+from fedray.config.load import register_semantic_check
+from fedray.config.schema import Scenario
 from fedray.data.prompts.base import (
     AGNOSTIC_WORDS,
     PROMPT_STYLES,
@@ -16,8 +18,6 @@ from fedray.data.prompts.base import (
     format_choice,
     prompt_style_problems,
 )
-from fedray.config.load import register_semantic_check
-from fedray.config.schema import Scenario
 from fedray.data.prompts.fedray_style import (
     AGNOSTIC_PHRASE,
     FedRayParams,

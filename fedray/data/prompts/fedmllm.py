@@ -8,13 +8,15 @@ A multiple-choice row (Hateful Memes, CrisisMMD, any row with ``choices``) gets,
     Options:
     (A) not-hateful
     (B) hateful
-    Answer with the option's letter from the given choices directly and only give the best option. The best answer is:
+    <the closing line>
 
-(the closing line ends with a space after the colon), after the image slot when the row holds an image. The instruction
-and the question both say what the answer is based on: " based on the text and image" when the row holds
-both, " based on the text" or " based on the image" when it holds one, nothing when it holds neither. The
-question names the two modalities in its dataset's order ("image and text" for CrisisMMD, whose instruction
-still says "text and image"; "text and image" everywhere else). With the augmentation (``agnostic``) both
+after the image slot when the row holds an image. The closing line is :data:`ENDING`, "Answer with the
+option's letter from the given choices directly and only give the best option. The best answer is: " (one
+line, ending with a space). The instruction and the question both say what the answer is based on:
+" based on the text and image" when the row holds both, " based on the text" or " based on the image"
+when it holds one, nothing when it holds neither. The question names the two modalities in its dataset's
+order ("image and text" for CrisisMMD, whose instruction still says "text and image"; "text and image"
+everywhere else). With the augmentation (``agnostic``) both
 sentences say ", without considering the modality" instead, whatever the row holds.
 
 The assistant's target is the lettered option, "(B) hateful".
