@@ -6,7 +6,9 @@
 Conditions (FedMLLM §6.4): aligned α ∈ {0.5, 1, 5}; modality missing β ∈ {0.3, 0.4, 0.5}; cross-modal
 k ∈ {3, 5, 7} image-only clients; hybrid q ∈ {0.2, 0.3, 0.4}; each also with the modality-agnostic prompt
 ("-aug"). The paper datasets read ``${FEDRAY_DATA}`` and ``${FEDRAY_MODEL}`` and reproduce the reference's
-splits (``mode: fedmllm``, seed 42); the offline grid runs the tiny model on the ``glyphs`` task here.
+splits (``mode: fedmllm``, seed 42) and prompts (``prompts.style: fedmllm``); the offline grid runs the tiny
+model on the ``glyphs`` task here, in fedray's own wording. Every scenario is scored by both evaluation
+protocols (strict, and the reference's under ``fedmllm_*`` keys).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ PAPER_BASE: dict[str, Any] = {
               "adam_beta2": 0.95, "lr_schedule": "cosine", "warmup_ratio": 0.01},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 50, "clients_per_round": 2, "sampler": "fedmllm"},
-    "eval": {"every": 5, "batch_size": 16},
+    "prompts": {"style": "fedmllm"},  # the reference's user and assistant turns, character for character
+    "eval": {"every": 5, "batch_size": 16, "protocol": ["strict", "fedmllm"]},
     # One client per GPU: an estimated 26-32 GB each with the reference's trained set in bfloat16 (see
     # docs/models.md); the pool takes as many GPUs as the cluster has, up to the 2 clients of a round.
     "resources": {"actors": None, "cpus_per_actor": 4, "gpus_per_actor": 1},
@@ -73,7 +76,7 @@ OFFLINE_BASE: dict[str, Any] = {
     "train": {"local_steps": 10, "batch_size": 16, "lr": 3.0e-3},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 20, "clients_per_round": 4},
-    "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy"},
+    "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy", "protocol": ["strict", "fedmllm"]},
     "resources": {"actors": 2, "cpus_per_actor": 1},
 }
 
@@ -158,8 +161,8 @@ def all_scenarios() -> dict[Path, dict[str, Any]]:
     return files
 
 
-ORDER = ("name", "description", "seed", "mode", "data", "partition", "modality", "model", "lora", "train",
-         "strategy", "federation", "eval", "resources")
+ORDER = ("name", "description", "seed", "mode", "data", "partition", "modality", "prompts", "model", "lora",
+         "train", "strategy", "federation", "eval", "resources")
 
 
 def render(path: Path, scenario: dict[str, Any]) -> str:

@@ -109,9 +109,24 @@ class ModalityConfig:
     name: str = spec("aligned", help="registered scenario: aligned, missing, cross_modal or hybrid")
     mode: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' client assignments for the same seed")
-    agnostic_prompt: bool = spec(False, help="FedMLLM's prompt augmentation: one modality-agnostic wording")
+    agnostic_prompt: bool = spec(False, help="FedMLLM's prompt augmentation: one modality-agnostic wording "
+                                             "whatever a sample holds (the words are prompts.style's)")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
                                       help="scenario parameters, e.g. missing_rate: 0.3")
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    """What the model is shown: the prompt style by registered name, with its parameters inline.
+
+    The style writes the user turn and the assistant's target; the model's chat template then decides the
+    tokens. Whether the wording is FedMLLM's modality-agnostic augmentation is ``modality.agnostic_prompt``.
+    """
+
+    style: str = spec("fedray", help="registered prompt style: fedray (fedray's wording), fedmllm (the "
+                                     "FedMLLM reference's, character for character) or template (your own)")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="style parameters, e.g. template: '{question}\\n{options}'")
 
 
 @dataclass(frozen=True)
@@ -304,6 +319,22 @@ class EvalConfig:
         ("full",), help="test conditions: full modalities, and/or with text or image removed")
     option_scores: bool = spec(True, help="score binary multiple-choice options by log-likelihood (ROC-AUC)")
     select_metric: str = spec("accuracy", help="validation metric that picks the best round")
+    protocol: tuple[Literal["strict", "fedmllm"], ...] = spec(
+        ("strict",), help="how answers are scored: strict (fedray's parser: exact options, an invalid "
+                          "bucket) and/or fedmllm (the reference's parser and metrics, keys fedmllm_*)")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.protocol:
+            out.append("eval.protocol: empty; give at least one of strict, fedmllm")
+        if len(set(self.protocol)) != len(self.protocol):
+            out.append(f"eval.protocol: {list(self.protocol)} names a protocol twice")
+        metric = self.select_metric.rsplit("/", 1)[-1]
+        if self.protocol and "strict" not in self.protocol and not metric.startswith("fedmllm_"):
+            out.append(f"eval.select_metric: {self.select_metric!r} is a strict-protocol metric, but "
+                       f"eval.protocol is {list(self.protocol)}; select a fedmllm_* metric (e.g. "
+                       "fedmllm_accuracy, fedmllm_auc, fedmllm_f1) or add strict to eval.protocol")
+        return out
 
 
 @dataclass(frozen=True)
@@ -340,6 +371,7 @@ class Scenario:
     data: DataConfig = spec(default_factory=DataConfig)
     partition: PartitionConfig = spec(default_factory=PartitionConfig)
     modality: ModalityConfig = spec(default_factory=ModalityConfig)
+    prompts: PromptsConfig = spec(default_factory=PromptsConfig)
     model: ModelConfig = spec(default_factory=ModelConfig)
     lora: LoraConfig = spec(default_factory=LoraConfig)
     train: TrainConfig = spec(default_factory=TrainConfig)
