@@ -218,3 +218,15 @@ def test_a_minicpmv_training_step_reaches_every_part_of_the_preset(tmp_path_fact
     nonzero = {n for n in with_grad if params[n].grad.abs().sum() > 0}  # lora_A waits for lora_B ≠ 0
     for part in (".embed_tokens.modules_to_save.", ".resampler.modules_to_save.", ".lora_B."):
         assert any(part in n for n in nonzero), part
+
+
+def test_trainable_patterns_reach_a_real_model_through_apply_lora():
+    from fedray.config.schema import ModelConfig, TinyVlmConfig
+    from fedray.models import build_model
+    from fedray.models.lora import apply_lora, get_adapter_state
+
+    built = build_model(ModelConfig(max_length=48, tiny=TinyVlmConfig(text_layers=2, vision_layers=1)))
+    model = apply_lora(built.model, LoraConfig(trainable=(r"model\.language_model\.norm",)), built.family)
+    trained = [n for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]
+    assert trained and all("language_model.norm" in n for n in trained)
+    assert any("language_model.norm" in key for key in get_adapter_state(model))  # aggregated too
