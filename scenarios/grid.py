@@ -6,7 +6,9 @@
 Conditions (FedMLLM §6.4): aligned α ∈ {0.5, 1, 5}; modality missing β ∈ {0.3, 0.4, 0.5}; cross-modal
 k ∈ {3, 5, 7} image-only clients; hybrid q ∈ {0.2, 0.3, 0.4}; each also with the modality-agnostic prompt
 ("-aug"). The paper datasets read ``${FEDRAY_DATA}`` and ``${FEDRAY_MODEL}`` and reproduce the reference's
-splits (``mode: fedmllm``, seed 42); the offline grid runs the tiny model on the ``glyphs`` task here.
+splits (``mode: fedmllm``, seed 42) and prompts (``prompts.style: fedmllm``); the offline grid runs the tiny
+model on the ``glyphs`` task here, in fedray's own wording. Every scenario is scored by both evaluation
+protocols (strict, and the reference's under ``fedmllm_*`` keys).
 """
 
 from __future__ import annotations
@@ -27,18 +29,24 @@ CONDITIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = (
     + [(f"hybrid-q{q:g}", {}, {"name": "hybrid", "absent_rate": q}) for q in (0.2, 0.3, 0.4)]
 )
 
-# The reference's training recipe (spec §3): 50 rounds, 2 of 10 clients, one local epoch at batch 4,
-# AdamW (wd 0.1, β2 0.95), lr 2e-5 with a cosine inside each local run, LoRA r 8 / α 8 / dropout 0.05.
+# The reference's training recipe: 50 rounds, 2 of 10 clients, one local epoch at batch 4,
+# AdamW (wd 0.1, β2 0.95), lr 2e-5 with a cosine inside each local run, LoRA r 8 / α 8 / dropout 0.05 on
+# the language model's q/k/v/o with the token embeddings and the projector trained in full (preset
+# fedmllm), sequences of at most 1,200 tokens, gradient checkpointing.
 PAPER_BASE: dict[str, Any] = {
     "seed": 42,
-    "model": {"name": "hf", "path": "${FEDRAY_MODEL}", "dtype": "bfloat16", "max_length": 1024},
-    "lora": {"rank": 8, "alpha": 8, "dropout": 0.05},
+    "model": {"name": "hf", "path": "${FEDRAY_MODEL}", "dtype": "bfloat16", "max_length": 1200,
+              "gradient_checkpointing": True},
+    "lora": {"rank": 8, "alpha": 8, "dropout": 0.05, "preset": "fedmllm"},
     "train": {"local_steps": None, "local_epochs": 1, "batch_size": 4, "lr": 2.0e-5, "weight_decay": 0.1,
               "adam_beta2": 0.95, "lr_schedule": "cosine", "warmup_ratio": 0.01},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 50, "clients_per_round": 2, "sampler": "fedmllm"},
-    "eval": {"every": 5, "batch_size": 16},
-    "resources": {"actors": 2, "cpus_per_actor": 4, "gpus_per_actor": 0.5},
+    "prompts": {"style": "fedmllm"},  # the reference's user and assistant turns, character for character
+    "eval": {"every": 5, "batch_size": 16, "protocol": ["strict", "fedmllm"]},
+    # One client per GPU: an estimated 26-32 GB each with the reference's trained set in bfloat16 (see
+    # docs/models.md); the pool takes as many GPUs as the cluster has, up to the 2 clients of a round.
+    "resources": {"actors": None, "cpus_per_actor": 4, "gpus_per_actor": 1},
 }
 
 DATASETS: dict[str, dict[str, Any]] = {
@@ -68,7 +76,7 @@ OFFLINE_BASE: dict[str, Any] = {
     "train": {"local_steps": 10, "batch_size": 16, "lr": 3.0e-3},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 20, "clients_per_round": 4},
-    "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy"},
+    "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy", "protocol": ["strict", "fedmllm"]},
     "resources": {"actors": 2, "cpus_per_actor": 1},
 }
 
@@ -97,20 +105,35 @@ def condition_scenarios(prefix: str, base: dict[str, Any], mode: str) -> dict[st
 
 
 def medical_scenarios() -> dict[str, dict[str, Any]]:
-    """Task heterogeneity: 7 VQA-RAD (image QA) clients, 3 MedAlpaca (text QA); scored on VQA-RAD + SLAKE."""
+    """Task heterogeneity: VQA-RAD (image QA) and MedAlpaca (text QA) clients, scored on VQA-RAD and SLAKE.
+
+    Single: 7 VQA-RAD clients, 3 MedAlpaca. Mix: each client lacks each task with chance q = 0.4, as the
+    reference's gen_data_medical_vtqa_mix.py. Like the reference, every MedAlpaca card is training data and
+    SLAKE is scored in every language.
+    """
     base = _merge(PAPER_BASE, {
-        "seed": 41,  # the reference's gen_data_medical_vtqa_single.py seeds with 41
+        "seed": 41,  # the reference's medical scripts seed Python's random with 41
         "data": {"source": "vqa_rad", "root": "${FEDRAY_DATA}/vqa_rad",
-                 "secondary": {"source": "medalpaca", "root": "${FEDRAY_DATA}/medalpaca"},
+                 "secondary": {"source": "medalpaca", "root": "${FEDRAY_DATA}/medalpaca",
+                               "options": {"skip_empty": False, "all_train": True}},
                  "eval_sources": [{"source": "slake", "root": "${FEDRAY_DATA}/Slake1.0",
-                                   "options": {"english_only": True}}]},
-        "partition": {"name": "iid", "num_clients": 10, "min_client_size": 1, "mode": "fedmllm",
-                      "secondary_clients": 3},
+                                   "options": {"english_only": False}}]},
+        "partition": {"name": "iid", "num_clients": 10, "min_client_size": 1, "mode": "fedmllm"},
         "eval": {"max_new_tokens": 16},
     })
-    return {"vtqa-single-k7": _merge(base, {"name": "medical-vtqa-single-k7"}),
-            "vtqa-single-k7-aug": _merge(base, {"name": "medical-vtqa-single-k7-aug",
-                                                "modality": {"agnostic_prompt": True}})}
+    single = _merge(base, {"partition": {"secondary_clients": 3}})
+    mix = _merge(base, {
+        "description": "FedMLLM medical VTQA mix, q = 0.4. The reference draws which clients hold which "
+                       "task with numpy left unseeded, so its clients cannot be reproduced; fedray seeds "
+                       "that draw with the scenario seed (the coin flips and shards follow the reference's "
+                       "seed-41 stream).",
+        "partition": {"task_absent_rate": 0.4}})
+    out = {}
+    for stem, scenario in (("vtqa-single-k7", single), ("vtqa-mix-q0.4", mix)):
+        out[stem] = _merge(scenario, {"name": f"medical-{stem}"})
+        out[f"{stem}-aug"] = _merge(scenario, {"name": f"medical-{stem}-aug",
+                                               "modality": {"agnostic_prompt": True}})
+    return out
 
 
 def offline_task_heterogeneity() -> dict[str, dict[str, Any]]:
@@ -138,8 +161,8 @@ def all_scenarios() -> dict[Path, dict[str, Any]]:
     return files
 
 
-ORDER = ("name", "description", "seed", "mode", "data", "partition", "modality", "model", "lora", "train",
-         "strategy", "federation", "eval", "resources")
+ORDER = ("name", "description", "seed", "mode", "data", "partition", "modality", "prompts", "model", "lora",
+         "train", "strategy", "federation", "eval", "resources")
 
 
 def render(path: Path, scenario: dict[str, Any]) -> str:

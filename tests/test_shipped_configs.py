@@ -41,4 +41,4 @@ def test_generated_grid_is_up_to_date():
     grid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grid)
     assert grid.main(["--check"]) == 0, "run: python scenarios/grid.py"
-    assert len(grid.all_scenarios()) == 24 * 3 + 2 + 1
+    assert len(grid.all_scenarios()) == 24 * 3 + 4 + 1  # medical: single and mix, each also -aug

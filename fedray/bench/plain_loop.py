@@ -111,6 +111,7 @@ class PlainLoop:
     def __init__(self, scenario: Scenario) -> None:
         from fedray.data.federated import build_federated_data
         from fedray.data.modality import mask_rows
+        from fedray.data.prompts import build_prompt_style
         from fedray.engine.sampler import sample_cohort
         from fedray.models.base import build_model
         from fedray.models.collate import Collator
@@ -123,7 +124,8 @@ class PlainLoop:
         with torch_seeded(derive_seed(s.seed, "lora_init")):  # the same initial adapter as fedray's actors
             self.model = apply_lora(built.model, s.lora, built.family)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        collator = Collator(built.processor, s.model.max_length, agnostic_prompt=s.modality.agnostic_prompt)
+        collator = Collator(built.processor, s.model.max_length,
+                            prompt=build_prompt_style(s.prompts, s.modality.agnostic_prompt))
         self.pad_id = collator.pad_id
         n, m = len(data.specs), s.federation.clients_per_round
         self.cohorts = {r: sample_cohort(s.seed, r, n, m, s.federation.sampler)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -35,6 +36,7 @@ PLUGIN_REGISTRIES = {
     "partitioner": "fedray.data.partition:PARTITIONERS",
     "fedmllm_partitioner": "fedray.data.partition:FEDMLLM_PARTITIONERS",
     "modality": "fedray.data.modality:MODALITY_SCENARIOS",
+    "prompt_style": "fedray.data.prompts:PROMPT_STYLES",
     "model_builder": "fedray.models.base:MODEL_BUILDERS",
     "train_engine": "fedray.client.trainers:TRAINERS",
 }
@@ -110,6 +112,7 @@ def chosen_plugins(scenario: Any) -> list[ChosenPlugin]:
               *(("data_source", where, src, "source") for where, src in sources),
               (partitioner, "partition", scenario.partition, "name"),
               ("modality", "modality", scenario.modality, "name"),
+              ("prompt_style", "prompts", scenario.prompts, "style"),
               ("model_builder", "model", scenario.model, "name"),
               ("train_engine", "train.engine", scenario.train.engine, "name")]
     return [ChosenPlugin(kind, f"{where}.{key}", getattr(section, key), *_section_values(section))
@@ -177,6 +180,8 @@ def format_value(value: Any) -> str:
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, str) and value and ("\n" in value or value != value.strip()):
+        return json.dumps(value)  # YAML's double-quoted form keeps newlines and edge spaces visible
     return repr(value) if value == "" else str(value)
 
 

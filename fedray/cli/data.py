@@ -1,8 +1,15 @@
-"""``fedray data inspect SCENARIO [key=value ...] [--json] [--plot PNG]``: who holds what, before a run.
+"""``fedray data inspect|show SCENARIO [key=value ...]``: who holds what, and what the model is shown.
 
-Builds the scenario's federated data exactly as a run would (same seed, same partition and modality
-plan) without starting Ray or a model, then prints a per-client table of sizes, label histogram and
-modality mix and saves a PNG plot; ``--json`` prints the clients of the manifest instead.
+Both build the scenario's federated data exactly as a run would (same seed, same partition and modality
+plan) without starting Ray.
+
+- ``inspect [--json] [--plot PNG]`` prints a per-client table of sizes, label histogram and modality mix
+  and saves a PNG plot; ``--json`` prints the clients of the manifest instead.
+- ``show [--client N] [--limit K] [--test] [--json]`` prints samples exactly as a client trains on them:
+  the user turn (the image slot written ``<image>``) and the assistant's target, as the scenario's prompt
+  style writes them, and the text the model sees, rendered by the scenario's chat template (through the
+  model's processor, built without the model where the builder allows). ``--test`` shows the main test
+  set's prompts instead (full modalities, as evaluation renders them).
 """
 
 from __future__ import annotations
@@ -14,21 +21,38 @@ from typing import Any
 
 from fedray.config.load import load_scenario
 
-HELP = "inspect a scenario's data: per-client sizes, labels and modalities"
+HELP = "a scenario's data before a run: who holds what (inspect), what the model is shown (show)"
+INSPECT_HELP = "inspect a scenario's data: per-client sizes, labels and modalities"
+SHOW_HELP = "show samples as a client trains on them: prompt, target, rendered chat template"
 MODALITY_ORDER = ("image+text", "image", "text", "none")
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", required=True)
-    inspect = sub.add_parser("inspect", help=HELP, description=HELP)
+    inspect = sub.add_parser("inspect", help=INSPECT_HELP, description=INSPECT_HELP)
     inspect.add_argument("scenario", help="scenario YAML file")
     inspect.add_argument("overrides", nargs="*", help="key.path=value overrides")
     inspect.add_argument("--json", action="store_true", help="print the clients as JSON")
     inspect.add_argument("--plot", default=None,
                          help="PNG path (default <output.root>/<name>-clients.png; 'none' to skip)")
+    show = sub.add_parser("show", help=SHOW_HELP, description=SHOW_HELP)
+    show.add_argument("scenario", help="scenario YAML file")
+    show.add_argument("overrides", nargs="*", help="key.path=value overrides")
+    show.add_argument("--client", type=int, default=None, help="only this client (default: every client)")
+    show.add_argument("--limit", type=int, default=3, help="samples per client (default 3)")
+    show.add_argument("--test", action="store_true", help="the main test set's prompts instead")
+    show.add_argument("--json", action="store_true", help="print a JSON list of samples")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.data_command == "show":
+        from fedray.cli.data_show import show
+
+        return show(args)
+    return inspect(args)
+
+
+def inspect(args: argparse.Namespace) -> int:
     import fedray.checks  # noqa: F401  (registry-aware checks)
     from fedray.data.federated import build_federated_data
     from fedray.data.manifest import build_manifest

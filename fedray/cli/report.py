@@ -5,6 +5,9 @@ Finds every run directory at or below the given directories (a sweep directory w
 
 - ``results.md`` / ``.csv``: methods × scenarios, the test metric at the best validation round as
   mean ± std over runs (their count in brackets); ``runs.csv``: one line per run;
+- ``protocols.md`` / ``.csv``: where runs were scored by the fedmllm protocol too (``eval.protocol``),
+  the strict metrics (``accuracy``, ``macro_f1``, ``auc``) beside the fedmllm ones (``fedmllm_accuracy``,
+  ``fedmllm_f1``, ``fedmllm_auc``) at the same round, mean ± std over runs;
 - ``communication.md`` / ``.csv``: total adapter traffic per run (MiB);
 - ``fairness.md`` / ``.csv``: per-client spread where runs recorded per-client evaluations (the local
   baseline), skipped otherwise;
@@ -37,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
         fairness_table,
         find_runs,
         load_run,
+        protocol_table,
         results_table,
         runs_rows,
         write_table,
@@ -53,6 +57,10 @@ def main(args: argparse.Namespace) -> int:
           f"metric {', '.join(metrics)} (test, at the best validation round)\n")
     print(write_table(results_table(runs), ["method", *scenarios], out / "results"))
     write_table(runs_rows(runs), list(runs_rows(runs[:1])[0]), out / "runs")
+    protocols, columns = protocol_table(runs)
+    if protocols:
+        print("\nstrict and fedmllm protocols side by side (test, same round):\n")
+        print(write_table(protocols, ["method", "scenario", "runs", *columns], out / "protocols"))
     print("\ncommunication (MiB per run):\n")
     print(write_table(communication_table(runs), ["method", *scenarios], out / "communication"))
     fairness = fairness_table(runs)

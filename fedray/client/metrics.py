@@ -127,9 +127,7 @@ def score_generations(rows: Sequence[Mapping[str, Any]], generations: Sequence[s
     """
     if len(rows) != len(generations):
         raise ValueError(f"{len(generations)} generations for {len(rows)} rows")
-    groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(_row_kind(row, label_names, i), []).append(i)
+    groups = group_rows(rows, label_names)
     results = {
         kind: _SCORERS[kind]([rows[i] for i in idx], [generations[i] for i in idx], label_names)
         for kind, idx in groups.items()
@@ -140,6 +138,15 @@ def score_generations(rows: Sequence[Mapping[str, Any]], generations: Sequence[s
     merged = {"accuracy": sum(r["accuracy"] * r["n"] for r in results.values()) / n, "n": n}
     merged.update({f"{kind}/{k}": v for kind, r in results.items() for k, v in r.items()})
     return merged
+
+
+def group_rows(rows: Sequence[Mapping[str, Any]], label_names: Sequence[str]) -> dict[str, list[int]]:
+    """Row indices by kind: ``choice`` (rows with choices), ``vqa`` (open-ended, with an answer_type) and
+    ``label`` (closed vocabulary over ``label_names``), in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(_row_kind(row, label_names, i), []).append(i)
+    return groups
 
 
 def _row_kind(row: Mapping[str, Any], label_names: Sequence[str], i: int) -> str:
@@ -155,11 +162,12 @@ def _row_kind(row: Mapping[str, Any], label_names: Sequence[str], i: int) -> str
 
 def _score_choices(rows, generations, label_names) -> dict[str, float]:
     predictions = [parse_choice(g, r["choices"]) for g, r in zip(generations, rows)]
-    targets = [_choice_target(r) for r in rows]
+    targets = [choice_target(r) for r in rows]
     return classification_metrics(predictions, targets, max(len(r["choices"]) for r in rows))
 
 
-def _choice_target(row: Mapping[str, Any]) -> int:
+def choice_target(row: Mapping[str, Any]) -> int:
+    """The index of a choice row's true option: its ``label``, else the option its ``answer`` names."""
     label = row.get("label")
     target = parse_choice(str(row["answer"]), row["choices"]) if label is None else int(label)
     if target is None or not 0 <= target < len(row["choices"]):

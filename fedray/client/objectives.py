@@ -10,7 +10,6 @@ unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -147,19 +146,40 @@ class AdaptiveProx(LocalObjective):
     skip_layers: int = spec(4, ge=0, help="language-model layers left free at each end")
 
     def begin(self, model: Any, global_state: AdapterState) -> ObjectiveRun:
-        window = range(self.skip_layers, num_lm_layers(model) - self.skip_layers)
-        chosen = [p for name, p in model.named_parameters()
-                  if p.requires_grad and lm_layer_index(name) in window]
+        layers = num_lm_layers(model)
+        window = range(self.skip_layers, layers - self.skip_layers)
+        trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        chosen = [p for name, p in trainable if lm_layer_index(name) in window]
+        if not chosen:
+            raise FedRayError(_empty_window_message(self.skip_layers, layers, [n for n, _ in trainable]))
         return _ProximalRun(chosen, self.mu * self.weight)
 
 
-_LM_LAYER = re.compile(r"language_model\.(?:model\.)?layers\.(\d+)\.")
-
-
 def lm_layer_index(param_name: str) -> int | None:
-    """The language-model layer a parameter belongs to, or None (vision tower, projector, head)."""
-    match = _LM_LAYER.search(param_name)
-    return int(match.group(1)) if match else None
+    """The language-model decoder layer a parameter belongs to, or None (vision tower, projector, head).
+
+    The layer prefix comes from the model-family registry (``language_model`` for LLaVA and Qwen2-VL,
+    ``text_model`` for Idefics3, ``llm`` for MiniCPM-V), so the window is found on every family.
+    """
+    # Imported here: the models package loads transformers, which the aggregator (it builds objectives
+    # but never runs them) must not pay for.
+    from fedray.models.families import FAMILIES
+
+    for family in FAMILIES:
+        match = FAMILIES.get(family).layer_pattern.search(param_name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _empty_window_message(skip_layers: int, layers: int, trainable: list[str]) -> str:
+    """Why adaptive_prox regularizes nothing, with what it saw, so the fix is obvious."""
+    shown = ", ".join(trainable[:6]) + (f" (+{len(trainable) - 6} more)" if len(trainable) > 6 else "")
+    found = sorted({i for i in map(lm_layer_index, trainable) if i is not None})
+    return (f"objective adaptive_prox: its layer window [{skip_layers}, {layers - 1 - skip_layers}] of the "
+            f"language model's {layers} layers selects no trainable parameter (trainable layers found: "
+            f"{found or 'none'}; trainable parameters: {shown or 'none'}); lower objective.skip_layers "
+            "below half the layer count, or put LoRA on the language model's layers (lora.target_modules)")
 
 
 def num_lm_layers(model: Any) -> int:

@@ -9,7 +9,8 @@ equal ``Collator.train_batch`` of the masked rows bit for bit.
 
 **Files.** A *unit* is up to ``shard_rows`` rows of one table under one mask, in one file named by a key of
 everything its content depends on: the collator (:func:`collator_key`: processor, tokenizer and chat
-template, fedray's prompt and batch code, library versions, ``agnostic_prompt``, ``max_length``), the
+template, fedray's prompt and batch code, library versions, the prompt style's fingerprint (style,
+parameters, ``modality.agnostic_prompt``), ``max_length``), the
 table's content (:func:`table_fingerprint`), the split name, the mask and the row positions. A second run
 on the same data maps the files the first one wrote; anything that changes an input changes the key.
 
@@ -60,7 +61,7 @@ SHARD_ROWS = 256
 def collator_key(collator: Collator) -> str:
     """A digest of everything besides the row that decides what :meth:`Collator.encode` returns."""
     return digest({"format": FORMAT, "processor": processor_fingerprint(collator.processor),
-                   "agnostic_prompt": collator.agnostic_prompt, "max_length": collator.max_length,
+                   "prompt": collator.prompt.fingerprint(), "max_length": collator.max_length,
                    "store_code": code_digest(["fedray.client.prepared", "fedray.client.prepared_files",
                                                "fedray.client.tensor_columns"])})
 

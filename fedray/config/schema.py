@@ -88,8 +88,19 @@ class PartitionConfig:
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' splits exactly for the same seed")
     secondary_clients: int = spec(0, ge=0, help="clients that do data.secondary's task instead "
                                               "(task heterogeneity); 0: every client does the main task")
+    task_absent_rate: Optional[float] = spec(
+        None, ge=0.0, lt=1.0, help="task heterogeneity as FedMLLM's medical mix, instead of "
+        "secondary_clients: each client lacks the main and data.secondary's task each with this chance; "
+        "one drawn with neither gets one by a coin flip, one with both holds a shard of each")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
                                       help="partitioner parameters, e.g. alpha: 0.5")
+
+    def problems(self) -> list[str]:
+        if self.task_absent_rate is not None and self.secondary_clients:
+            return [f"partition: secondary_clients ({self.secondary_clients}) and task_absent_rate "
+                    f"({self.task_absent_rate}) are two ways to give clients the second task; set one "
+                    "and the other to its default (0, null)"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -100,26 +111,41 @@ class ModalityConfig:
     name: str = spec("aligned", help="registered scenario: aligned, missing, cross_modal or hybrid")
     mode: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' client assignments for the same seed")
-    agnostic_prompt: bool = spec(False, help="FedMLLM's prompt augmentation: one modality-agnostic wording")
+    agnostic_prompt: bool = spec(False, help="FedMLLM's prompt augmentation: one modality-agnostic wording "
+                                             "whatever a sample holds (the words are prompts.style's)")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
                                       help="scenario parameters, e.g. missing_rate: 0.3")
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    """What the model is shown: the prompt style by registered name, with its parameters inline.
+
+    The style writes the user turn and the assistant's target; the model's chat template then decides the
+    tokens. Whether the wording is FedMLLM's modality-agnostic augmentation is ``modality.agnostic_prompt``.
+    """
+
+    style: str = spec("fedray", help="registered prompt style: fedray (fedray's wording), fedmllm (the "
+                                     "FedMLLM reference's, character for character) or template (your own)")
+    options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
+                                      help="style parameters, e.g. template: '{question}\\n{options}'")
 
 
 @dataclass(frozen=True)
 class TinyVlmConfig:
     """Sizes of the offline LLaVA-style model built from config (no download)."""
 
-    image_size: int = spec(32, ge=8)
-    patch_size: int = spec(8, ge=1)
-    vision_hidden_size: int = spec(64, ge=8)
-    vision_layers: int = spec(2, ge=1)
-    vision_heads: int = spec(4, ge=1)
-    text_hidden_size: int = spec(128, ge=8)
-    text_layers: int = spec(2, ge=1)
-    text_heads: int = spec(4, ge=1)
-    text_kv_heads: int = spec(2, ge=1)
+    image_size: int = spec(32, ge=8, help="side of the square input image, in pixels")
+    patch_size: int = spec(8, ge=1, help="side of a vision patch (image_size must be a multiple)")
+    vision_hidden_size: int = spec(64, ge=8, help="width of the vision tower")
+    vision_layers: int = spec(2, ge=1, help="transformer layers of the vision tower")
+    vision_heads: int = spec(4, ge=1, help="attention heads of the vision tower")
+    text_hidden_size: int = spec(128, ge=8, help="width of the language model (its MLP is twice as wide)")
+    text_layers: int = spec(2, ge=1, help="decoder layers of the language model")
+    text_heads: int = spec(4, ge=1, help="attention heads of the language model")
+    text_kv_heads: int = spec(2, ge=1, help="key/value heads (grouped-query attention)")
     vocab_size: int = spec(1024, ge=300, help="upper bound on the byte-level BPE vocabulary")
-    max_position_embeddings: int = spec(512, ge=32)
+    max_position_embeddings: int = spec(512, ge=32, help="longest sequence the language model accepts")
     init_seed: int = spec(0, ge=0, help="seed of the base weights (same on every actor)")
 
     def problems(self) -> list[str]:
@@ -187,15 +213,21 @@ class LoraConfig:
     dropout: float = spec(0.0, ge=0.0, lt=1.0)
     target_modules: Optional[str] = spec(
         None, help="regex over module paths that receive LoRA (None: the model family's preset)")
-    preset: Literal["attention", "attention_mlp"] = spec(
+    preset: Literal["attention", "attention_mlp", "fedmllm"] = spec(
         "attention", help="with target_modules unset: the language model's attention projections, "
-                          "or attention and MLP")
+                          "or attention and MLP; fedmllm: what the FedMLLM reference trains (LoRA on the "
+                          "language model's q/k/v/o in every decoder layer, plus the family's token "
+                          "embeddings and projector trained in full and aggregated)")
     vision: bool = spec(False, help="with target_modules unset: LoRA on the vision tower's attention too")
     train_projector: bool = spec(
         False, help="train the family's vision-language projector in full and aggregate it with the "
                     "adapter (its bytes are added to every round's traffic)")
     modules_to_save: tuple[str, ...] = spec(
-        (), help="modules trained in full and aggregated with the adapter (e.g. multi_modal_projector)")
+        (), help="modules trained in full and aggregated with the adapter, by name: a module whose path "
+                 "ends with one is taken (e.g. multi_modal_projector, embed_tokens)")
+    trainable: tuple[str, ...] = spec(
+        (), help="regexes over full module paths (e.g. 'llm\\.model\\.norm'): the outermost modules that "
+                 "match are trained in full and aggregated, like modules_to_save")
 
 
 @dataclass(frozen=True)
@@ -292,6 +324,22 @@ class EvalConfig:
         ("full",), help="test conditions: full modalities, and/or with text or image removed")
     option_scores: bool = spec(True, help="score binary multiple-choice options by log-likelihood (ROC-AUC)")
     select_metric: str = spec("accuracy", help="validation metric that picks the best round")
+    protocol: tuple[Literal["strict", "fedmllm"], ...] = spec(
+        ("strict",), help="how answers are scored: strict (fedray's parser: exact options, an invalid "
+                          "bucket) and/or fedmllm (the reference's parser and metrics, keys fedmllm_*)")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.protocol:
+            out.append("eval.protocol: empty; give at least one of strict, fedmllm")
+        if len(set(self.protocol)) != len(self.protocol):
+            out.append(f"eval.protocol: {list(self.protocol)} names a protocol twice")
+        metric = self.select_metric.rsplit("/", 1)[-1]
+        if self.protocol and "strict" not in self.protocol and not metric.startswith("fedmllm_"):
+            out.append(f"eval.select_metric: {self.select_metric!r} is a strict-protocol metric, but "
+                       f"eval.protocol is {list(self.protocol)}; select a fedmllm_* metric (e.g. "
+                       "fedmllm_accuracy, fedmllm_auc, fedmllm_f1) or add strict to eval.protocol")
+        return out
 
 
 @dataclass(frozen=True)
@@ -328,6 +376,7 @@ class Scenario:
     data: DataConfig = spec(default_factory=DataConfig)
     partition: PartitionConfig = spec(default_factory=PartitionConfig)
     modality: ModalityConfig = spec(default_factory=ModalityConfig)
+    prompts: PromptsConfig = spec(default_factory=PromptsConfig)
     model: ModelConfig = spec(default_factory=ModelConfig)
     lora: LoraConfig = spec(default_factory=LoraConfig)
     train: TrainConfig = spec(default_factory=TrainConfig)

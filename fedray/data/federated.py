@@ -2,7 +2,8 @@
 
 The pipeline, each step seeded from the scenario seed:
 1. load the main source (and ``data.secondary`` for task heterogeneity) with their splits;
-2. choose which clients do the secondary task (``partition.secondary_clients``);
+2. choose which clients do the secondary task (``partition.secondary_clients``, or
+   ``partition.task_absent_rate`` where a client may hold both tasks);
 3. partition each task's training rows over its clients (``partition``);
 4. plan the modalities each client and sample holds (``modality``);
 5. write the specs: row indices into one concatenated training table, and per-sample modality masks.
@@ -54,50 +55,117 @@ def build_federated_data(s: Scenario) -> FederatedData:
     """Run the whole data pipeline of scenario ``s`` (see the module docstring)."""
     primary = load_primary(s.data, s.seed)
     sources = [primary]
-    if s.partition.secondary_clients:
+    if _has_second_task(s):
         if s.data.secondary is None:
-            raise DataError("partition.secondary_clients is set but data.secondary names no source")
+            raise DataError("partition.secondary_clients or partition.task_absent_rate is set but "
+                            "data.secondary names no source for the second task; set data.secondary")
         sources.append(load_further(s.data.secondary, s.data, s.seed))
     train = pa.concat_tables([src.train for src in sources])
     offsets = np.cumsum([0] + [src.train.num_rows for src in sources])
-    owners = _task_owners(s)
-    parts: list[np.ndarray] = [np.empty(0, np.int64)] * s.partition.num_clients
-    for task_idx, (src, clients) in enumerate(zip(sources, owners)):
-        cfg = dataclasses.replace(s.partition, num_clients=len(clients))
-        if task_idx and s.partition.mode == "fedray":
-            # The second task is sharded IID, as FedMLLM does (the main partitioner's options do not apply).
-            cfg = dataclasses.replace(cfg, name="iid", options={})
-        labels = _labels(src.train)
-        for client, part in zip(clients, partition(labels, cfg, derive_seed(s.seed, "task", task_idx)
-                                                   if task_idx else s.seed)):
-            parts[client] = part + offsets[task_idx]
-    task_of = {c: sources[t].task for t, clients in enumerate(owners) for c in clients}
+    pieces: list[list[np.ndarray]] = [[] for _ in range(s.partition.num_clients)]
+    tasks: list[list[str]] = [[] for _ in range(s.partition.num_clients)]
+    for task_idx, assignment in enumerate(_task_shards(s, sources)):
+        for client, rows in assignment:
+            pieces[client].append(rows + offsets[task_idx])
+            tasks[client].append(sources[task_idx].task)
+    # A client holding two tasks' shards (the medical mix) holds their rows in table order, as every client.
+    parts = [p[0] if len(p) == 1 else np.sort(np.concatenate(p)) for p in pieces]
+    task_of = {c: "+".join(t) for c, t in enumerate(tasks)}
     specs = _specs(train, _holdings(sources), parts, task_of, s)
     tests = [EvalSet("test", primary.test, primary.label_names)]
-    tests += [EvalSet(src.task, src.test, src.label_names) for src in sources[1:]]
+    # A second task without a test split (MedAlpaca with all_train, as the reference uses it) is not scored.
+    tests += [EvalSet(src.task, src.test, src.label_names) for src in sources[1:] if src.test.num_rows]
     for extra in s.data.eval_sources:
         further = load_further(extra, s.data, s.seed)
         tests.append(EvalSet(extra.source, further.test, further.label_names))
     validation = EvalSet("validation", primary.validation, primary.label_names) \
         if primary.validation.num_rows else None
-    return FederatedData(train=train, specs=specs, label_names={src.task: src.label_names for src in sources},
+    return FederatedData(train=train, specs=specs, label_names=_label_names(sources, task_of),
                          validation=validation, tests=tests)
 
 
+def _has_second_task(s: Scenario) -> bool:
+    return bool(s.partition.secondary_clients) or s.partition.task_absent_rate is not None
+
+
+def _task_shards(s: Scenario, sources: list[DatasetSplits]) -> fedmllm.TaskShards:
+    """Per task, (client, row numbers into that task's table) for every client that holds a shard of it.
+
+    Under ``mode: fedmllm`` with the ``iid`` partitioner a second task follows the reference's medical
+    scripts, one seeded ``random`` stream from choosing the clients to cutting the shards
+    (:func:`fedray.data.fedmllm.task_single`, :func:`~fedray.data.fedmllm.task_mix`). Otherwise the clients
+    of each task are chosen first and each task's rows are partitioned over them on their own.
+    """
+    p = s.partition
+    if len(sources) == 1:
+        return [list(enumerate(partition(_labels(sources[0].train), p, s.seed)))]
+    if p.task_absent_rate is None and p.secondary_clients >= p.num_clients:
+        raise DataError(f"partition.secondary_clients={p.secondary_clients} leaves no client for the main "
+                        f"task (num_clients={p.num_clients}); lower it")
+    if p.mode == "fedmllm" and p.name == "iid":
+        rows = (sources[0].train.num_rows, sources[1].train.num_rows)
+        shards = fedmllm.task_mix(p.num_clients, p.task_absent_rate, rows, s.seed) \
+            if p.task_absent_rate is not None else \
+            fedmllm.task_single(p.num_clients, p.num_clients - p.secondary_clients, rows, s.seed)
+        _check_shards(shards, sources, p.min_client_size)
+        return shards
+    out = []
+    for task_idx, (src, clients) in enumerate(zip(sources, _task_owners(s))):
+        cfg = dataclasses.replace(p, num_clients=len(clients))
+        if task_idx and p.mode == "fedray":
+            # The second task is sharded IID, as FedMLLM does (the main partitioner's options do not apply).
+            cfg = dataclasses.replace(cfg, name="iid", options={})
+        seed = derive_seed(s.seed, "task", task_idx) if task_idx else s.seed
+        out.append(list(zip(clients, partition(_labels(src.train), cfg, seed))) if clients else [])
+    return out
+
+
 def _task_owners(s: Scenario) -> list[list[int]]:
-    """Client ids doing the main task, then (if any) those doing the secondary task, each sorted."""
+    """Client ids doing the main task, then those doing the secondary task, each sorted."""
     n, k2 = s.partition.num_clients, s.partition.secondary_clients
-    if k2 == 0:
-        return [list(range(n))]
-    if k2 >= n:
-        raise DataError(f"partition.secondary_clients={k2} leaves no client for the main task "
-                        f"(num_clients={n}); lower it")
+    if s.partition.task_absent_rate is not None:
+        return _mix_owners(s)
     if s.partition.mode == "fedmllm":
         main = fedmllm.main_task_clients(n, n - k2, s.seed)
     else:
         main = derive_rng(s.seed, "task_owners").choice(n, size=n - k2, replace=False).tolist()
     main_set = set(main)
     return [sorted(main_set), [c for c in range(n) if c not in main_set]]
+
+
+def _mix_owners(s: Scenario) -> list[list[int]]:
+    """``task_absent_rate``: each client holds each task with chance 1 − q; one with neither gets one by a
+    coin flip (the reference's draws under ``mode: fedmllm``, seeded fedray streams otherwise)."""
+    n, q = s.partition.num_clients, s.partition.task_absent_rate
+    if s.partition.mode == "fedmllm":
+        return fedmllm.mix_holders(n, q, s.seed)[0]
+    rng = derive_rng(s.seed, "task_mix")
+    presence = rng.binomial(1, 1.0 - q, size=(n, 2))  # (client, task)
+    coins = rng.random(n)
+    for client in np.flatnonzero(presence.sum(axis=1) == 0):
+        presence[client, 0 if coins[client] < 0.5 else 1] = 1
+    return [np.flatnonzero(presence[:, task]).tolist() for task in (0, 1)]
+
+
+def _check_shards(shards: fedmllm.TaskShards, sources: list[DatasetSplits], min_size: int) -> None:
+    """Every shard holds at least ``partition.min_client_size`` rows, as the partitioners guarantee."""
+    for src, assignment in zip(sources, shards):
+        short = [client for client, rows in assignment if len(rows) < min_size]
+        if short:
+            raise DataError(f"task {src.task!r} has {src.train.num_rows} training rows for "
+                            f"{len(assignment)} clients, so client(s) {short} would hold fewer than "
+                            f"partition.min_client_size={min_size}; use fewer clients, more data or a "
+                            "smaller partition.min_client_size")
+
+
+def _label_names(sources: list[DatasetSplits], task_of: dict[int, str]) -> dict[str, tuple[str, ...]]:
+    """Task → label names; a client holding two tasks has a combined task (``a+b``) whose label names are
+    the tasks' own where they agree, else none (the manifest then shows raw label values)."""
+    names = {src.task: src.label_names for src in sources}
+    for task in set(task_of.values()) - set(names):
+        parts = {names[t] for t in task.split("+")}
+        names[task] = parts.pop() if len(parts) == 1 else ()
+    return names
 
 
 def _specs(train: pa.Table, holdings: tuple[np.ndarray, np.ndarray], parts: list[np.ndarray],

@@ -28,7 +28,7 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, repair_a
     last client takes the remainder, and the label's rows (in table order) are cut into contiguous chunks.
     """
     groups = _label_groups_in_first_appearance_order(labels)
-    shares = np.random.RandomState(seed).dirichlet([alpha] * num_clients, len(groups))
+    shares = np.random.RandomState(legacy_seed(seed)).dirichlet([alpha] * num_clients, len(groups))
     buckets: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
     for label_idx, rows in enumerate(groups):
         splits = np.floor(shares[label_idx] * len(rows)).astype(np.int64)
@@ -45,16 +45,78 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, repair_a
 
 def iid_split(num_rows: int, num_clients: int, seed: int) -> list[np.ndarray]:
     """The medical split: ``random.shuffle`` the rows, equal shards, the last takes the remainder."""
+    return _shards(random.Random(seed), num_rows, num_clients)
+
+
+def _shards(stream: random.Random, num_rows: int, num_shards: int) -> list[np.ndarray]:
+    """``stream.shuffle`` the row numbers and cut ``num_shards`` equal shards, the last taking the remainder
+    (the medical scripts' ``get_splits``/``split_data``); no shard and no draw when ``num_shards`` is 0."""
+    if num_shards == 0:
+        return []
     order = list(range(num_rows))
-    random.Random(seed).shuffle(order)
-    size = len(order) // num_clients
-    cuts = [size * c for c in range(1, num_clients)]
-    return [np.asarray(p, dtype=np.int64) for p in np.split(np.asarray(order), cuts)]
+    stream.shuffle(order)
+    size = len(order) // num_shards
+    cuts = [size * c for c in range(1, num_shards)]
+    return [np.asarray(p, dtype=np.int64) for p in np.split(np.asarray(order, dtype=np.int64), cuts)]
 
 
 def main_task_clients(num_clients: int, num_main: int, seed: int) -> list[int]:
     """Task heterogeneity: the clients that do the main (image QA) task, as the reference picks them."""
     return random.Random(seed).sample(range(num_clients), num_main)
+
+
+#: Per task (main, then secondary): (client, row numbers into that task's table), in assignment order.
+TaskShards = list[list[tuple[int, np.ndarray]]]
+
+
+def task_single(num_clients: int, num_main: int, task_rows: tuple[int, int], seed: int) -> TaskShards:
+    """``gen_data_medical_vtqa_single.py``: one ``random`` stream seeded with ``seed``.
+
+    ``random.sample`` picks the ``num_main`` main-task (image QA) clients; the same stream then shuffles the
+    main task's rows, whose shards go to those clients in sample order, and then the secondary task's rows,
+    whose shards go to the other clients in ascending order (the reference lists them as a set difference
+    of small ints, which Python iterates in ascending order).
+    """
+    stream = random.Random(seed)
+    main = stream.sample(range(num_clients), num_main)
+    rest = [c for c in range(num_clients) if c not in main]
+    main_shards = _shards(stream, task_rows[0], len(main))
+    return [list(zip(main, main_shards)), list(zip(rest, _shards(stream, task_rows[1], len(rest))))]
+
+
+def task_mix(num_clients: int, absent_rate: float, task_rows: tuple[int, int], seed: int) -> TaskShards:
+    """``gen_data_medical_vtqa_mix.py``: which clients hold the main task, the secondary, or both.
+
+    Presence (client, task) is 1 with chance ``1 − absent_rate``, from ``np.random.binomial(1, 1 − q,
+    (n, 2))``; the reference leaves numpy unseeded there, so no run of it can be matched: fedray seeds that
+    draw with ``seed``. Then one ``random`` stream seeded with ``seed``: for each client in id order that
+    holds neither task, ``random() < 0.5`` gives it the main task, else the secondary; it shuffles the main
+    rows into one shard per holder and then the secondary rows likewise; holders take shards in id order.
+    (The reference then shuffles each two-task client's samples together, which orders rows inside that
+    client only; fedray draws its own batches, so that last draw is not made.)
+    """
+    holders, stream = mix_holders(num_clients, absent_rate, seed)
+    main_shards = _shards(stream, task_rows[0], len(holders[0]))
+    return [list(zip(holders[0], main_shards)),
+            list(zip(holders[1], _shards(stream, task_rows[1], len(holders[1]))))]
+
+
+def mix_holders(num_clients: int, absent_rate: float, seed: int) -> tuple[list[list[int]], random.Random]:
+    """The medical mix's presence draw and coin flips (see :func:`task_mix`): per task the clients that hold
+    it, in id order, and the ``random`` stream positioned after the coins."""
+    presence = np.random.RandomState(legacy_seed(seed)).binomial(1, 1.0 - absent_rate, size=(num_clients, 2))
+    stream = random.Random(seed)
+    for client in range(num_clients):
+        if not presence[client].any():
+            presence[client, 0 if stream.random() < 0.5 else 1] = 1
+    return [np.flatnonzero(presence[:, task]).tolist() for task in (0, 1)], stream
+
+
+def legacy_seed(seed: int) -> int:
+    """``seed`` as numpy's legacy ``RandomState`` takes it (below 2**32): unchanged when it already is (the
+    reference's own seeds), else its high 32 bits folded onto its low 32 by XOR (fedray derives 63-bit
+    seeds, e.g. for a second task's partition)."""
+    return (seed ^ (seed >> 32)) & 0xFFFF_FFFF
 
 
 def _label_groups_in_first_appearance_order(labels: np.ndarray) -> list[np.ndarray]:
@@ -98,7 +160,7 @@ class ModalityDraws:
 
     def presence(self, num_clients: int, keep: float, scenario: str) -> np.ndarray:
         """(n, 2) 0/1 per client and modality (image, text): ``np.random.binomial(1, keep, (n, 2))``."""
-        return np.random.RandomState(self.seed).binomial(1, keep, size=(num_clients, 2))
+        return np.random.RandomState(legacy_seed(self.seed)).binomial(1, keep, size=(num_clients, 2))
 
     def coin(self, sample_id: str, scenario: str) -> float:
         """One uniform per call from a single stream, in the order the samples are visited."""

@@ -66,8 +66,7 @@ class ClientActor:
         built = build_model(setup.model)
         with torch_seeded(derive_seed(setup.seed, "lora_init")):
             self.model = apply_lora(built.model, setup.lora, built.family).to(self.device)
-        self.collator = Collator(built.processor, setup.model.max_length,
-                                 agnostic_prompt=setup.agnostic_prompt)
+        self.collator = Collator(built.processor, setup.model.max_length, prompt=setup.prompt)
         self.prepare_data(train, eval_tables)
 
     def prepare_data(self, train: pa.Table, eval_tables: Mapping[str, pa.Table],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedray.config.schema import EvalConfig, LoraConfig, ModelConfig, Scenario, TrainConfig
+from fedray.data.prompts import PromptStyle, build_prompt_style
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class ClientSetup:
     lora: LoraConfig
     train: TrainConfig  # the run mode's budget (the centralized baseline's is the whole cohort's)
     eval: EvalConfig
-    agnostic_prompt: bool  # one modality-agnostic prompt wording (modality.agnostic_prompt)
+    prompt: PromptStyle  # the words of both turns (prompts.style, with modality.agnostic_prompt)
     torch_threads: int
     gpus_per_actor: float  # the actor's GPU share, to cap its memory at
     cap_gpu_memory: bool
@@ -33,6 +34,11 @@ class ClientSetup:
         res = scenario.resources
         return cls(seed=scenario.seed, model=scenario.model, lora=scenario.lora,
                    train=scenario.train if train is None else train, eval=scenario.eval,
-                   agnostic_prompt=scenario.modality.agnostic_prompt,
+                   prompt=build_prompt_style(scenario.prompts, scenario.modality.agnostic_prompt),
                    torch_threads=res.torch_threads or max(1, int(res.cpus_per_actor)),
                    gpus_per_actor=res.gpus_per_actor, cap_gpu_memory=res.cap_gpu_memory)
+
+    @property
+    def agnostic_prompt(self) -> bool:
+        """Whether the prompt is FedMLLM's modality-agnostic augmentation."""
+        return self.prompt.agnostic

@@ -1,17 +1,19 @@
 """Driver-side evaluation: which sets and test conditions to run, and turning generations into metrics.
 
-Generation happens on the client actors (sharded); scoring happens here, on the few columns it needs.
-Metric names: the main test set under full modalities gives bare names (``accuracy``, ``macro_f1``,
-``invalid_rate``, ``auc`` ...); another condition prefixes it (``image_only/accuracy``); another eval set
-prefixes its name (``slake/accuracy``). The validation split is scored apart, to pick the best round
-without looking at the test set.
+Generation happens on the client actors (sharded); scoring happens here, on the few columns it needs,
+by each protocol of ``eval.protocol`` (:mod:`fedray.client.protocols`). Metric names: the main test set
+under full modalities gives bare names (strict: ``accuracy``, ``macro_f1``, ``invalid_rate``, ``auc`` ...;
+fedmllm: ``fedmllm_accuracy``, ``fedmllm_f1``, ``fedmllm_auc`` ...); another condition prefixes it
+(``image_only/accuracy``); another eval set prefixes its name (``slake/accuracy``). The validation split
+is scored apart, to pick the best round without looking at the test set.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fedray.client.metrics import roc_auc, score_generations
+from fedray.client.metrics import roc_auc
+from fedray.client.protocols import score_protocols
 from fedray.client.scoring import binary_auc_scores
 from fedray.config.schema import EvalConfig
 from fedray.data.federated import EvalSet, FederatedData
@@ -57,10 +59,12 @@ class Evaluator:
         rows = self.rows[eval_set.name]
         if not rows:
             return {}
-        binary = self.cfg.option_scores and all(len(r["choices"] or ()) == 2 for r in rows)
+        # Option log-likelihoods give the strict protocol's AUC; the fedmllm protocol reads generations only.
+        binary = (self.cfg.option_scores and "strict" in self.cfg.protocol
+                  and all(len(r["choices"] or ()) == 2 for r in rows))
         shard = self.pool.evaluate(state_ref, eval_set.name, len(rows), EVAL_TIMEOUT_S, condition,
                                    score_options=binary)
-        metrics = score_generations(rows, shard.generations, eval_set.label_names)
+        metrics = score_protocols(self.cfg.protocol, rows, shard.generations, eval_set.label_names)
         if binary and shard.option_logprobs is not None:
             metrics["auc"] = roc_auc(binary_auc_scores(shard.option_logprobs),
                                      [list(r["choices"]).index(r["answer"]) for r in rows])

@@ -121,14 +121,14 @@ class Centralized(RunMode):
     name = "centralized"
 
     def train_config(self) -> TrainConfig:
-        """As many samples a round as the federated cohort processes: ``local_steps`` ×
-        ``clients_per_round`` steps (``local_epochs`` over the pooled data already match, since each
-        client would have done those epochs over its own share)."""
+        """As many samples a round as the federated cohort processes, m = ``clients_per_round`` of K
+        clients: ``local_steps`` × m steps, or ``local_epochs`` × m/K passes over the pooled data (each
+        of the m clients would have made ``local_epochs`` passes over its own share, about 1/K of it)."""
         s = self.scenario
-        if s.train.local_steps is None:
-            return s.train
         cohort = min(s.federation.clients_per_round, s.partition.num_clients)
-        return replace(s.train, local_steps=s.train.local_steps * cohort)
+        if s.train.local_steps is not None:
+            return replace(s.train, local_steps=s.train.local_steps * cohort)
+        return replace(s.train, local_epochs=s.train.local_epochs * cohort / s.partition.num_clients)
 
     def client_specs(self, specs: Sequence[ClientSpec]) -> list[ClientSpec]:
         return [pooled(specs)]

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from fedray.data.prompts import assistant_message, target_text, user_message
+from fedray.data.prompts import PromptStyle, default_style
 from fedray.data.schema import decode_image
 from fedray.errors import DataError
 
@@ -98,9 +98,9 @@ class RowEncodings(Encodings):
 class Collator:
     """Turns sample rows (dicts in the Arrow sample schema) into model inputs."""
 
-    def __init__(self, processor: Any, max_length: int, agnostic_prompt: bool = False) -> None:
+    def __init__(self, processor: Any, max_length: int, prompt: PromptStyle | None = None) -> None:
         self.processor = processor
-        self.agnostic_prompt = agnostic_prompt  # FedMLLM's prompt augmentation (see fedray.data.prompts)
+        self.prompt = prompt or default_style()  # the words of both turns (see fedray.data.prompts)
         self.tokenizer = processor.tokenizer
         self.max_length = max_length
         self.pad_id = self.tokenizer.pad_token_id
@@ -110,7 +110,7 @@ class Collator:
     # -- one sample -----------------------------------------------------------------------------
     def encode(self, row: Mapping[str, Any], with_answer: bool = True) -> Encoded:
         """``row``'s prompt (tokens and image tensors) and, ``with_answer``, its target's tokens."""
-        messages = [user_message(row, self.agnostic_prompt)]
+        messages = [self.prompt.user_message(row)]
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         images = [decode_image(row["image"])] if row.get("image") is not None else None
         encoded = dict(self.processor(text=[text], images=images, return_tensors="pt"))
@@ -123,10 +123,10 @@ class Collator:
 
     def answer_ids(self, row: Mapping[str, Any]) -> list[int]:
         """The target's tokens: the text the template adds after the generation prompt (e.g. " seven</s>")."""
-        user = [user_message(row, self.agnostic_prompt)]
+        user = [self.prompt.user_message(row)]
         prompt = self.processor.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
         full = self.processor.apply_chat_template(
-            user + [assistant_message(target_text(row))], tokenize=False
+            user + [self.prompt.assistant_message(row)], tokenize=False
         )
         if not full.startswith(prompt):
             raise DataError("the chat template renders the prompt differently with and without the "

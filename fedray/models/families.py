@@ -1,5 +1,6 @@
-"""Per-family facts about image-text-to-text models: where LoRA goes, what the projector is called and how
-the ``hf`` builder loads the family.
+"""Per-family facts about image-text-to-text models: where LoRA goes, what the projector and the token
+embeddings are called (what the ``fedmllm`` preset trains in full) and how the ``hf`` builder loads the
+family.
 
 A family is keyed by the model config's ``model_type`` (or ``model.family``). The LoRA presets are regexes
 over full module paths, because a family's language model, vision tower and projector share layer names
@@ -18,10 +19,13 @@ built from config with transformers 5.24 (MiniCPM-V: off its released remote cod
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from fedray.config.schema import LoraConfig
+from fedray.errors import ModelError
 from fedray.registry import Registry
 
 
@@ -35,9 +39,17 @@ class Family:
     vision_tower: str  # prefix of the vision encoder's attention modules
     vision_attention: tuple[str, ...]
     projector: str  # the vision-language projector's module name (modules_to_save)
+    embeddings: str = "embed_tokens"  # the language model's token embedding table (modules_to_save)
     # How fedray.models.hf loads it: "image_text_to_text" (AutoModelForImageTextToText + AutoProcessor) or
     # "remote_code" (the model directory's own code, through AutoModel with trust_remote_code).
     loader: str = "image_text_to_text"
+
+    @property
+    def layer_pattern(self) -> re.Pattern:
+        """Matches a parameter of the language model's decoder layer N (group 1), under any wrapper
+        prefix (PEFT's ``base_model.model.``, a ``model.`` container) and with or without the decoder's
+        own ``model.`` level (``llm.model.layers.3.``, ``text_model.layers.3.``)."""
+        return re.compile(rf"(?:^|\.){self.language_model}\.(?:model\.)?layers\.(\d+)\.")
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -103,16 +115,67 @@ def lora_targets(cfg: LoraConfig, family: str) -> str:
     if cfg.target_modules is not None:
         return cfg.target_modules
     fam = FAMILIES.get(family)
-    language = fam.attention + (fam.mlp if cfg.preset == "attention_mlp" else ())
-    parts = [rf".*{fam.language_model}.*\.({'|'.join(language)})"]
+    if cfg.preset == "fedmllm":
+        parts = [fedmllm_targets(fam)]
+    else:
+        language = fam.attention + (fam.mlp if cfg.preset == "attention_mlp" else ())
+        parts = [rf".*{fam.language_model}.*\.({'|'.join(language)})"]
     if cfg.vision:
         parts.append(rf".*{fam.vision_tower}.*\.({'|'.join(fam.vision_attention)})")
     return parts[0] if len(parts) == 1 else "(" + "|".join(parts) + ")"
 
 
-def modules_to_save(cfg: LoraConfig, family: str) -> list[str]:
-    """``cfg.modules_to_save`` plus the family's projector when ``cfg.train_projector``."""
-    names = list(cfg.modules_to_save)
-    if cfg.train_projector and FAMILIES.get(family).projector not in names:
-        names.append(FAMILIES.get(family).projector)
-    return names
+def fedmllm_targets(fam: Family) -> str:
+    r"""The FedMLLM reference's LoRA targets for any family: q/k/v/o of every decoder layer's ``self_attn``.
+
+    On MiniCPM-V this selects exactly what the reference's script passes to PEFT,
+    ``llm\..*layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)`` (matched in full against module
+    paths); the optional leading group admits a family's container prefix (``model.language_model...``).
+    """
+    return rf"(?:.*\.)?{fam.language_model}\..*layers\.\d+\.self_attn\.({'|'.join(fam.attention)})"
+
+
+def modules_to_save(cfg: LoraConfig, family: str, model: Any = None) -> list[str]:
+    """Modules trained in full and aggregated with the adapter, as names PEFT matches by path suffix.
+
+    In order: the family's token embeddings and projector under ``preset: fedmllm`` (the reference saves
+    ``embed_tokens`` and ``resampler``), ``cfg.modules_to_save``, the projector when
+    ``cfg.train_projector``, and the full paths of the modules ``cfg.trainable`` selects in ``model``
+    (which must then be given); each once.
+    """
+    fam = FAMILIES.get(family)
+    names = [fam.embeddings, fam.projector] if cfg.preset == "fedmllm" and cfg.target_modules is None else []
+    names += list(cfg.modules_to_save)
+    if cfg.train_projector:
+        names.append(fam.projector)
+    if cfg.trainable:
+        if model is None:
+            raise ModelError("lora.trainable is set but no model was given to resolve its patterns "
+                             "against; pass the model to fedray.models.families.modules_to_save")
+        names += trainable_modules(model, cfg.trainable)
+    return list(dict.fromkeys(names))
+
+
+def trainable_modules(model: Any, patterns: Sequence[str]) -> list[str]:
+    """Full paths of the outermost modules of ``model`` whose path fully matches one of ``patterns``.
+
+    Outermost only: PEFT cannot wrap a module inside one it already trains in full, and the outer copy
+    trains the inner one anyway. A pattern that matches no module is an error naming some of the paths.
+    """
+    paths = [name for name, _ in model.named_modules() if name]
+    compiled = [re.compile(p) for p in patterns]
+    unmatched = [p.pattern for p in compiled if not any(p.fullmatch(path) for path in paths)]
+    if unmatched:
+        raise ModelError(f"lora.trainable pattern(s) {unmatched} match no module path of this model; paths "
+                         f"include: {', '.join(_sample_paths(paths))}")
+    chosen: list[str] = []
+    for path in paths:  # named_modules lists a parent before its children
+        if any(p.fullmatch(path) for p in compiled) and not any(path.startswith(c + ".") for c in chosen):
+            chosen.append(path)
+    return chosen
+
+
+def _sample_paths(paths: Sequence[str], limit: int = 12) -> list[str]:
+    """A few paths from the top of the tree (at most two levels deep), to show what names look like."""
+    shallow = [p for p in paths if p.count(".") <= 1]
+    return (shallow or list(paths))[:limit]

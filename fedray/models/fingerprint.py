@@ -12,9 +12,11 @@ import hashlib
 import importlib
 import inspect
 import json
+import pkgutil
 from typing import Any, Iterable
 
-#: fedray modules whose code decides what a sample becomes (prompts, masks, image decoding, batching).
+#: fedray modules (a package: all of its modules) whose code decides what a sample becomes (prompt
+#: styles, masks, image decoding, batching).
 CODE_MODULES: tuple[str, ...] = (
     "fedray.data.prompts", "fedray.data.schema", "fedray.data.modality", "fedray.models.collate",
 )
@@ -65,12 +67,22 @@ def library_versions(names: Iterable[str]) -> dict[str, str]:
 
 
 def code_digest(modules: Iterable[str]) -> str:
-    """A SHA-256 over the source files of ``modules``."""
+    """A SHA-256 over the source files of ``modules``, and of every module inside those that are packages."""
     h = hashlib.sha256()
-    for name in sorted(set(modules)):
+    for name in sorted(_with_submodules(modules)):
         h.update(name.encode())
         h.update(inspect.getsource(importlib.import_module(name)).encode())
     return h.hexdigest()
+
+
+def _with_submodules(modules: Iterable[str]) -> set[str]:
+    names = set()
+    for name in modules:
+        names.add(name)
+        module = importlib.import_module(name)
+        if hasattr(module, "__path__"):  # a package: its modules decide too
+            names.update(info.name for info in pkgutil.walk_packages(module.__path__, prefix=name + "."))
+    return names
 
 
 def _settings(obj: Any, skip: set[str]) -> Any:

@@ -31,7 +31,7 @@ def apply_lora(model: Any, cfg: LoraConfig, family: str = "llava") -> Any:
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
         target_modules=lora_targets(cfg, family),
-        modules_to_save=modules_to_save(cfg, family) or None,
+        modules_to_save=modules_to_save(cfg, family, model) or None,
         bias="none",
     )
     try:

@@ -4,11 +4,16 @@ A run directory is any directory holding ``config.yaml`` and ``history.jsonl`` (
 missing: a sweep's scheduler kills the trials it stops early). Everything is read from those files:
 
 - **method**: the run mode for baselines (``zero_shot``, ``local``, ``centralized``); for federated runs
-  the strategy name, with ``+<objective>`` when the client objective is not ``plain`` (``fedavg+fedprox``);
+  the strategy name, with ``-<variant>`` when the strategy's variant is not ``standard``
+  (``fedadagrad-fedmllm``) and ``+<objective>`` when the client objective is not ``plain``
+  (``fedavg+fedprox``);
 - **scenario**: the scenario's ``name`` with the parts naming the method or the seed removed
   (``offline-aligned-a0.5-fedadam-seed1`` → ``offline-aligned-a0.5``);
 - **value**: the test value of ``eval.select_metric`` at the round the validation split picked (the first
-  best, as the engine picks it), or at the last evaluated round when there is no validation split.
+  best, as the engine picks it), or at the last evaluated round when there is no validation split;
+- **protocol values**: at that same round, each evaluation protocol's headline metrics (strict
+  ``accuracy``, ``macro_f1``, ``auc`` beside fedmllm's ``fedmllm_accuracy``, ``fedmllm_f1``,
+  ``fedmllm_auc``), for the table that sets the two protocols side by side.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from fedray.engine.history import read_history
 from fedray.errors import FedRayError
 
 _SEED_PART = re.compile(r"^(seed|s)\d+$", re.IGNORECASE)
+#: Each strict headline metric with its fedmllm-protocol counterpart (see fedray.client.protocols).
+PROTOCOL_PAIRS: tuple[tuple[str, str], ...] = (
+    ("accuracy", "fedmllm_accuracy"), ("macro_f1", "fedmllm_f1"), ("auc", "fedmllm_auc"))
 
 
 @dataclass
@@ -47,6 +55,7 @@ class RunInfo:
     mib_sent: float
     curve: list[tuple[int, float]] = field(default_factory=list)  # (server_round, test metric)
     client_values: dict[str, float] = field(default_factory=dict)  # last per-client evaluation
+    protocol_values: dict[str, float] = field(default_factory=dict)  # PROTOCOL_PAIRS keys at that round
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -68,7 +77,11 @@ def method_of(config: dict[str, Any]) -> str:
     mode = config.get("mode", "federated")
     if mode != "federated":
         return mode
-    strategy = (config.get("strategy") or {}).get("name", "fedavg")
+    strategy_cfg = config.get("strategy") or {}
+    strategy = strategy_cfg.get("name", "fedavg")
+    variant = strategy_cfg.get("variant", (strategy_cfg.get("options") or {}).get("variant", "standard"))
+    if variant != "standard":
+        strategy = f"{strategy}-{variant}"
     objective = (config.get("objective") or {}).get("name", "plain")
     return strategy if objective == "plain" else f"{strategy}+{objective}"
 
@@ -109,6 +122,8 @@ def load_run(path: str | Path, metric: str | None = None) -> RunInfo:
         mib_sent=sum(h.get("bytes_sent") or 0 for h in history) / 2**20,
         curve=[(h["round"], _number(h["eval"].get(metric))) for h in evaluated],
         client_values={str(c): _number(m.get(metric)) for c, m in last_clients.items()},
+        protocol_values={k: _number(chosen["eval"][k]) for pair in PROTOCOL_PAIRS for k in pair
+                         if chosen and k in chosen["eval"]},
     )
 
 
@@ -165,6 +180,24 @@ def results_table(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
             row[scenario] = f"{_cell([r.value for r in group])} ({len(group)})" if group else "-"
         rows.append(row)
     return rows
+
+
+def protocol_table(runs: Sequence[RunInfo]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Method × scenario rows with each protocol's headline metrics side by side (mean ± std over runs),
+    and the metric columns present; empty when no run recorded a fedmllm-protocol metric."""
+    present = {k for r in runs for k in r.protocol_values}
+    if not any(fedmllm in present for _, fedmllm in PROTOCOL_PAIRS):
+        return [], []
+    columns = [k for pair in PROTOCOL_PAIRS for k in pair if k in present]
+    methods, scenarios, groups = _grid(runs)
+    rows = []
+    for method in methods:
+        for scenario in scenarios:
+            group = groups.get((method, scenario), [])
+            if group:
+                cells = {k: _cell([r.protocol_values.get(k, math.nan) for r in group]) for k in columns}
+                rows.append({"method": method, "scenario": scenario, "runs": len(group), **cells})
+    return rows, columns
 
 
 def communication_table(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:

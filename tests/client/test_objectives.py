@@ -137,3 +137,57 @@ def test_objective_parameters_are_described():
     assert rows["skip_layers"]["default"] == 4 and rows["skip_layers"]["bounds"] == ">= 0"
     assert all(row["help"] for row in rows.values())
     assert OBJECTIVES.params_class("plain") is LocalObjective
+
+
+# One LoRA parameter name per family, as PEFT names them on the real module trees: (name, layer or None).
+FAMILY_PARAM_NAMES = {
+    "llava": [("base_model.model.model.language_model.layers.3.self_attn.q_proj.lora_A.default.weight", 3),
+              ("base_model.model.model.vision_tower.vision_model.encoder.layers.3.self_attn.q_proj."
+               "lora_A.default.weight", None)],
+    "qwen2_vl": [("base_model.model.model.language_model.layers.5.mlp.up_proj.lora_B.default.weight", 5),
+                 ("base_model.model.model.visual.blocks.5.attn.qkv.lora_A.default.weight", None)],
+    "idefics3": [("base_model.model.model.text_model.layers.7.self_attn.v_proj.lora_A.default.weight", 7),
+                 ("base_model.model.model.vision_model.encoder.layers.7.self_attn.v_proj.lora_A.default."
+                  "weight", None)],
+    "minicpmv": [("base_model.model.llm.model.layers.9.self_attn.q_proj.lora_A.default.weight", 9),
+                 ("base_model.model.vpm.encoder.layers.9.self_attn.q_proj.lora_A.default.weight", None),
+                 ("base_model.model.resampler.modules_to_save.default.kv_proj.weight", None)],
+    "assembled": [("base_model.model.language_model.model.layers.2.self_attn.q_proj.lora_A.default.weight",
+                   2),
+                  ("base_model.model.vision_tower.blocks.2.0.expand_conv.lora_A.default.weight", None)],
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_PARAM_NAMES))
+def test_layer_index_follows_each_family_s_module_paths(family):
+    for name, layer in FAMILY_PARAM_NAMES[family]:
+        assert lm_layer_index(name) == layer, name
+
+
+class _FakeMiniCPMV(torch.nn.Module):
+    """MiniCPM-V's layout (``llm.model.layers.N``, ``vpm``, ``resampler``) with 6 decoder layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"num_hidden_layers": 6})()
+        decoder = torch.nn.Module()
+        decoder.layers = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(6))
+        self.llm = torch.nn.Module()
+        self.llm.model = decoder
+        self.vpm = torch.nn.Linear(2, 2)
+        self.resampler = torch.nn.Linear(2, 2)
+
+
+def test_adaptive_prox_window_on_minicpmv_layout():
+    model = _FakeMiniCPMV()
+    run = AdaptiveProx(skip_layers=2).begin(model, {})
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted({lm_layer_index(names[id(p)]) for p in run.params}) == [2, 3]
+    assert len(run.params) == 4  # weight and bias of layers 2 and 3; vpm and resampler adapt freely
+
+
+def test_a_window_that_selects_nothing_is_an_error_naming_what_it_saw():
+    expected = (r"window \[3, 2\] of the language model's 6 layers selects no trainable parameter "
+                r"\(trainable layers found: \[0, 1, 2, 3, 4, 5\]")
+    with pytest.raises(FedRayError, match=expected):
+        AdaptiveProx(skip_layers=3).begin(_FakeMiniCPMV(), {})

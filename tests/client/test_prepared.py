@@ -16,10 +16,10 @@ from fedray.client.cache_files import CacheJob, ensure_files, map_batch
 from fedray.client.evaluate import generate_answers
 from fedray.client.prepared import PreparedStore, table_fingerprint, train_needs
 from fedray.client.scoring import option_logprobs
-from fedray.config.schema import ModelConfig, TinyVlmConfig
+from fedray.config.schema import ModelConfig, PromptsConfig, TinyVlmConfig
 from fedray.data.manifest import ClientSpec
 from fedray.data.modality import BOTH, IMAGE, NONE, TEXT, mask_rows
-from fedray.data.prompts import format_choice
+from fedray.data.prompts import build_prompt_style, format_choice
 from fedray.data.sources import read_source
 from fedray.errors import DataError
 from fedray.models import build_model
@@ -134,9 +134,12 @@ def test_a_second_store_maps_what_the_first_built_and_a_changed_input_misses(bui
 
     first = prepare(Collator(built.processor, 256))
     assert len(first.built) == 2 and len(first.mapped) == 2
-    again = prepare(Collator(built.processor, 256))
+    again = prepare(Collator(built.processor, 256, prompt=build_prompt_style(PromptsConfig())))
     assert again.built == [] and again.mapped == first.mapped  # a second run skips the work
-    for changed in (Collator(built.processor, 256, agnostic_prompt=True), Collator(built.processor, 200)):
+    agnostic = build_prompt_style(PromptsConfig(), agnostic=True)
+    fedmllm = build_prompt_style(PromptsConfig(style="fedmllm"))
+    for changed in (Collator(built.processor, 256, prompt=agnostic), Collator(built.processor, 200),
+                    Collator(built.processor, 256, prompt=fedmllm)):
         store = prepare(changed)
         assert len(store.built) == 2 and not set(store.mapped) & set(first.mapped)
     edited = glyphs.set_column(glyphs.schema.get_field_index("question"), "question",

@@ -33,11 +33,12 @@ def _killer(sim_box: dict, at_round: int, delay_s: float):
 @pytest.mark.parametrize("retries", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_actor_killed_mid_round(ray_cluster, tmp_path, retries):
     base = small_scenario()
-    s = replace(base, train=replace(base.train, local_steps=25),
+    # Fits long enough (≈1–2 s each) that the kill, 0.3 s into round 2, lands inside one on any machine.
+    s = replace(base, train=replace(base.train, local_steps=80),
                 federation=replace(base.federation, rounds=3, fit_retries=retries),
                 eval=replace(base.eval, every=0, at_start=False))
     box: dict = {}
-    sim = Simulation(s, tmp_path, [RoundCallback(_killer(box, at_round=2, delay_s=1.0))])
+    sim = Simulation(s, tmp_path, [RoundCallback(_killer(box, at_round=2, delay_s=0.3))])
     box["sim"] = sim
     sim.execute()
     history = read_history(tmp_path / "history.jsonl")

@@ -174,8 +174,8 @@ def test_rejected_client_does_not_count_towards_k():
                         "'fedadam', 'fedyogi'"),
     ({"inner": "dp"}, "strategy.inner: got 'dp'"),
     ({"inner": "fedadam", "inner_params": {"momentum": 0.9}},
-     "strategy.inner_params.momentum: strategy 'fedadam' has no parameter 'momentum'; "
-     "it accepts: eta, beta1"),
+     "strategy.inner_params.momentum: strategy 'fedadam' has no parameter 'momentum' "
+     r"\(a parameter of fedavgm\); it accepts: eta, beta1"),
     ({"inner": "fedadam", "inner_params": {"eta": -1.0}}, "inner_params.eta: got -1.0, must be > 0"),
     ({"inner_params": [1, 2]}, "strategy.inner_params: got a list, expected a mapping"),
     ({"clip_norm": 0.0}, "strategy.clip_norm: got 0.0, must be > 0"),

@@ -21,7 +21,8 @@ MINI = str(ROOT / "scenarios" / "mini.yaml")
 @pytest.fixture(autouse=True)
 def user_paths(tmp_path, monkeypatch):
     """The paper sweeps read ${FEDRAY_DATA}/<dataset> and ${FEDRAY_MODEL}; give them directories."""
-    (tmp_path / "data" / "hateful_memes").mkdir(parents=True)
+    for dataset in ("hateful_memes", "CrisisMMD_v2.0"):
+        (tmp_path / "data" / dataset).mkdir(parents=True)
     (tmp_path / "model").mkdir()
     monkeypatch.setenv("FEDRAY_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("FEDRAY_MODEL", str(tmp_path / "model"))

@@ -33,7 +33,8 @@ SPLIT_FILES: dict[str, str] = {"train": "train.json", "validation": "validate.js
 @dataclass(frozen=True)
 class SlakeParams:
     reads_files: ClassVar[bool] = True
-    english_only: bool = spec(True, help="keep the English questions (q_lang == en) only")
+    english_only: bool = spec(True, help="keep the English questions (q_lang == en) only; the FedMLLM "
+                                         "reference scores every language (false), as the paper scenarios do")
     max_image_side: Optional[int] = max_image_side_option()
 
 

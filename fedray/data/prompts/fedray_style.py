@@ -1,36 +1,31 @@
-"""Turning a sample into chat messages.
+"""The ``fedray`` prompt style (the default): fedray's own wording, unchanged since the first release.
 
-The model-specific chat template (applied by the processor) decides the exact tokens; this module decides
-only the content. A missing modality is absent, never imputed: a row whose ``image`` is None gets no image
-slot and a row whose ``text`` is None gets no context line. The question says which modalities the
-answer is based on ("... based on the image and text?"), as in FedMLLM's prompts, unless the scenario
-asks for the modality-agnostic prompt augmentation of FedMLLM: one wording whatever is present
-("..., without considering the modality?"), used alike in training and evaluation.
+The question says which modalities the answer is based on ("... based on the image and text?"), and with
+FedMLLM's prompt augmentation one wording whatever is present ("..., without considering the modality?"),
+used alike in training and evaluation. Context text comes as "Text: ...", and multiple-choice rows list
+their options lettered on one line, "Options: (A) not-hateful (B) hateful", and are trained to answer
+"(B) hateful"; other rows answer with the ``answer`` string itself. There is no instruction line and no
+closing line (the ``fedmllm`` style has both).
 
-Multiple-choice rows list their options lettered, "(A) not-hateful (B) hateful", and are trained to
-answer "(B) hateful"; other rows answer with the ``answer`` string itself.
+The module-level functions are the style itself (``agnostic`` as an argument); they stay importable from
+:mod:`fedray.data.prompts` for code that renders the default wording directly.
 """
 
 from __future__ import annotations
 
-import string
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-Message = dict[str, Any]
+from fedray.data.prompts.base import (
+    AGNOSTIC_WORDS,
+    Message,
+    PromptStyle,
+    choice_target,
+    format_choice,
+    register_style,
+)
 
-AGNOSTIC_PHRASE = "without considering the modality"
-
-
-def choice_letter(index: int) -> str:
-    """"A" for 0, "B" for 1, ...; options beyond Z are not supported by the lettered format."""
-    if not 0 <= index < len(string.ascii_uppercase):
-        raise ValueError(f"option index {index} outside A..Z")
-    return string.ascii_uppercase[index]
-
-
-def format_choice(index: int, text: str) -> str:
-    """The lettered form of one option, also the training target: "(B) hateful"."""
-    return f"({choice_letter(index)}) {text}"
+AGNOSTIC_PHRASE = AGNOSTIC_WORDS
 
 
 def modality_phrase(row: Mapping[str, Any], agnostic: bool) -> str:
@@ -66,21 +61,26 @@ def user_text(row: Mapping[str, Any], agnostic: bool = False) -> str:
 
 def target_text(row: Mapping[str, Any]) -> str:
     """What the assistant is trained to say: the lettered option for choice rows, else the answer."""
-    answer = str(row["answer"])
-    choices = row.get("choices")
-    if choices and answer in choices:
-        return format_choice(list(choices).index(answer), answer)
-    return answer
+    return choice_target(row)
 
 
 def user_message(row: Mapping[str, Any], agnostic: bool = False) -> Message:
     """The user turn: an image slot when the row has an image, then the text."""
-    content: list[dict[str, Any]] = []
-    if row.get("image") is not None:
-        content.append({"type": "image"})
-    content.append({"type": "text", "text": user_text(row, agnostic)})
-    return {"role": "user", "content": content}
+    return FedRayStyle(params=FedRayParams(), agnostic=agnostic).user_message(row)
 
 
 def assistant_message(answer: str) -> Message:
     return {"role": "assistant", "content": [{"type": "text", "text": answer}]}
+
+
+@dataclass(frozen=True)
+class FedRayParams:
+    """The ``fedray`` style takes no parameters."""
+
+
+@register_style("fedray", params=FedRayParams)
+class FedRayStyle(PromptStyle):
+    """fedray's own wording (see the module docstring); the default, so earlier runs stay identical."""
+
+    def user_text(self, row: Mapping[str, Any]) -> str:
+        return user_text(row, self.agnostic)
