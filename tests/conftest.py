@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -10,6 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Prepared samples and vision features go to a directory of this test session, never to the user's
+# cache (set before any Ray worker starts, so actors inherit it).
+os.environ["FEDRAY_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-cache-")
 
 
 @pytest.fixture(scope="session")
