@@ -4,6 +4,11 @@ The class is plain Python; :mod:`fedray.engine.pool` wraps them with ``ray.remot
 resources the scenario asks for. A client actor builds its model once, from its
 :class:`~fedray.engine.client_setup.ClientSetup`, and then serves whichever virtual client it is handed:
 it keeps no per-client state between fits.
+
+Start-up: the engine creates the actors with the set-up only, so they build their models while the
+driver builds the data, and hands them the tables later (:meth:`ClientActor.set_data`). The adapter goes
+in and out of the model by in-place copies through :class:`~fedray.models.lora.AdapterSlots`, found
+once per actor, and leaves as one flat buffer (:class:`~fedray.flat.FlatState`).
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any, Mapping
 
 import pyarrow as pa
 import torch
 
 from fedray.client.evaluate import generate_answers
+from fedray.client.objectives import LocalObjective
 from fedray.client.scoring import option_logprobs
 from fedray.client.trainers import build_trainer
 from fedray.data.modality import CONDITION_MASKS, mask_rows
@@ -24,16 +31,10 @@ from fedray.data.prompts import format_choice
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
+from fedray.flat import FlatState
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
-from fedray.models.lora import (
-    AdapterState,
-    adapter_bytes_breakdown,
-    apply_lora,
-    get_adapter_state,
-    set_adapter_state,
-    state_nbytes,
-)
+from fedray.models.lora import AdapterState, adapter_bytes_breakdown, adapter_slots, apply_lora, state_nbytes
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,15 @@ class ClientActor:
     adapter are the client's result.
     """
 
-    def __init__(self, setup: ClientSetup, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
+    def __init__(self, setup: ClientSetup, train: pa.Table | None = None,
+                 eval_tables: Mapping[str, pa.Table] | None = None) -> None:
+        """Build the model from ``setup``; the tables come now or later through :meth:`set_data`."""
+        start = time.perf_counter()
         torch.set_num_threads(setup.torch_threads)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.setup = setup
-        self.train, self.eval_tables = train, dict(eval_tables)
+        self.train: pa.Table | None = None
+        self.eval_tables: dict[str, pa.Table] = {}
         self.device = pick_device()
         cap_memory(self.device, setup.gpus_per_actor, setup.cap_gpu_memory)
         self.engine = build_trainer(setup.train.engine)
@@ -64,6 +69,14 @@ class ClientActor:
             self.model = apply_lora(built.model, setup.lora, built.family).to(self.device)
         self.collator = Collator(built.processor, setup.model.max_length,
                                  agnostic_prompt=setup.agnostic_prompt)
+        self.adapter = adapter_slots(self.model)
+        self.build_s = time.perf_counter() - start
+        if train is not None:
+            self.set_data(train, eval_tables or {})
+
+    def set_data(self, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
+        """The training table and the eval tables (the engine builds them while the model loads)."""
+        self.train, self.eval_tables = train, dict(eval_tables)
 
     def describe(self) -> dict[str, Any]:
         """Facts about this actor (and proof that construction finished)."""
@@ -71,7 +84,8 @@ class ClientActor:
         total = sum(p.numel() for p in self.model.parameters())
         return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
                 "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank,
-                "adapter_bytes": adapter_bytes_breakdown(self.model)}
+                "adapter_bytes": adapter_bytes_breakdown(self.model), "adapter_keys": list(self.adapter.layout.keys),
+                "build_s": self.build_s}
 
     def rendezvous(self) -> tuple[str, int]:
         """Rank 0 of a group: the address and a free port its process group will listen on."""
@@ -89,17 +103,21 @@ class ClientActor:
         self.rank = rank
         return rank
 
-    def initial_adapter(self) -> AdapterState:
-        return get_adapter_state(self.model)
+    def initial_adapter(self) -> FlatState:
+        return self.adapter.read()
 
-    def fit(self, task: FitTask, global_state: AdapterState) -> tuple[FitReport, AdapterState]:
+    def fit(self, task: FitTask, global_state: Mapping[str, torch.Tensor],
+            objective: LocalObjective | None = None) -> tuple[FitReport, FlatState | AdapterState]:
         """Load the global adapter, train on the client's rows, return (report, new adapter).
 
-        Ranks other than 0 of a group return an empty report body and adapter: rank 0's are the client's.
+        ``objective`` (sent beside the task, from the object store) replaces ``task.objective``. Ranks
+        other than 0 of a group return an empty report body and adapter: rank 0's are the client's.
         """
         start = time.perf_counter()
+        if objective is not None:
+            task = replace(task, objective=objective)
         begin_fit(self.device)
-        set_adapter_state(self.model, global_state)
+        self.adapter.load(global_state)
         rows = mask_rows(self.train.take(task.indices).to_pylist(), task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
@@ -121,10 +139,10 @@ class ClientActor:
         release_memory(self.device)
         return report, params
 
-    def evaluate(self, global_state: AdapterState, request: EvalRequest) -> EvalShard:
+    def evaluate(self, global_state: Mapping[str, torch.Tensor], request: EvalRequest) -> EvalShard:
         """Greedy generations of ``global_state`` for some rows of one eval set under one condition,
         plus option log-likelihoods for multiple-choice rows when asked."""
-        set_adapter_state(self.model, global_state)
+        self.adapter.load(global_state)
         rows = self.eval_tables[request.set_name].take(list(request.indices)).to_pylist()
         rows = mask_rows(rows, [CONDITION_MASKS[request.condition]] * len(rows))
         cfg = self.setup.eval

@@ -1,6 +1,7 @@
 """Driver-side evaluation: which sets and test conditions to run, and turning generations into metrics.
 
 Generation happens on the client actors (sharded); scoring happens here, on the few columns it needs.
+The driver imports no torch for it (option scores are turned into AUC inputs only when asked).
 Metric names: the main test set under full modalities gives bare names (``accuracy``, ``macro_f1``,
 ``invalid_rate``, ``auc`` ...); another condition prefixes it (``image_only/accuracy``); another eval set
 prefixes its name (``slake/accuracy``). The validation split is scored apart, to pick the best round
@@ -12,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from fedray.client.metrics import roc_auc, score_generations
-from fedray.client.scoring import binary_auc_scores
 from fedray.config.schema import EvalConfig
 from fedray.data.federated import EvalSet, FederatedData
 from fedray.engine.pool import ActorPool
@@ -62,6 +62,8 @@ class Evaluator:
                                    score_options=binary)
         metrics = score_generations(rows, shard.generations, eval_set.label_names)
         if binary and shard.option_logprobs is not None:
+            from fedray.client.scoring import binary_auc_scores  # its module imports torch: on use only
+
             metrics["auc"] = roc_auc(binary_auc_scores(shard.option_logprobs),
                                      [list(r["choices"]).index(r["answer"]) for r in rows])
         return metrics
