@@ -6,6 +6,9 @@ into a driver that only schedules fits (≈1.5 s and ≈180 MiB for torch alone)
 a stand-in of the same name whose methods forward to the real class, imported in the actor's own
 process when the actor is built. A test checks that each stand-in lists exactly the real class's
 public methods.
+
+:class:`AggregatorStates` is the driver's handle on the aggregator's adapters: object-store references,
+never tensors.
 """
 
 from __future__ import annotations
@@ -43,3 +46,28 @@ def stand_in(module: str, name: str, methods: Sequence[str]) -> type:
 # Module attributes of the same name, so that Ray pickles them by reference to this light module.
 ClientActor = stand_in("fedray.engine.actors", "ClientActor", CLIENT_ACTOR_METHODS)
 AggregatorActor = stand_in("fedray.engine.aggregator", "AggregatorActor", AGGREGATOR_METHODS)
+
+
+class AggregatorStates:
+    """The aggregator's adapters as ObjectRefs: what a run mode starts fits from and evaluates.
+
+    The global adapter is put in the object store once per change (one copy), and every fit and
+    evaluation of the round reads that one object without copying it.
+    """
+
+    def __init__(self, aggregator: Any) -> None:
+        self.aggregator = aggregator
+        self._global: Any = None
+
+    def global_state(self) -> Any:
+        if self._global is None:
+            self._global = self.aggregator.get_global.remote()
+        return self._global
+
+    def changed(self) -> None:
+        """The aggregator's global adapter moved on (a round closed, a checkpoint was restored)."""
+        self._global = None
+
+    def client_state(self, client_id: int) -> Any:
+        """A client's own adapter in the local baseline (the initial one before its first fit)."""
+        return self.aggregator.get_client_state.remote(client_id)

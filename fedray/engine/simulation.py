@@ -41,7 +41,7 @@ from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
-from fedray.engine.remote import AggregatorActor
+from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.startup import StartupClock
 from fedray.engine.summary import RunSummary
 from fedray.engine.tasks import AggregatorSetup, FitTask
@@ -186,19 +186,26 @@ class Simulation:
         each result goes on to the aggregator as soon as it is back."""
         global_ref = self.states.global_state()  # stored once a round, read by every fit
         start_refs = self.mode.start_states(cohort, self.states)
-        objectives = self.aggregator.objectives.options(num_returns=len(cohort)).remote(server_round, cohort)
-        objectives = dict(zip(cohort, objectives if len(cohort) > 1 else [objectives]))
+        objectives = self._objectives(server_round, cohort)
         self.aggregator.begin_round.remote(server_round, [(c, self.specs[c].num_samples) for c in cohort])
         tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c), None,
                          derive_seed(self.scenario.seed, "fit", server_round, c),
                          slowdown=system.slowdown.get(c, 1.0) if system else 1.0)
                  for c in cohort]
 
-        def forward(report_ref: Any, params_ref: Any, report: Any) -> None:
+        def forward(report_ref: Any, params_ref: Any, _: Any) -> None:
             self.aggregator.add_result.remote(server_round, report_ref, params_ref)
 
         return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
                              objectives, on_result=forward)
+
+    def _objectives(self, server_round: int, cohort: list[int]) -> dict[int, Any]:
+        """Each member's objective as its own ObjectRef: it goes from the aggregator to the fit, and
+        the driver never opens it (SCAFFOLD's carry adapter-sized variates)."""
+        if not cohort:
+            return {}
+        refs = self.aggregator.objectives.options(num_returns=len(cohort)).remote(server_round, cohort)
+        return dict(zip(cohort, refs if len(cohort) > 1 else [refs]))
 
     def _masks(self, client: int) -> tuple[int, ...]:
         spec = self.specs[client]
@@ -285,31 +292,6 @@ class Simulation:
             self.observers.on_finish(self.summary, completed)
         finally:
             self.run.close_log()
-
-
-class AggregatorStates:
-    """The aggregator's adapters as ObjectRefs: what a run mode starts fits from and evaluates.
-
-    The global adapter is put in the object store once per change (one copy), and every fit and
-    evaluation of the round reads that one object without copying it.
-    """
-
-    def __init__(self, aggregator: Any) -> None:
-        self.aggregator = aggregator
-        self._global: Any = None
-
-    def global_state(self) -> Any:
-        if self._global is None:
-            self._global = self.aggregator.get_global.remote()
-        return self._global
-
-    def changed(self) -> None:
-        """The aggregator's global adapter moved on (a round closed, a checkpoint was restored)."""
-        self._global = None
-
-    def client_state(self, client_id: int) -> Any:
-        """A client's own adapter in the local baseline (the initial one before its first fit)."""
-        return self.aggregator.get_client_state.remote(client_id)
 
 
 def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, num_clients: int) -> list[int]:
