@@ -60,3 +60,14 @@ def test_a_foreign_state_is_refused(model):
     state.pop(next(iter(state)))
     with pytest.raises(ModelError, match="missing"):
         set_adapter_state(model, state)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_the_buffer_moves_in_one_copy_and_reads_back_exactly():
+    model = apply_lora(build_model(TINY).model, LoraConfig(rank=2)).to("cuda")
+    original = get_adapter_state(model)
+    changed = FlatState.pack({k: v + 0.25 for k, v in original.items()})
+    set_adapter_state(model, changed)
+    back = get_adapter_state(model)
+    assert all(back[k].device.type == "cpu" and torch.equal(back[k], changed[k]) for k in changed)
