@@ -82,7 +82,9 @@ class FitRound:
                 break
             fit = self.waiting.pop(done[0])
             fit.pending.discard(done[0])
-            error = _error_of(done[0])
+            value, error = _result_of(done[0])
+            if done[0] == fit.report_ref:
+                fit.report = value
             if error is None and fit.pending:
                 continue  # the group's other ranks are still training
             for ref in fit.pending:  # a member failed: the others may never return
@@ -108,7 +110,7 @@ class FitRound:
         lane.remove(fit)
         task = fit.task
         if error is None:
-            report = ray.get(fit.report_ref)
+            report = fit.report if fit.report is not None else ray.get(fit.report_ref)
             self.outcome.reports.append(report)
             self.outcome.params.append(fit.params_ref)
             if self.on_result is not None:
@@ -158,13 +160,12 @@ class FitRound:
         self.lanes.clear()
 
 
-def _error_of(ref: Any) -> BaseException | None:
-    """The exception a finished call raised, or None."""
+def _result_of(ref: Any) -> tuple[Any, BaseException | None]:
+    """What a finished call returned, or the exception it raised."""
     try:
-        ray.get(ref, timeout=0)
+        return ray.get(ref, timeout=0), None
     except Exception as exc:  # what it raised is the answer, not a failure of this function
-        return exc
-    return None
+        return None, exc
 
 
 def root_cause(exc: BaseException) -> str:

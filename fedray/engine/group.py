@@ -87,6 +87,7 @@ class GroupFit:
     report_ref: Any
     params_ref: Any
     pending: set = field(default_factory=set)  # member report refs not back yet
+    report: Any = None  # rank 0's report, once fetched
 
 
 def fitting_groups(res: ResourcesConfig, nodes: Sequence[dict] | None = None) -> int | None:
