@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,17 @@ class Layout:
     def keys(self) -> tuple[str, ...]:
         return tuple(slot.key for slot in self.slots)
 
+    @cached_property
+    def dtype(self) -> str | None:
+        """The one dtype of every tensor, or None when they differ."""
+        dtypes = {slot.dtype for slot in self.slots}
+        return dtypes.pop() if len(dtypes) == 1 else None
+
+    def element(self, slot: Slot) -> slice:
+        """Where ``slot`` lies in the buffer counted in elements of its dtype (for a one-dtype layout)."""
+        size = slot.torch_dtype.itemsize
+        return slice(slot.offset // size, slot.offset // size + slot.nbytes // size)
+
     @property
     def payload_nbytes(self) -> int:
         """The tensors' bytes, padding excluded (what the adapter weighs on the wire)."""
@@ -71,7 +83,7 @@ class Layout:
 class FlatState(Mapping[str, torch.Tensor]):
     """An adapter state held as one byte buffer; ``state[key]`` is a view, never a copy."""
 
-    __slots__ = ("layout", "buffer", "_views")
+    __slots__ = ("layout", "buffer", "_views", "_typed")
 
     def __init__(self, layout: Layout, buffer: np.ndarray) -> None:
         if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.size != layout.nbytes:
@@ -80,6 +92,7 @@ class FlatState(Mapping[str, torch.Tensor]):
         self.layout = layout
         self.buffer = buffer
         self._views: dict[str, torch.Tensor] | None = None
+        self._typed: torch.Tensor | None = None
 
     @classmethod
     def empty(cls, layout: Layout) -> FlatState:
@@ -117,6 +130,14 @@ class FlatState(Mapping[str, torch.Tensor]):
         """Views of each tensor in ``raw``, a (nbytes,) uint8 tensor holding this layout."""
         return {slot.key: raw[slot.offset:slot.offset + slot.nbytes].view(slot.torch_dtype).view(slot.shape)
                 for slot in self.layout.slots}
+
+    def typed(self) -> torch.Tensor | None:
+        """The whole buffer as one 1-D tensor of the tensors' dtype (padding reads as zeros), or None
+        when the tensors have more than one dtype. Element-wise math on it is the same math as on
+        each tensor, in one operation instead of one per tensor."""
+        if self._typed is None and self.layout.dtype is not None:
+            self._typed = self._raw().view(getattr(torch, self.layout.dtype))
+        return self._typed
 
     def on(self, device: torch.device | str) -> dict[str, torch.Tensor]:
         """The tensors on ``device``, moved in one copy of the whole buffer (views of it there)."""

@@ -117,6 +117,12 @@ class AggregatorActor:
             self._take(open_round, open_round.arrived.pop(open_round.order[open_round.taken]))
             open_round.taken += 1
 
+    def add_results(self, server_round: int, *reports_and_params: Any) -> None:
+        """Several finished fits at once: (report, params) pairs, flattened (so that Ray resolves each
+        ObjectRef before the call)."""
+        for report, params in zip(reports_and_params[::2], reports_and_params[1::2]):
+            self.add_result(server_round, report, params)
+
     def close_round(self, server_round: int,
                     failures: Sequence[ClientFailure | FitFailure]) -> dict[str, float]:
         """Take what waited behind a failed client (in cohort order), finish the round, return its metrics."""

@@ -20,8 +20,8 @@ from typing import Any, Callable, Sequence
 CLIENT_ACTOR_METHODS = ("describe", "rendezvous", "join_group", "set_data", "initial_adapter", "fit",
                         "evaluate")
 AGGREGATOR_METHODS = ("set_global", "get_global", "get_client_state", "global_nbytes", "configure_fit",
-                      "objectives", "begin_round", "add_result", "close_round", "aggregate", "save_adapter",
-                      "save_checkpoint", "resume", "snapshot", "restore")
+                      "objectives", "begin_round", "add_result", "add_results", "close_round", "aggregate",
+                      "save_adapter", "save_checkpoint", "resume", "snapshot", "restore")
 
 
 def stand_in(module: str, name: str, methods: Sequence[str]) -> type:

@@ -37,6 +37,7 @@ from fedray.engine.evaluation import Evaluator
 from fedray.engine.history import RoundRecord
 from fedray.engine.modes import build_run_mode
 from fedray.engine.observers import Observers, RoundObserver, RunStart
+from fedray.engine.dispatch import ResultBatches
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
@@ -193,11 +194,13 @@ class Simulation:
                          slowdown=system.slowdown.get(c, 1.0) if system else 1.0)
                  for c in cohort]
 
-        def forward(report_ref: Any, params_ref: Any, _: Any) -> None:
-            self.aggregator.add_result.remote(server_round, report_ref, params_ref)
-
-        return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
-                             objectives, on_result=forward)
+        forward = ResultBatches(lambda batch: self.aggregator.add_results.remote(
+            server_round, *(ref for pair in batch for ref in pair)), self.adapter_nbytes)
+        try:
+            return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
+                                 objectives, on_result=forward)
+        finally:
+            forward.flush()
 
     def _objectives(self, server_round: int, cohort: list[int]) -> dict[int, Any]:
         """Each member's objective as its own ObjectRef: it goes from the aggregator to the fit, and

@@ -29,6 +29,7 @@ import torch
 from fedray.client.objectives import LocalObjective
 from fedray.config.params import NoParams, params_or_raise
 from fedray.errors import FedRayError
+from fedray.flat import FlatState
 
 AdapterState = dict[str, torch.Tensor]
 
@@ -213,6 +214,8 @@ def check_results(global_state: AdapterState, results: Sequence[ClientResult]) -
     if not results:
         raise ValueError("aggregate_fit called with no results")
     for result in results:
+        if result.num_examples > 0 and _same_layout(result.params, global_state):
+            continue  # one flat buffer in the global adapter's layout: same keys and shapes
         if set(result.params) != set(global_state):
             raise ValueError(f"client {result.client_id} returned adapter keys that differ from "
                              f"the global adapter's")
@@ -233,6 +236,10 @@ def filter_finite(results: Sequence[ClientResult]) -> tuple[list[ClientResult], 
     good: list[ClientResult] = []
     rejected: list[ClientFailure] = []
     for result in results:
+        whole = result.params.typed() if isinstance(result.params, FlatState) else None
+        if whole is not None and bool(torch.isfinite(whole).all()):  # the whole buffer in one check
+            good.append(result)
+            continue
         bad = sorted(key for key, tensor in result.params.items() if not bool(torch.isfinite(tensor).all()))
         if bad:
             shown = ", ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
@@ -324,6 +331,11 @@ def round_metrics(
     """The counts every rule reports: aggregated results, engine failures, rejected (non-finite) results."""
     return {"num_results": float(len(results)), "num_failures": float(len(failures)),
             "num_rejected": float(len(rejected))}
+
+
+def _same_layout(params: Mapping[str, torch.Tensor], global_state: Mapping[str, torch.Tensor]) -> bool:
+    return isinstance(params, FlatState) and isinstance(global_state, FlatState) and \
+        params.layout == global_state.layout
 
 
 def _copy(value: Any) -> Any:

@@ -3,7 +3,9 @@
 The mean and the pseudo-gradient are the sums through which a ``linear`` rule reads its clients. Both
 are one :class:`MeanFold`, which adds one client at a time (so a round can be folded as its fits return)
 in float64 and casts back at the end, so results do not depend on the adapter's dtype more than they
-must, nor on whether the clients were folded as they came or all at once.
+must, nor on whether the clients were folded as they came or all at once. Adapters that arrive as one
+flat buffer (:class:`~fedray.flat.FlatState`) are added in one operation over the whole buffer instead
+of one per tensor: the same element-wise arithmetic, so the same bits.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from fedray.flat import FlatState, Layout
 from fedray.strategies.base import Accumulator, AdapterState, Aggregate, ClientResult
 
 State = Mapping[str, torch.Tensor]
@@ -31,10 +34,11 @@ class MeanFold:
         if not self.weights or self.total <= 0:
             raise ValueError("a weighted mean needs at least one state and a positive total weight")
         self.center = center
-        self._center64 = None if center is None else {k: x.to(torch.float64) for k, x in center.items()}
-        self.sums: dict[str, torch.Tensor] | None = None
+        self._center64: dict[str, torch.Tensor] | None = None
+        self.sums: dict[str, torch.Tensor] | None = None  # float64, per tensor
         self.dtypes: dict[str, torch.dtype] = {}
         self.count = 0
+        self._flat: tuple[Layout, torch.Tensor, torch.Tensor | None] | None = None  # see _start_flat
 
     def add(self, state: State) -> None:
         """Fold in the next state with its weight."""
@@ -42,13 +46,48 @@ class MeanFold:
             raise ValueError(f"MeanFold has {len(self.weights)} weights; a state beyond them was added")
         share = self.weights[self.count] / self.total
         if self.sums is None:
-            keys = state.keys() if self.center is None else self.center.keys()
-            self.sums = {k: torch.zeros_like(state[k], dtype=torch.float64) for k in keys}
-            self.dtypes = {k: state[k].dtype for k in keys}
-        for key, acc in self.sums.items():
-            x = state[key].to(torch.float64)
-            acc += (x if self._center64 is None else x - self._center64[key]) * share
+            self._start(state)
+        flat = self._flat_values(state)
+        if flat is not None:  # (n,) all tensors at once
+            _, acc, center = self._flat
+            x = flat.to(torch.float64)
+            acc += (x if center is None else x - center) * share
+        else:
+            for key, acc in self.sums.items():
+                x = state[key].to(torch.float64)
+                acc += (x if self._center64 is None else x - self._center64[key]) * share
         self.count += 1
+
+    def _start(self, state: State) -> None:
+        keys = list(state.keys() if self.center is None else self.center.keys())
+        self.dtypes = {k: state[k].dtype for k in keys}
+        if self._start_flat(state):
+            return
+        self.sums = {k: torch.zeros_like(state[k], dtype=torch.float64) for k in keys}
+        if self.center is not None:
+            self._center64 = {k: x.to(torch.float64) for k, x in self.center.items()}
+
+    def _start_flat(self, state: State) -> bool:
+        """One float64 sum over the whole buffer when the states (and the center) are FlatStates of
+        one layout and one dtype; ``sums`` are then views of it."""
+        center = self.center
+        if not isinstance(state, FlatState) or state.typed() is None or \
+                (center is not None and not (isinstance(center, FlatState) and center.layout == state.layout)):
+            return False
+        layout = state.layout
+        acc = torch.zeros(state.typed().numel(), dtype=torch.float64)  # (n,) padding included
+        center64 = None if center is None else center.typed().to(torch.float64)
+        self._flat = (layout, acc, center64)
+        self.sums = {slot.key: acc[layout.element(slot)].view(slot.shape) for slot in layout.slots}
+        self._center64 = None if center64 is None else \
+            {slot.key: center64[layout.element(slot)].view(slot.shape) for slot in layout.slots}
+        return True
+
+    def _flat_values(self, state: State) -> torch.Tensor | None:
+        """``state``'s whole buffer when it can be added at once, else None (added tensor by tensor)."""
+        if self._flat is None or not isinstance(state, FlatState) or state.layout != self._flat[0]:
+            return None
+        return state.typed()
 
     def mean(self) -> AdapterState:
         """Σ_k (w_k/W)·x_k, each tensor cast back to the first state's dtype."""

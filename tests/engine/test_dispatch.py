@@ -101,3 +101,17 @@ def test_the_deadline_fails_the_running_fit_and_the_queued_one_never_started(ray
         assert "never started" in reasons[2] and "never started" not in reasons[1]
     finally:
         pool.shutdown()
+
+
+def test_small_adapters_are_forwarded_in_batches_and_the_rest_after_the_last_fit():
+    from fedray.engine.dispatch import BATCH_BYTES, ResultBatches
+
+    sent = []
+    batches = ResultBatches(sent.append, adapter_nbytes=BATCH_BYTES // 3)
+    for client in range(7):
+        batches(f"report{client}", f"params{client}", None)
+    assert [len(b) for b in sent] == [3, 3]
+    batches.flush()
+    assert [len(b) for b in sent] == [3, 3, 1] and sent[2] == [("report6", "params6")]
+    big = ResultBatches(sent.append, adapter_nbytes=5 * BATCH_BYTES)
+    assert big.size == 1  # a big adapter's fold is what costs: each goes on at once

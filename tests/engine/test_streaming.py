@@ -112,3 +112,14 @@ def test_adapters_are_written_by_the_aggregator(tmp_path):
     actor.save_adapter("global_adapter")
     written = load_file(str(tmp_path / "global_adapter.safetensors"))
     assert all(torch.equal(written[k], _initial()[k]) for k in written)
+
+
+def test_a_batch_of_results_is_taken_like_single_ones(tmp_path):
+    one, batch = (AggregatorActor(_setup("fedadam", eta=0.1), _initial(), str(tmp_path / n)) for n in "ab")
+    _round(one, [2, 0, 1], [1, 2, 0])
+    batch.begin_round(1, [(c, 3 + c) for c in (2, 0, 1)])
+    batch.add_results(1, *_update(1), *_update(2))
+    batch.add_results(1, *_update(0))
+    assert batch.close_round(1, []) == {"num_results": 3.0, "num_failures": 0.0, "num_rejected": 0.0,
+                                        "server_lr": 0.1}
+    assert all(torch.equal(one.get_global()[k], batch.get_global()[k]) for k in _initial())

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fedray.client.objectives import CONTROL_DELTA
+from fedray.flat import FlatState
 from fedray.strategies import STRATEGIES, ClientFailure, ClientResult, build_strategy
 from fedray.strategies.base import RoundAggregation, Strategy
 from fedray.strategies.updates import MeanFold, pseudo_gradient, weighted_mean
@@ -138,3 +139,30 @@ def test_mean_fold_refuses_more_states_than_weights():
     fold.add({"w": torch.zeros(1)})
     with pytest.raises(ValueError, match="beyond"):
         fold.add({"w": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_flat_buffers_are_added_at_once_with_the_same_bits(dtype):
+    generator = torch.Generator().manual_seed(1)
+    x = {"a": torch.randn(3, 5, generator=generator).to(dtype), "b": torch.randn(7, generator=generator).to(dtype)}
+    params = [{k: v + 0.1 * torch.randn(v.shape, generator=generator).to(dtype) for k, v in x.items()}
+              for _ in range(4)]
+    weights = [5, 1, 3, 8]
+    flat_x = FlatState.pack(x)
+    for center, as_input in [(None, lambda p: p), (x, lambda p: p)]:
+        dict_fold, flat_fold = MeanFold(weights, center), MeanFold(weights, None if center is None else flat_x)
+        for p in params:
+            dict_fold.add(as_input(p))
+            flat_fold.add(FlatState.pack(p, flat_x.layout))
+        assert flat_fold._flat is not None and dict_fold._flat is None
+        got, want = (flat_fold.mean(), dict_fold.mean()) if center is None else \
+            (flat_fold.update(), dict_fold.update())
+        assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in got)
+
+
+def test_a_non_finite_flat_buffer_still_names_its_tensors():
+    from fedray.strategies import filter_finite
+
+    flat = FlatState.pack({"a": torch.ones(3), "b": torch.tensor([1.0, float("inf")])})
+    good, rejected = filter_finite([ClientResult(0, 1, flat)])
+    assert good == [] and rejected[0].reason.endswith("values in b")
