@@ -55,7 +55,8 @@ class Layout:
         slots, offset = [], 0
         for key, tensor in state.items():
             nbytes = tensor.numel() * tensor.element_size()
-            slots.append(Slot(key, tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."), offset, nbytes))
+            dtype = str(tensor.dtype).removeprefix("torch.")
+            slots.append(Slot(key, tuple(tensor.shape), dtype, offset, nbytes))
             offset += -(-nbytes // ALIGN) * ALIGN
         return cls(tuple(slots), offset)
 

@@ -84,8 +84,8 @@ class ClientActor:
         total = sum(p.numel() for p in self.model.parameters())
         return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
                 "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank,
-                "adapter_bytes": adapter_bytes_breakdown(self.model), "adapter_keys": list(self.adapter.layout.keys),
-                "build_s": self.build_s}
+                "adapter_bytes": adapter_bytes_breakdown(self.model),
+                "adapter_keys": list(self.adapter.layout.keys), "build_s": self.build_s}
 
     def rendezvous(self) -> tuple[str, int]:
         """Rank 0 of a group: the address and a free port its process group will listen on."""

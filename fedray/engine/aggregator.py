@@ -53,7 +53,8 @@ class AggregatorActor:
     and a client's next fit starts from it (the clients never see each other's updates).
     """
 
-    def __init__(self, setup: AggregatorSetup, initial_state: Mapping[str, Any] | None, run_path: str) -> None:
+    def __init__(self, setup: AggregatorSetup, initial_state: Mapping[str, Any] | None,
+                 run_path: str) -> None:
         """``initial_state`` may come later, through :meth:`set_global` (the engine starts the aggregator
         before a client actor has built the model the initial adapter comes from)."""
         self.strategy = build_strategy(setup.strategy.name, setup.strategy.options,

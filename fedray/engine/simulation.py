@@ -33,16 +33,16 @@ from fedray.data.manifest import ClientSpec, write_manifest
 from fedray.data.modality import BOTH
 from fedray.engine.checkpoint import require_checkpoint, truncate_history
 from fedray.engine.client_setup import ClientSetup
+from fedray.engine.dispatch import ResultBatches
 from fedray.engine.evaluation import Evaluator
 from fedray.engine.history import RoundRecord
 from fedray.engine.modes import build_run_mode
 from fedray.engine.observers import Observers, RoundObserver, RunStart
-from fedray.engine.dispatch import ResultBatches
 from fedray.engine.pool import ActorPool, FitOutcome
+from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
-from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.startup import StartupClock
 from fedray.engine.summary import RunSummary
 from fedray.engine.tasks import AggregatorSetup, FitTask

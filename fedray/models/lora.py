@@ -55,7 +55,7 @@ def get_adapter_state(model: Any) -> FlatState:
 
 
 def set_adapter_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``model`` in place; a key mismatch is an error rather than a silent partial load."""
+    """Load ``state`` into ``model`` in place; a key mismatch is an error, not a silent partial load."""
     adapter_slots(model).load(state)
 
 

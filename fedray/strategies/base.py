@@ -312,7 +312,8 @@ class RoundAggregation:
         own over the usable ones; raises when none is usable."""
         if not self.usable:
             reasons = "; ".join(f"client {f.client_id}: {f.reason}" for f in [*failures, *self.rejected])
-            raise FedRayError(f"no usable client result to aggregate ({len(self.usable) + len(self.rejected)} "
+            returned = len(self.usable) + len(self.rejected)
+            raise FedRayError(f"no usable client result to aggregate ({returned} "
                               f"returned, {len(self.rejected)} rejected, {len(failures)} failed): "
                               f"{reasons or 'no clients'}")
         if self.fold is not None and len(self.usable) == len(self.expected):

@@ -20,7 +20,14 @@ import torch
 from fedray.client.objectives import CONTROL_DELTA, CONTROL_VARIATE, LocalObjective, ScaffoldObjective
 from fedray.config.schema import spec
 from fedray.errors import FedRayError
-from fedray.strategies.base import Accumulator, AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
+from fedray.strategies.base import (
+    Accumulator,
+    AdapterState,
+    Aggregate,
+    ClientResult,
+    Strategy,
+    StrategyParams,
+)
 from fedray.strategies.registry import register
 from fedray.strategies.updates import MeanFold, apply_update, update_weights
 

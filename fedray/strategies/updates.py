@@ -71,8 +71,8 @@ class MeanFold:
         """One float64 sum over the whole buffer when the states (and the center) are FlatStates of
         one layout and one dtype; ``sums`` are then views of it."""
         center = self.center
-        if not isinstance(state, FlatState) or state.typed() is None or \
-                (center is not None and not (isinstance(center, FlatState) and center.layout == state.layout)):
+        same_center = center is None or (isinstance(center, FlatState) and center.layout == state.layout)
+        if not isinstance(state, FlatState) or state.typed() is None or not same_center:
             return False
         layout = state.layout
         acc = torch.zeros(state.typed().numel(), dtype=torch.float64)  # (n,) padding included

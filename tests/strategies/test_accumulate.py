@@ -12,7 +12,7 @@ from fedray.flat import FlatState
 from fedray.strategies import STRATEGIES, ClientFailure, ClientResult, build_strategy
 from fedray.strategies.base import RoundAggregation, Strategy
 from fedray.strategies.updates import MeanFold, pseudo_gradient, weighted_mean
-from tests.strategies.test_state_roundtrip import CASES, IDS, _global, _results
+from tests.strategies.test_state_roundtrip import CASES, _global, _results
 
 LINEAR_CASES = [(name, params) for name, params in CASES if STRATEGIES.get(name).linear] + \
     [("scaffold", {"server_lr": 0.5})]
@@ -46,7 +46,8 @@ def _old_pseudo_gradient(global_state, results, weighted):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_the_fold_is_the_old_arithmetic_bit_for_bit(dtype):
     generator = torch.Generator().manual_seed(0)
-    x = {"a": torch.randn(4, 5, generator=generator).to(dtype), "b": torch.randn(7, generator=generator).to(dtype)}
+    x = {"a": torch.randn(4, 5, generator=generator).to(dtype),
+         "b": torch.randn(7, generator=generator).to(dtype)}
     results = [ClientResult(c, 3 + 7 * c, {k: v + 0.01 * torch.randn(v.shape, generator=generator).to(dtype)
                                            for k, v in x.items()}) for c in range(6)]
     states, weights = [r.params for r in results], [r.num_examples for r in results]
@@ -78,9 +79,13 @@ def _equal(a, b):
     return list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("name, params", LINEAR_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(LINEAR_CASES)])
+LINEAR_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LINEAR_CASES)]
+
+
+@pytest.mark.parametrize("name, params", LINEAR_CASES, ids=LINEAR_IDS)
 def test_streamed_rounds_equal_gathered_ones_and_a_failed_bet_leaks_nothing(name, params):
-    folded, gathered = build_strategy(name, params, num_clients=8), build_strategy(name, params, num_clients=8)
+    folded = build_strategy(name, params, num_clients=8)
+    gathered = build_strategy(name, params, num_clients=8)
     assert folded.accumulate(1, _global(), [1]) is not None
     x_folded = x_gathered = _global()
     for server_round in (1, 2, 3):
@@ -104,7 +109,8 @@ def test_streamed_rounds_equal_gathered_ones_and_a_failed_bet_leaks_nothing(name
 def test_a_rejected_result_or_another_count_drops_the_fold():
     x = _global()
     results = _results(x, 1)
-    bad = ClientResult(1, results[1].num_examples, {k: v * float("nan") for k, v in results[1].params.items()})
+    nan = {k: v * float("nan") for k, v in results[1].params.items()}
+    bad = ClientResult(1, results[1].num_examples, nan)
     expected = [(r.client_id, r.num_examples) for r in results]
     cases = {"rejected": [results[0], bad, *results[2:]],
              "recounted": [ClientResult(r.client_id, r.num_examples + (r.client_id == 3), r.params)
@@ -144,13 +150,15 @@ def test_mean_fold_refuses_more_states_than_weights():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_flat_buffers_are_added_at_once_with_the_same_bits(dtype):
     generator = torch.Generator().manual_seed(1)
-    x = {"a": torch.randn(3, 5, generator=generator).to(dtype), "b": torch.randn(7, generator=generator).to(dtype)}
+    x = {"a": torch.randn(3, 5, generator=generator).to(dtype),
+         "b": torch.randn(7, generator=generator).to(dtype)}
     params = [{k: v + 0.1 * torch.randn(v.shape, generator=generator).to(dtype) for k, v in x.items()}
               for _ in range(4)]
     weights = [5, 1, 3, 8]
     flat_x = FlatState.pack(x)
     for center, as_input in [(None, lambda p: p), (x, lambda p: p)]:
-        dict_fold, flat_fold = MeanFold(weights, center), MeanFold(weights, None if center is None else flat_x)
+        dict_fold = MeanFold(weights, center)
+        flat_fold = MeanFold(weights, None if center is None else flat_x)
         for p in params:
             dict_fold.add(as_input(p))
             flat_fold.add(FlatState.pack(p, flat_x.layout))
