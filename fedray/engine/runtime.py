@@ -1,6 +1,7 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
-No dashboard; the cluster's own logging at WARNING; and the actors' output (worker stdout/stderr, e.g.
+No dashboard; the cluster's own logging at WARNING, less the notice Ray prints on every start of a local
+cluster that token authentication is on (its default, which stays); and the actors' output (worker stdout/stderr, e.g.
 library deprecation warnings printed once per actor) stays in Ray's session logs instead of being
 forwarded to the driver's terminal, unless asked for: ``fedray --debug`` or ``FEDRAY_ACTOR_LOGS=1``.
 A client's failure still reaches the driver, with its traceback, through the failed call itself.
@@ -40,5 +41,25 @@ def ensure_ray(resources: ResourcesConfig) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
+        if not actor_logs_wanted():
+            _quiet_auth_notice()
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
     return True
+
+
+#: The logger of Ray's notice, and the notice's first words.
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+_AUTH_NOTICE = "Token authentication is enabled for this Ray cluster"
+
+
+def _quiet_auth_notice() -> None:
+    """Drop Ray's "token authentication is enabled" notice (not the mode itself: setting RAY_AUTH_MODE
+    ourselves would skip Ray's own set-up of it). Ray's other warnings still show."""
+    notice = logging.getLogger(_AUTH_LOGGER)
+    if not any(isinstance(f, _DropNotice) for f in notice.filters):
+        notice.addFilter(_DropNotice())
+
+
+class _DropNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_AUTH_NOTICE)

@@ -280,11 +280,12 @@ class Simulation:
     # -- the end --------------------------------------------------------------------------------
     def _finish(self, started_ray: bool, completed: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
-        if aggregator is not None:
-            try:
+        if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
+            try:  # (the aggregator has a global adapter once start-up got that far)
                 ray.get(aggregator.save_adapter.remote("global_adapter"), timeout=120)
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
+        if aggregator is not None:
             ray.kill(aggregator)
         self.run.save_summary(self.summary.to_json(self.scenario))
         if getattr(self, "pool", None) is not None:
