@@ -1,9 +1,10 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
 No dashboard; the cluster's own logging at WARNING, less the notice Ray prints on every start of a local
-cluster that token authentication is on (its default, which stays); and the actors' output (worker stdout/stderr, e.g.
-library deprecation warnings printed once per actor) stays in Ray's session logs instead of being
-forwarded to the driver's terminal, unless asked for: ``fedray --debug`` or ``FEDRAY_ACTOR_LOGS=1``.
+cluster that token authentication is on (its default, which stays); and the actors' output (worker
+stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs
+instead of being forwarded to the driver's terminal. Both unless asked for: ``fedray --debug`` or
+``FEDRAY_ACTOR_LOGS=1``.
 A client's failure still reaches the driver, with its traceback, through the failed call itself.
 """
 
