@@ -46,7 +46,6 @@ from fedray.client.prepared_files import (
     table_fingerprint,
 )
 from fedray.client.tensor_columns import TensorColumn, tensor_column_names
-from fedray.data.manifest import ClientSpec
 from fedray.data.modality import BOTH, mask_rows
 from fedray.errors import DataError
 from fedray.models.collate import Collator, Encoded, Encodings
@@ -64,16 +63,6 @@ def collator_key(collator: Collator) -> str:
                    "prompt": collator.prompt.fingerprint(), "max_length": collator.max_length,
                    "store_code": code_digest(["fedray.client.prepared", "fedray.client.prepared_files",
                                                "fedray.client.tensor_columns"])})
-
-
-def train_needs(specs: Sequence[ClientSpec]) -> dict[int, list[int]]:
-    """Mask → sorted training-row positions that the clients of ``specs`` train on."""
-    needs: dict[int, set[int]] = {}
-    for spec in specs:
-        masks = spec.masks if spec.masks is not None else (BOTH,) * spec.num_samples
-        for position, mask in zip(spec.indices, masks):
-            needs.setdefault(int(mask), set()).add(int(position))
-    return {mask: sorted(positions) for mask, positions in sorted(needs.items())}
 
 
 class _Unit:

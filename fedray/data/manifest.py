@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fedray.data.modality import MASK_NAMES, mask_of
+from fedray.data.modality import BOTH, MASK_NAMES, mask_of
 from fedray.errors import DataError
 
 DEFAULT_MODALITIES: tuple[str, ...] = ("image", "text")
@@ -191,3 +191,13 @@ def _to_json(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     return str(obj)
+
+
+def train_needs(specs: Sequence[ClientSpec]) -> dict[int, list[int]]:
+    """Mask → sorted training-row positions that the clients of ``specs`` train on."""
+    needs: dict[int, set[int]] = {}
+    for spec in specs:
+        masks = spec.masks if spec.masks is not None else (BOTH,) * spec.num_samples
+        for position, mask in zip(spec.indices, masks):
+            needs.setdefault(int(mask), set()).add(int(position))
+    return {mask: sorted(positions) for mask, positions in sorted(needs.items())}

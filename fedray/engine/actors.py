@@ -4,6 +4,11 @@ The class is plain Python; :mod:`fedray.engine.pool` wraps them with ``ray.remot
 resources the scenario asks for. A client actor builds its model once, from its
 :class:`~fedray.engine.client_setup.ClientSetup`, and then serves whichever virtual client it is handed:
 it keeps no per-client state between fits.
+
+Start-up: the engine creates the actors with the set-up only, so they build their models while the
+driver builds the data, and hands them the tables later (:meth:`ClientActor.set_data`). The adapter goes
+in and out of the model by in-place copies through :class:`~fedray.models.lora.AdapterSlots`, found
+once per actor, and leaves as one flat buffer (:class:`~fedray.flat.FlatState`).
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 import torch
 
 from fedray.client.evaluate import generate_answers
+from fedray.client.objectives import LocalObjective
 from fedray.client.prepared import PreparedStore
 from fedray.client.scoring import option_logprobs
 from fedray.client.trainers import build_trainer
@@ -25,17 +32,11 @@ from fedray.data.prompts import format_choice
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
 from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
+from fedray.flat import FlatState
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
 from fedray.models.features import VisionFeatures
-from fedray.models.lora import (
-    AdapterState,
-    adapter_bytes_breakdown,
-    apply_lora,
-    get_adapter_state,
-    set_adapter_state,
-    state_nbytes,
-)
+from fedray.models.lora import AdapterState, adapter_bytes_breakdown, adapter_slots, apply_lora, state_nbytes
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,15 @@ class ClientActor:
     adapter are the client's result.
     """
 
-    def __init__(self, setup: ClientSetup, train: pa.Table, eval_tables: Mapping[str, pa.Table]) -> None:
+    def __init__(self, setup: ClientSetup, train: pa.Table | None = None,
+                 eval_tables: Mapping[str, pa.Table] | None = None) -> None:
+        """Build the model from ``setup``; the tables come now or later through :meth:`set_data`."""
+        start = time.perf_counter()
         torch.set_num_threads(setup.torch_threads)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.setup = setup
-        self.train, self.eval_tables = train, dict(eval_tables)
+        self.train: pa.Table | None = None
+        self.eval_tables: dict[str, pa.Table] = {}
         self.device = pick_device()
         cap_memory(self.device, setup.gpus_per_actor, setup.cap_gpu_memory)
         self.engine = build_trainer(setup.train.engine)
@@ -67,12 +72,16 @@ class ClientActor:
         with torch_seeded(derive_seed(setup.seed, "lora_init")):
             self.model = apply_lora(built.model, setup.lora, built.family).to(self.device)
         self.collator = Collator(built.processor, setup.model.max_length, prompt=setup.prompt)
-        self.prepare_data(train, eval_tables)
+        self.adapter = adapter_slots(self.model)
+        self.build_s = time.perf_counter() - start
+        if train is not None:
+            self.set_data(train, eval_tables or {})
 
-    def prepare_data(self, train: pa.Table, eval_tables: Mapping[str, pa.Table],
-                     train_needs: Mapping[int, Sequence[int]] | None = None,
-                     cache_dir: str | None = None) -> dict[str, Any]:
-        """Hold the sample tables as prepared samples (:mod:`fedray.client.prepared`).
+    def set_data(self, train: pa.Table, eval_tables: Mapping[str, pa.Table],
+                 train_needs: Mapping[int, Sequence[int]] | None = None,
+                 cache_dir: str | None = None) -> dict[str, Any]:
+        """Take the sample tables (the engine builds them while the model loads) as prepared samples
+        (:mod:`fedray.client.prepared`).
 
         ``train_needs`` (mask → training-row positions, :func:`fedray.client.prepared.train_needs`) are
         prepared now, sharing the work with the other actors through ``cache_dir`` (None: the default
@@ -95,7 +104,8 @@ class ClientActor:
         total = sum(p.numel() for p in self.model.parameters())
         return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
                 "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank,
-                "adapter_bytes": adapter_bytes_breakdown(self.model)}
+                "adapter_bytes": adapter_bytes_breakdown(self.model),
+                "adapter_keys": list(self.adapter.layout.keys), "build_s": self.build_s}
 
     def rendezvous(self) -> tuple[str, int]:
         """Rank 0 of a group: the address and a free port its process group will listen on."""
@@ -113,17 +123,21 @@ class ClientActor:
         self.rank = rank
         return rank
 
-    def initial_adapter(self) -> AdapterState:
-        return get_adapter_state(self.model)
+    def initial_adapter(self) -> FlatState:
+        return self.adapter.read()
 
-    def fit(self, task: FitTask, global_state: AdapterState) -> tuple[FitReport, AdapterState]:
+    def fit(self, task: FitTask, global_state: Mapping[str, torch.Tensor],
+            objective: LocalObjective | None = None) -> tuple[FitReport, FlatState | AdapterState]:
         """Load the global adapter, train on the client's rows, return (report, new adapter).
 
-        Ranks other than 0 of a group return an empty report body and adapter: rank 0's are the client's.
+        ``objective`` (sent beside the task, from the object store) replaces ``task.objective``. Ranks
+        other than 0 of a group return an empty report body and adapter: rank 0's are the client's.
         """
         start = time.perf_counter()
+        if objective is not None:
+            task = replace(task, objective=objective)
         begin_fit(self.device)
-        set_adapter_state(self.model, global_state)
+        self.adapter.load(global_state)
         samples = self.store.encodings(TRAIN_SPLIT, task.indices, task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
@@ -145,10 +159,10 @@ class ClientActor:
         release_memory(self.device)
         return report, params
 
-    def evaluate(self, global_state: AdapterState, request: EvalRequest) -> EvalShard:
+    def evaluate(self, global_state: Mapping[str, torch.Tensor], request: EvalRequest) -> EvalShard:
         """Greedy generations of ``global_state`` for some rows of one eval set under one condition,
         plus option log-likelihoods for multiple-choice rows when asked."""
-        set_adapter_state(self.model, global_state)
+        self.adapter.load(global_state)
         indices = list(request.indices)
         samples = self.store.encodings(_eval_split(request.set_name), indices,
                                        [CONDITION_MASKS[request.condition]] * len(indices))

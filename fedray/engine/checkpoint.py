@@ -4,15 +4,16 @@ A checkpoint holds the round index, the aggregator's state (global adapter, stra
 store) and the driver's model-selection state. Client sampling, batch order, dropout and DP noise are
 pure functions of (seed, round, client), so no RNG state needs saving: a resumed run replays the same
 draws and writes the same history as an uninterrupted one (timings aside).
+
+The aggregator actor writes and reads them (it holds the tensors); the driver only checks that one is
+there and trims the history, so this module imports torch only where a file is written or read.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, Mapping
 
 from fedray.engine.history import read_history
 from fedray.errors import FedRayError
@@ -23,6 +24,8 @@ FORMAT = 1
 
 def save_checkpoint(run_path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (round, aggregator, driver) as ``checkpoint.pt``: write, then rename."""
+    import torch
+
     path = Path(run_path) / CHECKPOINT_FILE
     tmp = path.with_suffix(".tmp")
     torch.save({"format": FORMAT, **payload}, tmp)
@@ -30,12 +33,20 @@ def save_checkpoint(run_path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(run_path: Path) -> dict[str, Any]:
-    """The latest checkpoint of a run directory, with a clear error when there is none."""
+def require_checkpoint(run_path: Path) -> Path:
+    """The run directory's checkpoint file, or a clear error when there is none."""
     path = Path(run_path) / CHECKPOINT_FILE
     if not path.exists():
         raise FedRayError(f"{run_path} has no {CHECKPOINT_FILE} to resume from; was "
                           "federation.checkpoint_every 0, or did the run stop before its first checkpoint?")
+    return path
+
+
+def load_checkpoint(run_path: Path) -> dict[str, Any]:
+    """The latest checkpoint of a run directory, with a clear error when there is none."""
+    import torch
+
+    path = require_checkpoint(run_path)
     payload = torch.load(path, weights_only=True)
     if payload.get("format") != FORMAT:
         raise FedRayError(f"{path} has checkpoint format {payload.get('format')}, expected {FORMAT}")
@@ -53,3 +64,14 @@ def truncate_history(history_path: Path, last_round: int) -> list[dict[str, Any]
     tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
     os.replace(tmp, history_path)
     return kept
+
+
+def write_adapter(run_path: Path, state: Mapping[str, Any], name: str) -> Path:
+    """Write an adapter as ``<run_path>/<name>.safetensors`` atomically (write, then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(run_path) / f"{name}.safetensors"
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, path)
+    return path

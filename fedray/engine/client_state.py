@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from fedray.flat import FlatState
+
 
 class ClientStateStore:
     """Client id → a dict of named values (tensors on CPU)."""
@@ -74,7 +76,8 @@ class ClientStateStore:
         path = self._path(client_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        # A FlatState (the local baseline's adapters) is saved as plain tensors, which load back safely.
+        torch.save({k: v.to_dict() if isinstance(v, FlatState) else v for k, v in state.items()}, tmp)
         os.replace(tmp, path)
         self._spilled.add(client_id)
 

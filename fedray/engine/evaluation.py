@@ -1,9 +1,10 @@
 """Driver-side evaluation: which sets and test conditions to run, and turning generations into metrics.
 
 Generation happens on the client actors (sharded); scoring happens here, on the few columns it needs,
-by each protocol of ``eval.protocol`` (:mod:`fedray.client.protocols`). Metric names: the main test set
-under full modalities gives bare names (strict: ``accuracy``, ``macro_f1``, ``invalid_rate``, ``auc`` ...;
-fedmllm: ``fedmllm_accuracy``, ``fedmllm_f1``, ``fedmllm_auc`` ...); another condition prefixes it
+by each protocol of ``eval.protocol`` (:mod:`fedray.client.protocols`). The driver imports no torch for
+it (option scores are turned into AUC inputs only when asked). Metric names: the main test set under full
+modalities gives bare names (strict: ``accuracy``, ``macro_f1``, ``invalid_rate``, ``auc`` ...; fedmllm:
+``fedmllm_accuracy``, ``fedmllm_f1``, ``fedmllm_auc`` ...); another condition prefixes it
 (``image_only/accuracy``); another eval set prefixes its name (``slake/accuracy``). The validation split
 is scored apart, to pick the best round without looking at the test set.
 """
@@ -14,7 +15,6 @@ from typing import Any
 
 from fedray.client.metrics import roc_auc
 from fedray.client.protocols import score_protocols
-from fedray.client.scoring import binary_auc_scores
 from fedray.config.schema import EvalConfig
 from fedray.data.federated import EvalSet, FederatedData
 from fedray.engine.pool import ActorPool
@@ -66,6 +66,8 @@ class Evaluator:
                                    score_options=binary)
         metrics = score_protocols(self.cfg.protocol, rows, shard.generations, eval_set.label_names)
         if binary and shard.option_logprobs is not None:
+            from fedray.client.scoring import binary_auc_scores  # its module imports torch: on use only
+
             metrics["auc"] = roc_auc(binary_auc_scores(shard.option_logprobs),
                                      [list(r["choices"]).index(r["answer"]) for r in rows])
         return metrics

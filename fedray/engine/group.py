@@ -61,9 +61,11 @@ class ActorGroup:
         return [member.join_group.remote(address, rank, self.size)
                 for rank, member in enumerate(self.members)]
 
-    def fit(self, task: FitTask, start: Any, attempt: int) -> GroupFit:
-        """Dispatch ``task`` to every member; rank 0's returns are the client's."""
-        refs = [member.fit.options(num_returns=2).remote(task, start) for member in self.members]
+    def fit(self, task: FitTask, start: Any, attempt: int, objective: Any = None) -> GroupFit:
+        """Dispatch ``task`` to every member, starting from the adapter ``start`` (an ObjectRef) with
+        ``objective`` (an ObjectRef; None: the task's own); rank 0's returns are the client's."""
+        args = (task, start) if objective is None else (task, start, objective)
+        refs = [member.fit.options(num_returns=2).remote(*args) for member in self.members]
         return GroupFit(group=self, task=task, attempt=attempt, report_ref=refs[0][0], params_ref=refs[0][1],
                         pending={report for report, _ in refs})
 
@@ -85,6 +87,7 @@ class GroupFit:
     report_ref: Any
     params_ref: Any
     pending: set = field(default_factory=set)  # member report refs not back yet
+    report: Any = None  # rank 0's report, once fetched
 
 
 def fitting_groups(res: ResourcesConfig, nodes: Sequence[dict] | None = None) -> int | None:

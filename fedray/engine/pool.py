@@ -1,8 +1,9 @@
 """The client actor pool: sized from declared resources, fed with fits over the round's cohort.
 
 The pool holds groups of ``resources.actors_per_client`` actors (:mod:`fedray.engine.group`; a group of
-one is a plain actor). Fits are handed out as groups free up, so a pool of G groups runs a cohort of
-any size with at most G fits in flight. ``resources.actors`` sets G, or, when None, the cluster does:
+one is a plain actor). Fits are queued on the groups a few at a time (:mod:`fedray.engine.dispatch`), so
+a pool of G groups runs a cohort of any size with G fits running and the next ones already waiting in
+the actors' queues. ``resources.actors`` sets G, or, when None, the cluster does:
 as many groups as its nodes hold, capped at the fits a round runs. Every wait has a deadline: Ray
 leaves an unschedulable request pending forever, so a pool that cannot start within
 ``start_timeout_s`` raises an error that says what was asked and what the cluster has.
@@ -11,21 +12,24 @@ leaves an unschedulable request pending forever, so a pool that cannot start wit
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import ray
 
 from fedray.config.schema import ResourcesConfig
-from fedray.engine.actors import ClientActor
 from fedray.engine.client_setup import ClientSetup
-from fedray.engine.group import ActorGroup, GroupFit, cluster_totals, fitting_groups
-from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
-from fedray.errors import FedRayError, ModelError, SchedulingError
-from fedray.strategies import ClientFailure
+from fedray.engine.dispatch import FitOutcome, FitRound, OnResult, root_cause
+from fedray.engine.group import ActorGroup, cluster_totals, fitting_groups
+from fedray.engine.remote import ClientActor
+from fedray.engine.tasks import EvalRequest, EvalShard, FitTask
+from fedray.errors import DataError, ModelError, SchedulingError
 
 logger = logging.getLogger(__name__)
+
+#: Fits queued per actor group at once: the one running and the next (see :mod:`fedray.engine.dispatch`).
+QUEUE_DEPTH = 2
+
+__all__ = ["ActorPool", "FitOutcome", "QUEUE_DEPTH", "check_capacity", "pool_size"]
 
 _LOWER = ("Lower resources.actors, resources.cpus_per_actor or resources.gpus_per_actor, or add nodes.")
 
@@ -78,114 +82,110 @@ def check_capacity(resources: ResourcesConfig, groups: int | None = None) -> Non
         raise SchedulingError("the client actor pool does not fit: " + "; ".join(problems) + ". " + _LOWER)
 
 
-@dataclass
-class FitOutcome:
-    """What came back from one round's fits."""
-
-    reports: list[FitReport] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)  # ObjectRefs, aligned with reports
-    failures: list[ClientFailure] = field(default_factory=list)
-
-    def in_cohort_order(self, tasks: Sequence[FitTask]) -> FitOutcome:
-        """The same outcome with results and failures in the order the tasks were dispatched.
-
-        Fits finish in whatever order the actors happen to run; summing float32 updates in that order
-        would make the aggregate differ in its last bits from run to run (and break exact resume).
-        """
-        rank = {task.client_id: i for i, task in enumerate(tasks)}
-        pairs = sorted(zip(self.reports, self.params), key=lambda pair: rank[pair[0].client_id])
-        return FitOutcome(reports=[r for r, _ in pairs], params=[p for _, p in pairs],
-                          failures=sorted(self.failures, key=lambda f: rank[f.client_id]))
-
-
 class ActorPool:
     """A fixed number of :class:`~fedray.engine.group.ActorGroup` s of :class:`ClientActor` s."""
 
-    def __init__(self, resources: ResourcesConfig, setup: ClientSetup, train_ref: Any, eval_ref: Any,
-                 fits_per_round: int, fit_retries: int = 0, start_timeout_s: float = 300.0,
-                 actor_cls: type = ClientActor) -> None:
+    def __init__(self, resources: ResourcesConfig, setup: ClientSetup, train_ref: Any = None,
+                 eval_ref: Any = None, fits_per_round: int = 1, fit_retries: int = 0,
+                 start_timeout_s: float = 300.0, actor_cls: type | None = None, wait: bool = True,
+                 queue_depth: int = QUEUE_DEPTH) -> None:
         """``fits_per_round`` (the run mode's) caps a pool sized from the cluster; a fit whose actor
-        dies is retried ``fit_retries`` times (``federation.fit_retries``)."""
+        dies is retried ``fit_retries`` times (``federation.fit_retries``).
+
+        The actors start building their models at once. Without data (``train_ref`` None) they wait
+        for :meth:`attach_data`; with ``wait=False`` the caller does other work (the engine builds the
+        data meanwhile) and then calls :meth:`wait_ready`.
+        """
         size = pool_size(resources, fits_per_round)
         check_capacity(resources, size)
         self.retries = fit_retries
-        # Kept to build a replacement when a group dies (its actors rebuild their models from the setup).
-        self._new_group = lambda: ActorGroup(actor_cls, (setup, train_ref, eval_ref), resources)
+        self.depth = queue_depth
+        self.start_timeout_s = start_timeout_s
+        self._resources, self._setup = resources, setup
+        self._actor_cls = actor_cls or ClientActor  # the stand-in: no torch here
+        self._data = (train_ref, eval_ref)
         self.groups = [self._new_group() for _ in range(size)]
         self.restarts = 0
-        self.info = self._wait_ready(start_timeout_s, resources)
+        self._described = [actor.describe.remote() for actor in self.actors]
+        self._joined = [ref for group in self.groups for ref in group.joined]
+        self._attached: list[Any] = []
+        self.info: list[dict[str, Any]] = []
+        if wait:
+            self.wait_ready()
+
+    def _new_group(self) -> ActorGroup:
+        # Also builds a replacement when a group dies (its actors rebuild their models from the setup,
+        # with the data the pool holds by then).
+        return ActorGroup(self._actor_cls, (self._setup, *self._data), self._resources)
 
     @property
     def actors(self) -> list[Any]:
         """Every client actor, group by group (rank 0 first)."""
         return [member for group in self.groups for member in group.members]
 
-    def _wait_ready(self, timeout_s: float, res: ResourcesConfig) -> list[dict[str, Any]]:
-        described = [actor.describe.remote() for actor in self.actors]
-        joined = [ref for group in self.groups for ref in group.joined]
-        ready, pending = ray.wait(described + joined, num_returns=len(described) + len(joined),
-                                  timeout=timeout_s)
+    def attach_data(self, train_ref: Any, eval_ref: Any,
+                    train_needs: Mapping[int, Sequence[int]] | None = None,
+                    cache_dir: str | None = None) -> None:
+        """Hand the actors started without data their training table and eval tables (ObjectRefs), and
+        the training rows to prepare now (mask → row positions; the rest is prepared when first used)."""
+        self._data = (train_ref, eval_ref)
+        self._attached = [actor.set_data.remote(train_ref, eval_ref, train_needs, cache_dir)
+                          for actor in self.actors]
+
+    def wait_ready(self) -> list[dict[str, Any]]:
+        """Block until every actor has built its model (and joined its group, and taken its data)."""
+        timeout_s, res = self.start_timeout_s, self._resources
+        calls = self._described + self._joined + self._attached
+        ready, pending = ray.wait(calls, num_returns=len(calls), timeout=timeout_s)
         if pending:
             raise SchedulingError(
-                f"{len(pending)} of {len(described) + len(joined)} client actor start-up calls did not "
+                f"{len(pending)} of {len(calls)} client actor start-up calls did not "
                 f"finish within {timeout_s:.0f} s. Requested per group: {_per_group(res)}; cluster "
                 f"available now: {ray.available_resources()}. {_LOWER}")
         try:
-            info = ray.get(described, timeout=timeout_s)
+            self.info = ray.get(self._described, timeout=timeout_s)
         except ray.exceptions.RayActorError as exc:
             raise ModelError(f"a client actor failed while building its model: "
-                             f"{_root_cause(exc)}") from exc
+                             f"{root_cause(exc)}") from exc
         try:
-            ray.get(joined, timeout=timeout_s)
+            ray.get(self._attached, timeout=timeout_s)
+        except ray.exceptions.RayError as exc:
+            raise DataError(f"a client actor failed while taking its data: {root_cause(exc)}") from exc
+        try:
+            ray.get(self._joined, timeout=timeout_s)
         except ray.exceptions.RayError as exc:
             raise SchedulingError(f"a client group could not form its process group: "
-                                  f"{_root_cause(exc)}") from exc
-        return info
+                                  f"{root_cause(exc)}") from exc
+        return self.info
+
+    def initial_adapter_ref(self) -> Any:
+        """The initial adapter (rank 0 of the first group builds it) as an ObjectRef."""
+        return self.actors[0].initial_adapter.remote()
 
     def initial_adapter(self, timeout_s: float = 120.0) -> Any:
-        return ray.get(self.actors[0].initial_adapter.remote(), timeout=timeout_s)
+        return ray.get(self.initial_adapter_ref(), timeout=timeout_s)
 
     def fit(self, tasks: Sequence[FitTask], global_ref: Any, timeout_s: float,
-            start_refs: Mapping[int, Any] | None = None) -> FitOutcome:
-        """Run ``tasks`` over the pool; fits not done by the deadline become failures.
+            start_refs: Mapping[int, Any] | None = None, objectives: Mapping[int, Any] | None = None,
+            on_result: OnResult | None = None) -> FitOutcome:
+        """Run ``tasks`` over the pool (see :mod:`fedray.engine.dispatch`); fits not done by the
+        deadline become failures.
 
-        Every fit starts from ``global_ref``, or from ``start_refs[client_id]`` where given. A fit whose
+        Every fit starts from ``global_ref``, or from ``start_refs[client_id]`` where given, with the
+        objective ``objectives[client_id]`` (an ObjectRef) where given, else the task's own. A fit whose
         actor (any member of its group) dies is retried on another group up to
         ``federation.fit_retries`` times (fits are pure functions of (round, client), so a retry gives
         the same result), else it is a failure; the dead group is replaced by a new one that rebuilds
-        its models.
+        its models. ``on_result`` sees each fit's result refs as soon as it finishes.
         """
-        deadline = time.monotonic() + timeout_s
-        queue = [(task, 0) for task in tasks]
-        in_flight: dict[Any, GroupFit] = {}  # each member's report ref → its group's fit
-        idle = list(self.groups)
-        outcome = FitOutcome()
-        while queue or in_flight:
-            while queue and idle:
-                group, (task, attempt) = idle.pop(0), queue.pop(0)
-                fit = group.fit(task, (start_refs or {}).get(task.client_id, global_ref), attempt)
-                in_flight.update(dict.fromkeys(fit.pending, fit))
-            remaining = deadline - time.monotonic()
-            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=max(0.0, remaining))
-            if not done:
-                self._expire(in_flight, [t for t, _ in queue], outcome, timeout_s)
-                break
-            fit = in_flight.pop(done[0])
-            fit.pending.discard(done[0])
-            error = _error_of(done[0])
-            if error is None and fit.pending:
-                continue  # the group's other ranks are still training
-            for ref in fit.pending:  # a member failed: the others may never return
-                in_flight.pop(ref, None)
-            retry = fit.attempt < self.retries
-            died, broken = self._collect(fit, error, outcome, retry)
-            group = self._replace(fit.group) if died or broken else fit.group
-            if died and retry:
-                queue.append((fit.task, fit.attempt + 1))
-            idle.append(group)
-        return outcome.in_cohort_order(tasks)
+        starts, chosen = start_refs or {}, objectives or {}
 
-    def _replace(self, dead: ActorGroup) -> ActorGroup:
+        def start(task: FitTask) -> tuple[Any, Any]:
+            return starts.get(task.client_id, global_ref), chosen.get(task.client_id)
+
+        return FitRound(self, start, self.depth, on_result).run(tasks, timeout_s)
+
+    def replace(self, dead: ActorGroup) -> ActorGroup:
         """Swap a dead group for a fresh one (built asynchronously; Ray queues calls until it is up)."""
         dead.kill()
         fresh = self._new_group()
@@ -194,39 +194,6 @@ class ActorPool:
         logger.warning("a client actor died; started a replacement %s (%d restarts so far)",
                        "group" if fresh.size > 1 else "actor", self.restarts)
         return fresh
-
-    @staticmethod
-    def _collect(fit: GroupFit, error: BaseException | None, outcome: FitOutcome,
-                 retry: bool) -> tuple[bool, bool]:
-        """Record the fit's report or failure; return (an actor died, the group must be replaced)."""
-        task = fit.task
-        if isinstance(error, ray.exceptions.RayActorError):
-            logger.error("client %d's actor died in round %d%s", task.client_id, task.server_round,
-                         " (retrying on another actor)" if retry else "", exc_info=error)
-            if not retry:
-                outcome.failures.append(ClientFailure(task.client_id, f"actor died: {_root_cause(error)}"))
-            return True, True
-        if error is not None:  # a client's exception must not end the round for the others
-            logger.error("client %d failed in round %d", task.client_id, task.server_round,
-                         exc_info=error)
-            outcome.failures.append(ClientFailure(task.client_id, f"{type(error).__name__}: {error}"))
-            return False, fit.group.size > 1  # its other ranks may be stuck in a collective
-        outcome.reports.append(ray.get(fit.report_ref))
-        outcome.params.append(fit.params_ref)
-        return False, False
-
-    def _expire(self, in_flight: dict[Any, GroupFit], queue: list[FitTask], outcome: FitOutcome,
-                timeout_s: float) -> None:
-        reason = f"timed out: not done within federation.round_timeout_s={timeout_s:g}"
-        for ref in in_flight:
-            ray.cancel(ref)
-        for fit in dict.fromkeys(in_flight.values()):
-            outcome.failures.append(ClientFailure(fit.task.client_id, reason))
-            if fit.group.size > 1:  # cancelled ranks leave the others in a collective
-                self._replace(fit.group)
-        outcome.failures += [ClientFailure(task.client_id, reason + " (never started)") for task in queue]
-        in_flight.clear()
-        queue.clear()
 
     def evaluate(self, state_ref: Any, set_name: str, num_rows: int, timeout_s: float,
                  condition: str = "full", score_options: bool = False) -> EvalShard:
@@ -244,22 +211,3 @@ class ActorPool:
         for group in self.groups:
             group.kill()
         self.groups = []
-
-
-def _error_of(ref: Any) -> BaseException | None:
-    """The exception a finished call raised, or None."""
-    try:
-        ray.get(ref, timeout=0)
-    except Exception as exc:  # what it raised is the answer, not a failure of this function
-        return exc
-    return None
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's message: a fedray error raised in an actor keeps its own words."""
-    cause = getattr(exc, "cause", None) or exc.__cause__
-    while cause is not None:
-        if isinstance(cause, FedRayError):
-            return str(cause)
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return str(exc).strip().splitlines()[-1]

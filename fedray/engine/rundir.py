@@ -8,12 +8,15 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedray.config.load import dump_scenario
 from fedray.config.schema import Scenario
 from fedray.engine.history import HistoryWriter
 from fedray.errors import FedRayError
-from fedray.models.lora import AdapterState
+
+if TYPE_CHECKING:  # the models package loads transformers, which the driver must not import
+    from fedray.models.lora import AdapterState
 
 
 @dataclass

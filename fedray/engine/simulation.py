@@ -1,7 +1,13 @@
 """The driver's round loop.
 
-``Simulation.execute`` reads as its phases: prepare (data, actors), then per round sample a cohort, fit
-it on the actor pool, aggregate on the aggregator actor, evaluate when due, record and checkpoint.
+``Simulation.execute`` reads as its phases: start (Ray; the actors and the aggregator, which build their
+models and import the strategies while the driver builds the data), then per round sample a cohort, fit
+it on the actor pool while the aggregator folds in each result as it comes, close the round on the
+aggregator, evaluate when due, record and checkpoint.
+
+The driver holds no tensor: adapters and objectives travel between the actors and the aggregator as
+object-store references, and the aggregator writes the adapter files and checkpoints. It imports
+neither transformers nor the model code (nor the strategies).
 
 How the rounds of a run differ (``federated``, or a baseline on the same data, model and budget:
 ``centralized``, ``local``, ``zero_shot``) is the run mode's to say (:mod:`fedray.engine.modes`). Who
@@ -12,6 +18,7 @@ watches the rounds (TensorBoard, the terminal, Ray Tune) is up to the caller, wh
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,24 +29,24 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
-from fedray.data.manifest import ClientSpec, write_manifest
+from fedray.data.manifest import ClientSpec, train_needs, write_manifest
 from fedray.data.modality import BOTH
-from fedray.engine.aggregator import AggregatorActor, AggregatorSetup
-from fedray.engine.checkpoint import load_checkpoint, save_checkpoint, truncate_history
+from fedray.engine.checkpoint import require_checkpoint, truncate_history
 from fedray.engine.client_setup import ClientSetup
-from fedray.engine.devices import peak_memory_mb
+from fedray.engine.dispatch import ResultBatches
 from fedray.engine.evaluation import Evaluator
 from fedray.engine.history import RoundRecord
 from fedray.engine.modes import build_run_mode
 from fedray.engine.observers import Observers, RoundObserver, RunStart
 from fedray.engine.pool import ActorPool, FitOutcome
+from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
+from fedray.engine.startup import StartupClock
 from fedray.engine.summary import RunSummary
-from fedray.engine.tasks import FitTask
+from fedray.engine.tasks import AggregatorSetup, FitTask
 from fedray.errors import FedRayError, SchedulingError
-from fedray.models.lora import AdapterState
 from fedray.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -67,10 +74,13 @@ class Simulation:
         """Run every round; the run directory stays readable whatever happens."""
         self.summary = RunSummary(run_dir=self.run.path)
         started_ray = completed = False
+        clock = StartupClock()
         try:
-            self._prepare_data()
-            started_ray = ensure_ray(self.scenario.resources)
-            self._start_actors()
+            if self.resume:
+                require_checkpoint(self.run.path)  # before anything starts
+            with clock.phase("ray.init"):
+                started_ray = ensure_ray(self.scenario.resources)
+            self._start(clock)
             first = self._restore() + 1 if self.resume else 1
             evaluate_start = first == 1 and self.mode.evaluates_round_zero
             self.observers.on_start(RunStart(self.run.path, self.scenario, 0 if evaluate_start else first,
@@ -79,11 +89,43 @@ class Simulation:
                 self.summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
             for server_round in range(first, self.mode.rounds + 1):
                 self.summary.rounds.append(self._round(server_round))
+                clock.first_round_done(server_round)
                 self._checkpoint_if_due(server_round)
             completed = True
         finally:
             self._finish(started_ray, completed)
         return self.summary
+
+    def _start(self, clock: StartupClock) -> None:
+        """The actors and the aggregator start first (models, imports) and the data is built meanwhile;
+        the actors take it when it is ready. ``clock`` records how long each step kept the driver."""
+        s = self.scenario
+        with clock.phase("actors + aggregator started"):
+            setup = ClientSetup.from_scenario(s, train=self.mode.train_config())
+            self.pool = ActorPool(s.resources, setup, fits_per_round=self.mode.fits_per_round(
+                self._training_clients()), fit_retries=s.federation.fit_retries, wait=False)
+            self.aggregator = self._start_aggregator()
+            self.states = AggregatorStates(self.aggregator)
+        with clock.phase("data (actors loading meanwhile)"):
+            self._prepare_data()
+            # One object per table set: Ray resolves top-level ObjectRef arguments only.
+            self.pool.attach_data(ray.put(self.data.train), ray.put(Evaluator.eval_tables(self.data)),
+                                  train_needs(self.specs), self.scenario.data.cache_dir)
+            self.evaluator = Evaluator(s.eval, self.data, self.pool)
+        with clock.phase("actors ready"):
+            self.pool.wait_ready()
+        with clock.phase("aggregator ready"):
+            self.adapter_nbytes = ray.get(self.aggregator.set_global.remote(self.pool.initial_adapter_ref()),
+                                          timeout=120)
+        self.pool_adapter_keys = sorted(self.pool.info[0]["adapter_keys"])
+        clock.report(self.pool.info, self.adapter_nbytes)
+
+    def _training_clients(self) -> int:
+        """How many clients train, before the data is built: the run mode's pick from placeholders of
+        the partition's clients (what sizes a pool that the cluster sizes)."""
+        placeholders = [ClientSpec(client_id=i, indices=(), task="")
+                        for i in range(self.scenario.partition.num_clients)]
+        return len(self.mode.client_specs(placeholders))
 
     def _prepare_data(self) -> None:
         s = self.scenario
@@ -96,45 +138,25 @@ class Simulation:
         # The manifest shows the real split; the run mode picks the clients that train from it.
         self.specs: list[ClientSpec] = self.mode.client_specs(self.data.specs)
 
-    def _start_actors(self) -> None:
-        s, start = self.scenario, time.perf_counter()
-        setup = ClientSetup.from_scenario(s, train=self.mode.train_config())
-        # One object per table set: Ray resolves top-level ObjectRef arguments only.
-        eval_ref = ray.put(Evaluator.eval_tables(self.data))
-        self.pool = ActorPool(s.resources, setup, ray.put(self.data.train), eval_ref,
-                              fits_per_round=self.mode.fits_per_round(len(self.specs)),
-                              fit_retries=s.federation.fit_retries)
-        self.evaluator = Evaluator(s.eval, self.data, self.pool)
-        initial = self.pool.initial_adapter()
-        self.pool_adapter_keys = sorted(initial)
-        self.aggregator = self._start_aggregator(initial)
-        self.states = AggregatorStates(self.aggregator)
-        self.adapter_nbytes = ray.get(self.aggregator.global_nbytes.remote(), timeout=120)
-        shipped = self.pool.info[0]["adapter_bytes"]  # modules_to_save are whole modules: often the bulk
-        logger.info("%d client actors ready in %.1f s (%s trainable params each, adapter %.1f KiB: "
-                    "LoRA %.1f KiB, modules_to_save %.1f KiB, sent down and up per client per round)",
-                    len(self.pool.actors), time.perf_counter() - start,
-                    self.pool.info[0]["trainable_params"], self.adapter_nbytes / 1024,
-                    shipped["lora"] / 1024, shipped["modules_to_save"] / 1024)
-
-    def _start_aggregator(self, initial: AdapterState) -> Any:
+    def _start_aggregator(self) -> Any:
         """The aggregator actor, pinned to the driver's node (it asks for no resources); the run mode
-        says whether it keeps each client's adapter apart instead of aggregating."""
+        says whether it keeps each client's adapter apart instead of aggregating. It gets the initial
+        adapter once a client actor has built it."""
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         setup = AggregatorSetup.from_scenario(self.scenario, isolated=self.mode.isolated)
         return ray.remote(AggregatorActor).options(num_cpus=0, scheduling_strategy=here).remote(
-            setup, initial, str(self.run.path))
+            setup, None, str(self.run.path))
 
     def _restore(self) -> int:
         """Load the run directory's checkpoint into the aggregator; return the round it ended."""
-        payload = load_checkpoint(self.run.path)
-        ray.get(self.aggregator.restore.remote(payload["aggregator"]), timeout=600)
-        self.best_validation = payload["driver"]["best_validation"]
-        self.summary.best_round = payload["driver"]["best_round"]
-        kept = truncate_history(self.run.history_path, payload["round"])
+        last, driver = ray.get(self.aggregator.resume.remote(), timeout=600)
+        self.states.changed()
+        self.best_validation = driver["best_validation"]
+        self.summary.best_round = driver["best_round"]
+        kept = truncate_history(self.run.history_path, last)
         self.summary.rounds = [RoundRecord.from_json(r) for r in kept]
-        logger.info("resumed %s after round %d", self.run.path, payload["round"])
-        return int(payload["round"])
+        logger.info("resumed %s after round %d", self.run.path, last)
+        return last
 
     def _round(self, server_round: int) -> RoundRecord:
         system = self._system(server_round)
@@ -144,13 +166,13 @@ class Simulation:
             cohort = _apply_system(record, cohort, system, len(self.specs))
 
         start = time.perf_counter()
-        outcome = self._fit(server_round, cohort, system)
+        outcome = self._fit(server_round, cohort, system)  # the aggregator folds results in meanwhile
         record.time_s["fit"] = time.perf_counter() - start
         self._account(record, outcome, dispatched=len(cohort))
         self._check_quorum(record, outcome)
 
         start = time.perf_counter()
-        record.aggregate = self._aggregate(record, outcome)
+        record.aggregate = self._aggregate(record, outcome)  # what is left after the last fit
         record.time_s["aggregate"] = time.perf_counter() - start
         return self._record(record, evaluate=self._eval_due(server_round))
 
@@ -162,15 +184,32 @@ class Simulation:
         return draw_system(self.scenario.system, self.scenario.seed, server_round, len(self.specs))
 
     def _fit(self, server_round: int, cohort: list[int], system: SystemDraw | None) -> FitOutcome:
-        """Each cohort member's fit on the pool, from the global adapter or the one the mode gives."""
-        global_ref = self.aggregator.get_global.remote()  # stored once, shared by every fit
+        """Each cohort member's fit on the pool, from the global adapter or the one the mode gives;
+        each result goes on to the aggregator as soon as it is back."""
+        global_ref = self.states.global_state()  # stored once a round, read by every fit
         start_refs = self.mode.start_states(cohort, self.states)
-        objectives = ray.get(self.aggregator.configure_fit.remote(server_round, cohort), timeout=60)
-        tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c),
-                         objectives[c], derive_seed(self.scenario.seed, "fit", server_round, c),
+        objectives = self._objectives(server_round, cohort)
+        self.aggregator.begin_round.remote(server_round, [(c, self.specs[c].num_samples) for c in cohort])
+        tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c), None,
+                         derive_seed(self.scenario.seed, "fit", server_round, c),
                          slowdown=system.slowdown.get(c, 1.0) if system else 1.0)
                  for c in cohort]
-        return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs)
+
+        forward = ResultBatches(lambda batch: self.aggregator.add_results.remote(
+            server_round, *(ref for pair in batch for ref in pair)), self.adapter_nbytes)
+        try:
+            return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
+                                 objectives, on_result=forward)
+        finally:
+            forward.flush()
+
+    def _objectives(self, server_round: int, cohort: list[int]) -> dict[int, Any]:
+        """Each member's objective as its own ObjectRef: it goes from the aggregator to the fit, and
+        the driver never opens it (SCAFFOLD's carry adapter-sized variates)."""
+        if not cohort:
+            return {}
+        refs = self.aggregator.objectives.options(num_returns=len(cohort)).remote(server_round, cohort)
+        return dict(zip(cohort, refs if len(cohort) > 1 else [refs]))
 
     def _masks(self, client: int) -> tuple[int, ...]:
         spec = self.specs[client]
@@ -186,7 +225,7 @@ class Simulation:
         record.bytes_up = sum(r.params_nbytes for r in outcome.reports)
         record.compute_s = sum(r.fit_s for r in outcome.reports)
         record.memory_mb = {"actor_peak": max((r.peak_mem_mb for r in outcome.reports), default=0.0),
-                            "driver_peak": peak_memory_mb()}
+                            "driver_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         record.bytes_sent = record.bytes_down + record.bytes_up
 
     def _check_quorum(self, record: RoundRecord, outcome: FitOutcome) -> None:
@@ -199,9 +238,12 @@ class Simulation:
                                   f"federation.min_fit_clients={needed} ({reasons})")
 
     def _aggregate(self, record: RoundRecord, outcome: FitOutcome) -> dict[str, float]:
+        """Close the round on the aggregator (its results are already there, most of them folded in)."""
         try:
-            return ray.get(self.aggregator.aggregate.remote(
-                record.server_round, outcome.reports, outcome.params, outcome.failures), timeout=600)
+            metrics = ray.get(self.aggregator.close_round.remote(record.server_round, outcome.failures),
+                              timeout=600)
+            self.states.changed()
+            return metrics
         except ray.exceptions.RayTaskError as exc:
             self.observers.on_failed_round(record)  # the failed round stays readable
             raise FedRayError(f"round {record.server_round}: aggregation failed: {_cause(exc)}") from exc
@@ -228,24 +270,23 @@ class Simulation:
             self.best_validation = record.validation[metric]
             self.summary.best_round = record.server_round
             if best_state is not None:  # the local baseline has one adapter per client, none global
-                self.run.save_adapter(ray.get(best_state, timeout=120), "best_adapter")
+                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state), timeout=120)
 
     def _checkpoint_if_due(self, server_round: int) -> None:
         every = self.scenario.federation.checkpoint_every
         if every and (server_round % every == 0 or server_round == self.mode.rounds):
-            snapshot = ray.get(self.aggregator.snapshot.remote(), timeout=600)
-            save_checkpoint(self.run.path, {"round": server_round, "aggregator": snapshot,
-                                            "driver": {"best_validation": self.best_validation,
-                                                       "best_round": self.summary.best_round}})
+            driver = {"best_validation": self.best_validation, "best_round": self.summary.best_round}
+            ray.get(self.aggregator.save_checkpoint.remote(server_round, driver), timeout=600)
 
     # -- the end --------------------------------------------------------------------------------
     def _finish(self, started_ray: bool, completed: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
-        if aggregator is not None:
-            try:
-                self.run.save_adapter(ray.get(aggregator.get_global.remote(), timeout=120))
+        if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
+            try:  # (the aggregator has a global adapter once start-up got that far)
+                ray.get(aggregator.save_adapter.remote("global_adapter"), timeout=120)
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
+        if aggregator is not None:
             ray.kill(aggregator)
         self.run.save_summary(self.summary.to_json(self.scenario))
         if getattr(self, "pool", None) is not None:
@@ -256,20 +297,6 @@ class Simulation:
             self.observers.on_finish(self.summary, completed)
         finally:
             self.run.close_log()
-
-
-class AggregatorStates:
-    """The aggregator's adapters as ObjectRefs: what a run mode starts fits from and evaluates."""
-
-    def __init__(self, aggregator: Any) -> None:
-        self.aggregator = aggregator
-
-    def global_state(self) -> Any:
-        return self.aggregator.get_global.remote()
-
-    def client_state(self, client_id: int) -> Any:
-        """A client's own adapter in the local baseline (the initial one before its first fit)."""
-        return self.aggregator.get_client_state.remote(client_id)
 
 
 def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, num_clients: int) -> list[int]:

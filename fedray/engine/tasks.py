@@ -1,12 +1,41 @@
-"""The small immutable messages that travel between the driver, the actors and the aggregator."""
+"""The small immutable messages that travel between the driver, the actors and the aggregator.
+
+They hold no tensors and import no torch: the driver builds and reads them (the adapters and the
+objectives travel beside them, as object-store references the driver never opens).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedray.client.objectives import LocalObjective
+from fedray.config.schema import ObjectiveConfig, Scenario, StrategyConfig
+
+if TYPE_CHECKING:
+    from fedray.client.objectives import LocalObjective
+
+
+@dataclass(frozen=True)
+class AggregatorSetup:
+    """What the aggregator is built from: the scenario sections it reads, and nothing else.
+
+    ``num_clients`` is the client population N (SCAFFOLD's 1/N step); ``isolated`` is the local
+    baseline, where each client keeps its own adapter instead of aggregating.
+    """
+
+    strategy: StrategyConfig
+    objective: ObjectiveConfig
+    num_clients: int
+    client_states_in_memory: int
+    isolated: bool = False
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, isolated: bool) -> AggregatorSetup:
+        return cls(strategy=scenario.strategy, objective=scenario.objective,
+                   num_clients=scenario.partition.num_clients,
+                   client_states_in_memory=scenario.federation.client_states_in_memory, isolated=isolated)
 
 
 @dataclass(frozen=True)
@@ -17,7 +46,7 @@ class FitTask:
     client_id: int
     indices: np.ndarray  # row indices into the training table
     masks: tuple[int, ...]  # per row: the modalities it holds (fedray.data.modality bits)
-    objective: LocalObjective
+    objective: LocalObjective | None  # None: the objective travels beside the task (ClientActor.fit)
     seed: int
     slowdown: float = 1.0  # simulated slow client: the fit takes this many times longer
 
@@ -33,6 +62,15 @@ class FitReport:
     params_nbytes: int = 0
     fit_s: float = 0.0  # compute time inside the actor (load adapter, train, read adapter)
     peak_mem_mb: float = 0.0  # the actor's peak memory so far: GPU memory on GPU, else process RSS
+
+
+@dataclass(frozen=True)
+class FitFailure:
+    """A cohort member whose fit produced nothing this round, and why (the strategies read it as a
+    :class:`~fedray.strategies.base.ClientFailure`; this one needs no torch, so the driver can build it)."""
+
+    client_id: int
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,20 @@
 
 The adapter state is what crosses process boundaries: LoRA matrices plus any ``modules_to_save``
 copies, as CPU tensors keyed without the adapter name (PEFT's own key format, so it loads back with
-``set_peft_model_state_dict``). Base weights never appear in it.
+``set_peft_model_state_dict``). Base weights never appear in it. It is read out of a model as one
+:class:`~fedray.flat.FlatState` buffer and loaded back by in-place copies into the model's own tensors
+(:class:`AdapterSlots`, found once per model).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from fedray.config.schema import LoraConfig
 from fedray.errors import ModelError
+from fedray.flat import FlatState, Layout
 from fedray.models.families import lora_targets, modules_to_save
 
 AdapterState = dict[str, torch.Tensor]
@@ -45,25 +48,89 @@ def apply_lora(model: Any, cfg: LoraConfig, family: str = "llava") -> Any:
         ) from exc
 
 
-def get_adapter_state(model: Any) -> AdapterState:
-    """The adapter tensors as detached CPU copies (safe to ship and to mutate)."""
+def get_adapter_state(model: Any) -> FlatState:
+    """The adapter tensors as one fresh CPU buffer (a read-only mapping of views; safe to ship, and the
+    copy is the caller's: the model's own tensors are never handed out)."""
+    return adapter_slots(model).read()
 
-    state = _peft_state(model)
-    return {key: tensor.detach().to("cpu", copy=True) for key, tensor in state.items()}
+
+def set_adapter_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``model`` in place; a key mismatch is an error, not a silent partial load."""
+    adapter_slots(model).load(state)
 
 
-def set_adapter_state(model: Any, state: AdapterState) -> None:
-    """Load ``state`` into ``model``; a key mismatch is an error rather than a silent partial load."""
-    from peft import set_peft_model_state_dict
+class AdapterSlots:
+    """Where each adapter tensor lives in one model, found once, so that loading and reading an adapter
+    are in-place copies instead of PEFT's state-dict walk over every module of the model.
 
-    expected = set(get_adapter_state_keys(model))
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise ModelError(
-            f"adapter state does not fit the model: missing {sorted(missing)[:5]}, unexpected "
-            f"{sorted(unexpected)[:5]}; was it produced with the same lora settings?"
-        )
-    set_peft_model_state_dict(model, state)
+    A slot is kept as (owning module, attribute name), not as a tensor, and looked up on every copy:
+    the DeepSpeed trainer replaces a ZeRO-3 model's parameter objects when it unwraps it after a fit.
+    On an accelerator the whole buffer moves in one host-device copy and is split there.
+    """
+
+    def __init__(self, model: Any) -> None:
+        state = _peft_state(model)  # tensors sharing storage with the model's params and buffers
+        self.layout = Layout.of(state)
+        owners = _owners(model)
+        self.targets: list[tuple[Any, str]] = []
+        for key, tensor in state.items():
+            name = owners.get((tensor.data_ptr(), tuple(tensor.shape), tensor.dtype))
+            if name is None:
+                raise ModelError(f"adapter tensor {key} is not a parameter or buffer of the model; "
+                                 "fedray cannot load adapters into it in place")
+            path, _, leaf = name.rpartition(".")
+            self.targets.append((model.get_submodule(path), leaf))
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [getattr(module, leaf) for module, leaf in self.targets]
+
+    def load(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``state`` into the model's adapter tensors."""
+        self._check_keys(state)
+        tensors = self._tensors()
+        device = tensors[0].device if tensors else torch.device("cpu")
+        if isinstance(state, FlatState) and device.type != "cpu":
+            state = state.on(device)  # one host-to-device copy, split on the device
+        with torch.no_grad():
+            for slot, tensor in zip(self.layout.slots, tensors):
+                tensor.copy_(state[slot.key])
+
+    def read(self) -> FlatState:
+        """The adapter tensors copied into one fresh CPU buffer."""
+        out = FlatState.empty(self.layout)
+        with torch.no_grad():
+            for slot, tensor in zip(self.layout.slots, self._tensors()):
+                out[slot.key].copy_(tensor)
+        return out
+
+    def _check_keys(self, state: Mapping[str, torch.Tensor]) -> None:
+        if isinstance(state, FlatState) and state.layout == self.layout:
+            return
+        expected = set(self.layout.keys)
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise ModelError(
+                f"adapter state does not fit the model: missing {sorted(missing)[:5]}, unexpected "
+                f"{sorted(unexpected)[:5]}; was it produced with the same lora settings?"
+            )
+
+
+def adapter_slots(model: Any) -> AdapterSlots:
+    """The model's :class:`AdapterSlots`, found on first use and kept on the model."""
+    slots = model.__dict__.get("_fedray_adapter_slots")
+    if slots is None:
+        slots = AdapterSlots(model)
+        model.__dict__["_fedray_adapter_slots"] = slots
+    return slots
+
+
+def _owners(model: Any) -> dict[tuple[int, tuple[int, ...], torch.dtype], str]:
+    """(storage address, shape, dtype) → the full name of the parameter or buffer holding it."""
+    owners: dict[tuple[int, tuple[int, ...], torch.dtype], str] = {}
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    for name, tensor in named:
+        owners.setdefault((tensor.data_ptr(), tuple(tensor.shape), tensor.dtype), name)
+    return owners
 
 
 def get_adapter_state_keys(model: Any) -> list[str]:
@@ -78,8 +145,10 @@ def _peft_state(model: Any) -> AdapterState:
     return get_peft_model_state_dict(model, save_embedding_layers=False)
 
 
-def state_nbytes(state: AdapterState) -> int:
+def state_nbytes(state: Mapping[str, torch.Tensor]) -> int:
     """Bytes a state occupies on the wire (tensor payload only)."""
+    if isinstance(state, FlatState):
+        return state.nbytes
     return sum(t.numel() * t.element_size() for t in state.values())
 
 

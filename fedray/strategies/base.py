@@ -7,12 +7,20 @@ clients' results to a new global adapter, own their server state, and round-trip
 :meth:`Strategy.aggregate_fit` runs what every rule shares once (structural checks, rejection of failed
 and non-finite clients, the "nothing usable" error, the count metrics) and hands the usable results to
 the one method a rule implements, :meth:`Strategy.aggregate`.
+
+A rule whose new global reads its clients only through sums (``linear``) may instead implement
+:meth:`Strategy.accumulate`: an :class:`Accumulator` that folds the results in one at a time. The engine
+then feeds a round's results to a :class:`RoundAggregation` as they arrive (in cohort order), so the
+round is aggregated by the time its last fit returns, instead of gathering every adapter after it. The
+fold is the rule's only arithmetic: ``aggregate`` folds a list through the same accumulator, so a
+streamed round and a gathered one give the same bits.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -21,6 +29,7 @@ import torch
 from fedray.client.objectives import LocalObjective
 from fedray.config.params import NoParams, params_or_raise
 from fedray.errors import FedRayError
+from fedray.flat import FlatState
 
 AdapterState = dict[str, torch.Tensor]
 
@@ -37,7 +46,7 @@ class ClientResult:
 
     client_id: int
     num_examples: int
-    params: AdapterState
+    params: Mapping[str, torch.Tensor]  # a dict, or a FlatState's read-only views
     metrics: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -48,6 +57,18 @@ class ClientFailure:
 
     client_id: int
     reason: str
+
+
+class Accumulator(ABC):
+    """One round's aggregate, folded in one client result at a time (see :meth:`Strategy.accumulate`)."""
+
+    @abstractmethod
+    def add(self, result: ClientResult) -> None:
+        """Fold in the next usable result (finite, checked), in cohort order."""
+
+    @abstractmethod
+    def finish(self) -> Aggregate:
+        """The new global adapter and the rule's metrics; the server state moves on here, not before."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +101,11 @@ class Strategy(ABC):
     1/N control step read (None where unknown, as in unit tests: those rules fall back to the cohort).
 
     ``linear``: whether the new global depends on the clients only through sums of per-client terms
-    (the weighted mean or pseudo-gradient of :mod:`fedray.strategies.updates`), so that results could be
+    (the weighted mean or pseudo-gradient of :mod:`fedray.strategies.updates`), so that results can be
     accumulated one at a time as they arrive; robust rules (median, trimmed mean, Krum) need them all
-    at once.
+    at once. A linear rule says so to the engine by implementing :meth:`accumulate` (and then need not
+    implement :meth:`aggregate`); one that implements only :meth:`aggregate` is aggregated after its
+    round's last fit, like a robust rule.
     """
 
     name: ClassVar[str] = "strategy"  # the registered name, set by ``register``
@@ -138,14 +161,35 @@ class Strategy(ABC):
         Rejects non-finite results and raises when nothing usable remains, so :meth:`aggregate` sees
         only results that passed, in the order given (cohort order).
         """
-        usable, rejected = usable_results(global_state, results, failures)
-        new_state, metrics = self.aggregate(server_round, global_state, usable)
-        return new_state, {**round_metrics(usable, failures, rejected), **metrics}
+        round_ = RoundAggregation(self, server_round, global_state,
+                                  [(r.client_id, r.num_examples) for r in results])
+        for result in results:
+            round_.add(result)
+        return round_.close(failures)
 
-    @abstractmethod
+    def accumulate(self, server_round: int, global_state: AdapterState,
+                   num_examples: Sequence[int]) -> Accumulator | None:
+        """A fold of this round's results, for results that will carry ``num_examples`` in this order;
+        None (the default): the rule needs all results at once, in :meth:`aggregate`.
+
+        The accumulator must leave the server state alone until :meth:`Accumulator.finish`: the engine
+        drops it unfinished when the round's usable results turn out to differ from the ones expected.
+        """
+        return None
+
     def aggregate(self, server_round: int, global_state: AdapterState,
                   results: list[ClientResult]) -> Aggregate:
-        """The rule itself: new global adapter and extra metrics from at least one finite, checked result."""
+        """The rule itself: new global adapter and extra metrics from at least one finite, checked result.
+
+        By default, the results folded through :meth:`accumulate`; a rule implements one of the two.
+        """
+        fold = self.accumulate(server_round, global_state, [r.num_examples for r in results])
+        if fold is None:
+            raise FedRayError(f"strategy {self.name} implements neither aggregate() nor accumulate(); "
+                              "a rule must define one of them")
+        for result in results:
+            fold.add(result)
+        return fold.finish()
 
     def state_dict(self) -> dict[str, Any]:
         """Server state to checkpoint: a copy of each attribute in ``state_keys`` (tensors cloned)."""
@@ -170,6 +214,8 @@ def check_results(global_state: AdapterState, results: Sequence[ClientResult]) -
     if not results:
         raise ValueError("aggregate_fit called with no results")
     for result in results:
+        if result.num_examples > 0 and _same_layout(result.params, global_state):
+            continue  # one flat buffer in the global adapter's layout: same keys and shapes
         if set(result.params) != set(global_state):
             raise ValueError(f"client {result.client_id} returned adapter keys that differ from "
                              f"the global adapter's")
@@ -190,6 +236,10 @@ def filter_finite(results: Sequence[ClientResult]) -> tuple[list[ClientResult], 
     good: list[ClientResult] = []
     rejected: list[ClientFailure] = []
     for result in results:
+        whole = result.params.typed() if isinstance(result.params, FlatState) else None
+        if whole is not None and bool(torch.isfinite(whole).all()):  # the whole buffer in one check
+            good.append(result)
+            continue
         bad = sorted(key for key, tensor in result.params.items() if not bool(torch.isfinite(tensor).all()))
         if bad:
             shown = ", ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
@@ -221,6 +271,59 @@ def usable_results(
     return good, rejected
 
 
+class RoundAggregation:
+    """One round of :meth:`Strategy.aggregate_fit`, fed one result at a time in cohort order.
+
+    Each result gets the template's checks as it comes (structure, then finiteness). When the rule
+    accumulates, the usable ones are folded in at once, on the bet that the round's usable results will
+    be exactly ``expected`` ((client id, sample count) pairs, in cohort order): a rule's weights (n_k / Σn,
+    or 1/K) need the whole round's total before the first sum. When the bet fails (a client failed,
+    timed out or was rejected, or reported another count), the fold is dropped and the rule aggregates
+    the usable results at once when the round closes: the same result, later.
+    """
+
+    def __init__(self, strategy: Strategy, server_round: int, global_state: AdapterState,
+                 expected: Sequence[tuple[int, int]]) -> None:
+        self.strategy, self.server_round, self.global_state = strategy, server_round, global_state
+        self.expected = list(expected)
+        self.fold = strategy.accumulate(server_round, global_state, [n for _, n in self.expected]) \
+            if self.expected else None
+        self.usable: list[ClientResult] = []
+        self.rejected: list[ClientFailure] = []
+
+    def add(self, result: ClientResult) -> None:
+        """Check ``result`` and, when usable, fold it in (or keep it for the close)."""
+        check_results(self.global_state, [result])
+        good, bad = filter_finite([result])
+        self.rejected += bad
+        self.usable += good
+        if self.fold is None:
+            return
+        position = len(self.usable) - 1
+        on_track = not bad and position < len(self.expected) and \
+            self.expected[position] == (result.client_id, result.num_examples)
+        if on_track:
+            self.fold.add(result)
+        else:
+            self.fold = None  # the bet failed: aggregate the usable results at the close
+
+    def close(self, failures: Sequence[ClientFailure]) -> Aggregate:
+        """The round's aggregate: the fold's when it saw exactly the expected results, else the rule's
+        own over the usable ones; raises when none is usable."""
+        if not self.usable:
+            reasons = "; ".join(f"client {f.client_id}: {f.reason}" for f in [*failures, *self.rejected])
+            returned = len(self.usable) + len(self.rejected)
+            raise FedRayError(f"no usable client result to aggregate ({returned} "
+                              f"returned, {len(self.rejected)} rejected, {len(failures)} failed): "
+                              f"{reasons or 'no clients'}")
+        if self.fold is not None and len(self.usable) == len(self.expected):
+            new_state, metrics = self.fold.finish()
+        else:
+            new_state, metrics = self.strategy.aggregate(self.server_round, self.global_state, self.usable)
+        self.fold = None
+        return new_state, {**round_metrics(self.usable, failures, self.rejected), **metrics}
+
+
 def round_metrics(
     results: Sequence[ClientResult],
     failures: Sequence[ClientFailure],
@@ -229,6 +332,11 @@ def round_metrics(
     """The counts every rule reports: aggregated results, engine failures, rejected (non-finite) results."""
     return {"num_results": float(len(results)), "num_failures": float(len(failures)),
             "num_rejected": float(len(rejected))}
+
+
+def _same_layout(params: Mapping[str, torch.Tensor], global_state: Mapping[str, torch.Tensor]) -> bool:
+    return isinstance(params, FlatState) and isinstance(global_state, FlatState) and \
+        params.layout == global_state.layout
 
 
 def _copy(value: Any) -> Any:

@@ -23,14 +23,21 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, get_args
+from typing import Any, Literal, Mapping, Optional, Sequence, get_args
 
 import torch
 
 from fedray.config.schema import spec
 from fedray.seeding import derive_seed
 from fedray.strategies import fedavg, fedavgm, fedopt  # noqa: F401  (register the inner rules)
-from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
+from fedray.strategies.base import (
+    Accumulator,
+    AdapterState,
+    Aggregate,
+    ClientResult,
+    Strategy,
+    StrategyParams,
+)
 from fedray.strategies.registry import STRATEGIES, build_strategy, register
 
 #: Rules whose output depends on the clients only through their unweighted mean (with equal weights).
@@ -101,29 +108,21 @@ class DPFixedClip(Strategy):
         self.inner = build_strategy(self.params.inner, self.params.inner_params, num_clients=self.num_clients)
         self.rounds = 0  # noisy aggregations so far, for the accountant
 
-    def aggregate(self, server_round: int, global_state: AdapterState,
-                  results: list[ClientResult]) -> Aggregate:
+    def accumulate(self, server_round: int, global_state: AdapterState,
+                   num_examples: Sequence[int]) -> Accumulator:
+        return _PrivateFold(self, server_round, global_state, len(num_examples))
+
+    def _metrics(self, norms: list[float], noise_std: float) -> dict[str, float]:
+        """The round's privacy metrics; counts the round for the accountant."""
         clip_norm, sigma = self.params.clip_norm, self.params.noise_multiplier
-        noise_std = sigma * clip_norm / len(results)
-        noise = self._noise(server_round, global_state, noise_std)
-        private, norms = [], []
-        for result in results:
-            update, norm = clip_update(global_state, result.params, clip_norm)
-            norms.append(norm)
-            params = {k: (x.to(torch.float64) + update[k] + noise[k]).to(x.dtype)
-                      for k, x in global_state.items()}
-            private.append(ClientResult(result.client_id, 1, params, metrics=dict(result.metrics)))
-        # The private clients are finite and checked already: hand them to the inner rule itself.
-        new_state, metrics = self.inner.aggregate(server_round, global_state, private)
         self.rounds += 1
-        metrics.update({
+        return {
             "dp_epsilon": gaussian_epsilon(sigma, self.rounds, self.params.delta),
             "dp_delta": self.params.delta,
             "dp_noise_std": noise_std,
             "dp_clipped_fraction": sum(n > clip_norm for n in norms) / len(norms),
             "dp_mean_update_norm": sum(norms) / len(norms),
-        })
-        return new_state, metrics
+        }
 
     def _noise(self, server_round: int, global_state: AdapterState, std: float) -> AdapterState:
         """z ~ N(0, std²) per coordinate (float64), drawn in sorted key order from the round's generator."""
@@ -140,3 +139,35 @@ class DPFixedClip(Strategy):
         self.require_keys(state, "rounds", "inner")
         self.rounds = int(state["rounds"])
         self.inner.load_state_dict(state["inner"])
+
+
+class _PrivateFold(Accumulator):
+    """DP-FedAvg one client at a time: clip its update, add the round's noise, fold the private client
+    into the wrapped rule (with weight 1). The noise's std σ·C/K needs the round's K up front."""
+
+    def __init__(self, strategy: DPFixedClip, server_round: int, global_state: AdapterState,
+                 count: int) -> None:
+        self.strategy, self.server_round, self.global_state = strategy, server_round, global_state
+        self.noise_std = strategy.params.noise_multiplier * strategy.params.clip_norm / count
+        self.noise = strategy._noise(server_round, global_state, self.noise_std)
+        self.inner = strategy.inner.accumulate(server_round, global_state, [1] * count)
+        self.private: list[ClientResult] = []  # kept only for an inner rule that does not accumulate
+        self.norms: list[float] = []
+
+    def add(self, result: ClientResult) -> None:
+        update, norm = clip_update(self.global_state, result.params, self.strategy.params.clip_norm)
+        self.norms.append(norm)
+        params = {k: (x.to(torch.float64) + update[k] + self.noise[k]).to(x.dtype)
+                  for k, x in self.global_state.items()}
+        private = ClientResult(result.client_id, 1, params, metrics=dict(result.metrics))
+        if self.inner is None:
+            self.private.append(private)
+        else:
+            self.inner.add(private)
+
+    def finish(self) -> Aggregate:
+        # The private clients are finite and checked already: the inner rule's own fold takes them.
+        new_state, metrics = self.inner.finish() if self.inner is not None else \
+            self.strategy.inner.aggregate(self.server_round, self.global_state, self.private)
+        metrics.update(self.strategy._metrics(self.norms, self.noise_std))
+        return new_state, metrics

@@ -3,9 +3,11 @@ Data"): x ← Σ_k n_k · x_k / Σ_k n_k, the sample-weighted mean of the client
 
 from __future__ import annotations
 
-from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy
+from typing import Sequence
+
+from fedray.strategies.base import Accumulator, AdapterState, Strategy
 from fedray.strategies.registry import register
-from fedray.strategies.updates import weighted_mean
+from fedray.strategies.updates import MeanAccumulator, MeanFold
 
 
 @register("fedavg")
@@ -14,6 +16,6 @@ class FedAvg(Strategy):
 
     linear = True
 
-    def aggregate(self, server_round: int, global_state: AdapterState,
-                  results: list[ClientResult]) -> Aggregate:
-        return weighted_mean([r.params for r in results], [r.num_examples for r in results]), {}
+    def accumulate(self, server_round: int, global_state: AdapterState,
+                   num_examples: Sequence[int]) -> Accumulator:
+        return MeanAccumulator(MeanFold(num_examples), lambda fold: (fold.mean(), {}))

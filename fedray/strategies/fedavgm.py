@@ -4,11 +4,12 @@ Federated Visual Classification"): FedAvg's pseudo-gradient driven through serve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from fedray.config.schema import spec
-from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams, Variant
+from fedray.strategies.base import Accumulator, AdapterState, Aggregate, Strategy, StrategyParams, Variant
 from fedray.strategies.registry import register
-from fedray.strategies.updates import apply_update, pseudo_gradient
+from fedray.strategies.updates import MeanAccumulator, MeanFold, apply_update, update_weights
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,13 @@ class FedAvgM(Strategy):
     def init_state(self) -> None:
         self.velocity: AdapterState | None = None  # v (standard) or m (fedmllm); None before round one
 
-    def aggregate(self, server_round: int, global_state: AdapterState,
-                  results: list[ClientResult]) -> Aggregate:
-        delta = pseudo_gradient(global_state, results, weighted=True)
+    def accumulate(self, server_round: int, global_state: AdapterState,
+                   num_examples: Sequence[int]) -> Accumulator:
+        fold = MeanFold(update_weights(num_examples, weighted=True), center=global_state)
+        return MeanAccumulator(fold, lambda done: self._step(global_state, done.update()))
+
+    def _step(self, global_state: AdapterState, delta: AdapterState) -> Aggregate:
+        """Move the velocity by the round's pseudo-gradient Δ and apply it."""
         beta = self.params.momentum
         if self.velocity is None:  # v₀ = 0 gives v = Δ; the fedmllm rule also starts from m = Δ
             self.velocity = delta

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
 from fedray.config.schema import spec
-from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams, Variant
+from fedray.strategies.base import Accumulator, AdapterState, Aggregate, Strategy, StrategyParams, Variant
 from fedray.strategies.registry import register
-from fedray.strategies.updates import apply_update, pseudo_gradient
+from fedray.strategies.updates import MeanAccumulator, MeanFold, apply_update, update_weights
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,19 @@ class FedOpt(Strategy):
     def second_moment(self, v: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
         """The new second moment from the old one ``v`` and the squared (pseudo-)gradient ``g2``."""
 
-    def aggregate(self, server_round: int, global_state: AdapterState,
-                  results: list[ClientResult]) -> Aggregate:
+    def accumulate(self, server_round: int, global_state: AdapterState,
+                   num_examples: Sequence[int]) -> Accumulator:
+        """Δ is sample-weighted in the standard variant, unweighted in the fedmllm one."""
+        weighted = self.params.variant == "standard"
+        fold = MeanFold(update_weights(num_examples, weighted), center=global_state)
+        return MeanAccumulator(fold, lambda done: self._step(global_state, done.update()))
+
+    def _step(self, global_state: AdapterState, delta: AdapterState) -> Aggregate:
+        """Move the moments by the round's pseudo-gradient Δ and take the adaptive step."""
         if self.params.variant == "standard":
-            self._standard_moments(pseudo_gradient(global_state, results, weighted=True))
+            self._standard_moments(delta)
         else:
-            self._fedmllm_moments(pseudo_gradient(global_state, results, weighted=False))
+            self._fedmllm_moments(delta)
         self.t += 1
         eta_t = self.params.eta * self._correction()
         tau = self.params.tau

@@ -20,9 +20,16 @@ import torch
 from fedray.client.objectives import CONTROL_DELTA, CONTROL_VARIATE, LocalObjective, ScaffoldObjective
 from fedray.config.schema import spec
 from fedray.errors import FedRayError
-from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
+from fedray.strategies.base import (
+    Accumulator,
+    AdapterState,
+    Aggregate,
+    ClientResult,
+    Strategy,
+    StrategyParams,
+)
 from fedray.strategies.registry import register
-from fedray.strategies.updates import apply_update, pseudo_gradient
+from fedray.strategies.updates import MeanFold, apply_update, update_weights
 
 
 @dataclass(frozen=True)
@@ -60,19 +67,43 @@ class Scaffold(Strategy):
         variate = result.extras.get(CONTROL_VARIATE)
         return None if variate is None else {CONTROL_VARIATE: variate}
 
-    def aggregate(self, server_round: int, global_state: AdapterState,
-                  results: list[ClientResult]) -> Aggregate:
-        missing = [r.client_id for r in results if CONTROL_DELTA not in r.extras]
-        if missing:
-            raise FedRayError(f"scaffold: clients {missing} returned no control_delta; they did not train "
-                              "with SCAFFOLD's client objective")
-        total = self.num_clients or len(results)
+    def accumulate(self, server_round: int, global_state: AdapterState,
+                   num_examples: Sequence[int]) -> Accumulator:
+        return _ScaffoldFold(self, global_state, len(num_examples))
+
+    def _step(self, global_state: AdapterState, control_sum: dict[str, torch.Tensor],
+              count: int, step: AdapterState) -> Aggregate:
+        """c ← c + Σ Δc_i / N, then x ← x + η_g · step."""
+        total = self.num_clients or count
         if self.control is None:
             self.control = {k: torch.zeros_like(v) for k, v in global_state.items()}
         for key in self.control:
-            summed = sum(r.extras[CONTROL_DELTA][key].to(torch.float64) for r in results)
-            self.control[key] = (self.control[key].to(torch.float64) + summed / total).to(
+            self.control[key] = (self.control[key].to(torch.float64) + control_sum[key] / total).to(
                 self.control[key].dtype)
-        step = pseudo_gradient(global_state, results, weighted=False)
         control_norm = float(sum(float(v.norm() ** 2) for v in self.control.values()) ** 0.5)
         return apply_update(global_state, step, self.params.server_lr), {"control_norm": control_norm}
+
+
+class _ScaffoldFold(Accumulator):
+    """SCAFFOLD's two sums, one client at a time: the unweighted mean change and Σ Δc_i (float64)."""
+
+    def __init__(self, strategy: Scaffold, global_state: AdapterState, count: int) -> None:
+        self.strategy, self.global_state, self.count = strategy, global_state, count
+        self.update = MeanFold(update_weights([1] * count, weighted=False), center=global_state)
+        self.control_sum = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in global_state.items()}
+        self.missing: list[int] = []
+
+    def add(self, result: ClientResult) -> None:
+        delta = result.extras.get(CONTROL_DELTA)
+        if delta is None:
+            self.missing.append(result.client_id)
+            return
+        self.update.add(result.params)
+        for key, acc in self.control_sum.items():
+            acc += delta[key].to(torch.float64)
+
+    def finish(self) -> Aggregate:
+        if self.missing:
+            raise FedRayError(f"scaffold: clients {self.missing} returned no control_delta; they did not "
+                              "train with SCAFFOLD's client objective")
+        return self.strategy._step(self.global_state, self.control_sum, self.count, self.update.update())

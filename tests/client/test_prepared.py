@@ -14,10 +14,10 @@ import torch
 
 from fedray.client.cache_files import CacheJob, ensure_files, map_batch
 from fedray.client.evaluate import generate_answers
-from fedray.client.prepared import PreparedStore, table_fingerprint, train_needs
+from fedray.client.prepared import PreparedStore, table_fingerprint
 from fedray.client.scoring import option_logprobs
 from fedray.config.schema import ModelConfig, PromptsConfig, TinyVlmConfig
-from fedray.data.manifest import ClientSpec
+from fedray.data.manifest import ClientSpec, train_needs
 from fedray.data.modality import BOTH, IMAGE, NONE, TEXT, mask_rows
 from fedray.data.prompts import build_prompt_style, format_choice
 from fedray.data.sources import read_source

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from fedray.client.objectives import LocalObjective
-from fedray.client.prepared import train_needs
 from fedray.config import scenario_from_dict
-from fedray.data.manifest import ClientSpec
+from fedray.data.manifest import ClientSpec, train_needs
 from fedray.data.modality import BOTH, IMAGE, TEXT
 from fedray.data.sources import read_source
 from fedray.engine.actors import ClientActor
@@ -64,8 +63,8 @@ def test_fit_and_evaluation_equal_those_of_the_uncached_tower(actors):
 def test_declared_needs_are_built_once_and_mapped_by_the_next_actor(actors, tmp_path):
     cached, _ = actors
     specs = [ClientSpec(0, tuple(range(12)), "t", masks=MASKS)]
-    first = cached.prepare_data(cached.train, cached.eval_tables, train_needs(specs), str(tmp_path))
-    again = cached.prepare_data(cached.train, cached.eval_tables, train_needs(specs), str(tmp_path))
+    first = cached.set_data(cached.train, cached.eval_tables, train_needs(specs), str(tmp_path))
+    again = cached.set_data(cached.train, cached.eval_tables, train_needs(specs), str(tmp_path))
     # 3 masks: a prepared file each, and a features file for the two with images
     assert first["files_built"] == 5 and first["vision_features"]
     assert again["files_built"] == 0 and again["files_mapped"] == 5
