@@ -43,8 +43,6 @@ class SourceConfig:
 
     source: str = spec(help="registered data source name")
     root: Optional[str] = spec(None, help="local dataset directory, for sources that read files")
-    cache_dir: Optional[str] = spec(None, help="where prepared (encoded) samples are cached across runs "
-                                               "(None: $FEDRAY_CACHE, else ~/.cache/fedray)")
     max_train_samples: Optional[int] = spec(None, ge=1, help="cap on its training samples")
     max_test_samples: Optional[int] = spec(None, ge=1, help="cap on its test samples")
     options: Mapping[str, Any] = spec(default_factory=_frozen_dict, extra=True,
@@ -57,6 +55,8 @@ class DataConfig:
 
     source: str = spec("digits", help="registered data source name")
     root: Optional[str] = spec(None, help="local dataset directory, for sources that read files")
+    cache_dir: Optional[str] = spec(None, help="where prepared (encoded) samples are cached across runs "
+                                               "(None: $FEDRAY_CACHE, else ~/.cache/fedray)")
     test_fraction: float = spec(0.2, gt=0.0, lt=1.0,
                                 help="held-out test share, for sources without a test split")
     validation_fraction: float = spec(0.0, ge=0.0, lt=1.0,
