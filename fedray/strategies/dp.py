@@ -30,14 +30,7 @@ import torch
 from fedray.config.schema import spec
 from fedray.seeding import derive_seed
 from fedray.strategies import fedavg, fedavgm, fedopt  # noqa: F401  (register the inner rules)
-from fedray.strategies.base import (
-    Accumulator,
-    AdapterState,
-    Aggregate,
-    ClientResult,
-    Strategy,
-    StrategyParams,
-)
+from fedray.strategies.base import Accumulator, AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
 from fedray.strategies.registry import STRATEGIES, build_strategy, register
 
 #: Rules whose output depends on the clients only through their unweighted mean (with equal weights).
