@@ -30,7 +30,7 @@ import torch
 from fedray.config.schema import spec
 from fedray.seeding import derive_seed
 from fedray.strategies import fedavg, fedavgm, fedopt  # noqa: F401  (register the inner rules)
-from fedray.strategies.base import Accumulator, AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
+from fedray.strategies.base import Accumulator, AdapterState, ClientResult, Strategy, StrategyParams
 from fedray.strategies.registry import STRATEGIES, build_strategy, register
 
 #: Rules whose output depends on the clients only through their unweighted mean (with equal weights).
@@ -158,7 +158,7 @@ class _PrivateFold(Accumulator):
         else:
             self.inner.add(private)
 
-    def finish(self) -> Aggregate:
+    def finish(self) -> tuple[AdapterState, dict[str, float]]:  # the rule's Aggregate
         # The private clients are finite and checked already: the inner rule's own fold takes them.
         new_state, metrics = self.inner.finish() if self.inner is not None else \
             self.strategy.inner.aggregate(self.server_round, self.global_state, self.private)
