@@ -141,14 +141,16 @@ class ProcessTreeSampler:
         pss = 0.0
         for pid, proc in list(self._known.items()):
             try:
-                roles = process_roles(proc.cmdline(), pid == self.root.pid)
+                cmdline = proc.cmdline()
+                roles = process_roles(cmdline, pid == self.root.pid)
                 rss[pid] = proc.memory_info().rss / MIB
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 self._known.pop(pid, None)  # ended
                 rss.pop(pid, None)
                 continue
             pss += _pss_mb(proc) if with_pss else 0.0
-            if roles != ("ray idle workers",) or pid not in self._roles:
+            # An exiting process shows an empty command line: it keeps the role it had.
+            if cmdline and (roles != ("ray idle workers",) or pid not in self._roles):
                 self._roles[pid] = roles
         with self._lock:
             self._rss.append(rss)
