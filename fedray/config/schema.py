@@ -240,6 +240,21 @@ class TrainEngineConfig:
 
 
 @dataclass(frozen=True)
+class RoundScheduleConfig:
+    """How the base learning rate moves across rounds (fedray.client.schedule), before each fit's own
+    schedule: constant, or the FedMLLM reference's cosine with warmup."""
+
+    name: Literal["constant", "cosine_warm"] = spec("constant",
+                                                    help="constant, or cosine_warm (the reference's)")
+    warmup_fraction: float = spec(0.01, ge=0.0, lt=1.0,
+                                  help="cosine_warm: warmup length as a share of the rounds")
+    eta_min: float = spec(0.0, ge=0.0, help="cosine_warm: the lr the cosine ends at")
+    warmup: Literal["reference", "corrected"] = spec(
+        "reference", help="reference: warmup of total × fraction rounds, so under one round gives round 1 "
+                          "more than the base lr (the reference's 2×); corrected: whole rounds, never above")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Local training on each client."""
 
@@ -256,6 +271,7 @@ class TrainConfig:
     warmup_ratio: float = spec(0.0, ge=0.0, lt=1.0)
     max_grad_norm: Optional[float] = spec(1.0, gt=0.0, help="gradient clipping (None: off)")
     engine: TrainEngineConfig = spec(default_factory=TrainEngineConfig)
+    round_schedule: RoundScheduleConfig = spec(default_factory=RoundScheduleConfig)
 
     def problems(self) -> list[str]:
         if (self.local_steps is None) == (self.local_epochs is None):

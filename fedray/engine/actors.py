@@ -141,7 +141,8 @@ class ClientActor:
         samples = self.store.encodings(TRAIN_SPLIT, task.indices, task.masks)
         rng = derive_rng(task.seed, "batches")
         with torch_seeded(derive_seed(task.seed, "dropout")):
-            stats, params = self.engine.fit(self.model, self.collator, samples, self.setup.train,
+            train = self.setup.train if task.lr is None else replace(self.setup.train, lr=task.lr)
+            stats, params = self.engine.fit(self.model, self.collator, samples, train,
                                             task.objective, global_state, rng)
         if task.slowdown > 1.0:  # simulated slow device (system heterogeneity)
             time.sleep((task.slowdown - 1.0) * (time.perf_counter() - start))

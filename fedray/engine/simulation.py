@@ -27,6 +27,7 @@ import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from fedray.client.schedule import round_lr
 from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, train_needs, write_manifest
@@ -190,9 +191,10 @@ class Simulation:
         start_refs = self.mode.start_states(cohort, self.states)
         objectives = self._objectives(server_round, cohort)
         self.aggregator.begin_round.remote(server_round, [(c, self.specs[c].num_samples) for c in cohort])
+        lr = self._round_lr(server_round)
         tasks = [FitTask(server_round, c, np.asarray(self.specs[c].indices), self._masks(c), None,
                          derive_seed(self.scenario.seed, "fit", server_round, c),
-                         slowdown=system.slowdown.get(c, 1.0) if system else 1.0)
+                         slowdown=system.slowdown.get(c, 1.0) if system else 1.0, lr=lr)
                  for c in cohort]
 
         forward = ResultBatches(lambda batch: self.aggregator.add_results.remote(
@@ -210,6 +212,13 @@ class Simulation:
             return {}
         refs = self.aggregator.objectives.options(num_returns=len(cohort)).remote(server_round, cohort)
         return dict(zip(cohort, refs if len(cohort) > 1 else [refs]))
+
+    def _round_lr(self, server_round: int) -> float | None:
+        """The round's base lr under ``train.round_schedule`` (None: the constant ``train.lr``)."""
+        train = self.scenario.train
+        if train.round_schedule.name == "constant":
+            return None
+        return round_lr(train.lr, server_round, self.scenario.federation.rounds, train.round_schedule)
 
     def _masks(self, client: int) -> tuple[int, ...]:
         spec = self.specs[client]

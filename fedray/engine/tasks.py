@@ -49,6 +49,7 @@ class FitTask:
     objective: LocalObjective | None  # None: the objective travels beside the task (ClientActor.fit)
     seed: int
     slowdown: float = 1.0  # simulated slow client: the fit takes this many times longer
+    lr: float | None = None  # this round's base lr (train.round_schedule); None: train.lr
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,17 @@ def test_declared_needs_are_built_once_and_mapped_by_the_next_actor(actors, tmp_
     # 3 masks: a prepared file each, and a features file for the two with images
     assert first["files_built"] == 5 and first["vision_features"]
     assert again["files_built"] == 0 and again["files_mapped"] == 5
+
+
+def test_the_task_s_round_lr_replaces_train_lr(actors):
+    # train.round_schedule reaches the fit as FitTask.lr: a fit at the configured lr (1e-2) moves the
+    # adapter; the same fit at lr 1e-12 leaves it (almost) where it started.
+    actor = actors[0]
+    start = actor.initial_adapter()
+    task = FitTask(server_round=1, client_id=0, indices=np.arange(12), masks=MASKS,
+                   objective=LocalObjective(), seed=7)
+    _, default = actor.fit(task, start)
+    _, tiny = actor.fit(FitTask(**{**task.__dict__, "lr": 1e-12}), start)
+    moved = max(float((default[k] - start[k]).abs().max()) for k in start)
+    barely = max(float((tiny[k] - start[k]).abs().max()) for k in start)
+    assert moved > 1e-4 and barely < 1e-9
