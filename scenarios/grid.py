@@ -39,7 +39,9 @@ PAPER_BASE: dict[str, Any] = {
               "gradient_checkpointing": True},
     "lora": {"rank": 8, "alpha": 8, "dropout": 0.05, "preset": "fedmllm"},
     "train": {"local_steps": None, "local_epochs": 1, "batch_size": 4, "lr": 2.0e-5, "weight_decay": 0.1,
-              "adam_beta2": 0.95, "lr_schedule": "cosine", "warmup_ratio": 0.01},
+              "adam_beta2": 0.95, "lr_schedule": "cosine", "warmup_ratio": 0.01,
+              # the reference's round-level cosine, its 2× first round included (docs/protocol.md)
+              "round_schedule": {"name": "cosine_warm", "warmup_fraction": 0.01}},
     "strategy": {"name": "fedavg"},
     "federation": {"rounds": 50, "clients_per_round": 2, "sampler": "fedmllm"},
     "prompts": {"style": "fedmllm"},  # the reference's user and assistant turns, character for character
