@@ -34,7 +34,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fedray.bench.proctree import process_roles  # noqa: E402
+from fedray.bench.proctree import BackgroundSampler, process_roles  # noqa: E402
 from fedray.config.yamlio import dump_yaml  # noqa: E402
 
 ROUNDS, PER_ROUND, STEPS, BATCH = 3, 4, 10, 8
@@ -141,43 +140,36 @@ def write_standin(root: Path) -> tuple[Path, Path]:
 
 
 # -- measuring ----------------------------------------------------------------------------------------------
-class GpuMemorySampler:
+class GpuMemorySampler(BackgroundSampler):
     """Peak GPU memory per process from ``nvidia-smi`` (every 0.5 s), keyed by the process's role."""
+
+    interval_s = 0.5
 
     def __init__(self) -> None:
         self.peaks: dict[int, float] = {}
         self.roles: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> GpuMemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
+    def sample(self) -> bool | None:
         import psutil
 
-        while not self._stop.wait(0.5):
+        try:
+            query = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                    "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                                   timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False  # no nvidia-smi: the allocator's peaks still come from the run's history
+        for line in query.stdout.splitlines():
+            pid_text, _, mib = line.partition(",")
+            if not pid_text.strip().isdigit() or not mib.strip().isdigit():
+                continue
+            pid = int(pid_text)
+            self.peaks[pid] = max(self.peaks.get(pid, 0.0), float(mib))
             try:
-                query = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
-                                        "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                                       timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                return  # no nvidia-smi: the allocator's peaks still come from the run's history
-            for line in query.stdout.splitlines():
-                pid_text, _, mib = line.partition(",")
-                if not pid_text.strip().isdigit() or not mib.strip().isdigit():
-                    continue
-                pid = int(pid_text)
-                self.peaks[pid] = max(self.peaks.get(pid, 0.0), float(mib))
-                try:
-                    self.roles[pid] = process_roles(psutil.Process(pid).cmdline(), False)[0]
-                except psutil.Error:
-                    self.roles.setdefault(pid, "?")
+                self.roles[pid] = process_roles(psutil.Process(pid).cmdline(), False)[0]
+            except psutil.Error:
+                self.roles.setdefault(pid, "?")
+        return None
 
     def per_actor(self) -> list[float]:
         return sorted((v for pid, v in self.peaks.items() if self.roles.get(pid) == "actor:ClientActor"),

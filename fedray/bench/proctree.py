@@ -96,7 +96,35 @@ def _pss_mb(proc: psutil.Process) -> float:
         return 0.0
 
 
-class ProcessTreeSampler:
+class BackgroundSampler:
+    """Calls :meth:`sample` every ``interval_s`` seconds in a daemon thread, inside a ``with`` block."""
+
+    interval_s: float = 0.1
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
+
+    def __enter__(self) -> BackgroundSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            if self.sample() is False:  # the sampler has nothing more to read
+                return
+            self._stop.wait(max(0.0, self.interval_s - (time.perf_counter() - started)))
+
+    def sample(self) -> bool | None:
+        raise NotImplementedError
+
+
+class ProcessTreeSampler(BackgroundSampler):
     """Samples a process tree's memory in a background thread: ``with ProcessTreeSampler(pid) as s: ...``.
 
     ``s.result()`` gives the :class:`TreeMemory`; :meth:`sample` takes one sample (tests call it directly).
@@ -113,23 +141,8 @@ class ProcessTreeSampler:
         self._roles: dict[int, tuple[str, ...]] = {}  # pid → roles (see the class docstring)
         self._rss: list[dict[int, float]] = []  # per sample: pid → RSS MiB
         self._peak_pss = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="proctree-sampler", daemon=True)
         self._lock = threading.Lock()
-
-    def __enter__(self) -> ProcessTreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            self.sample()
-            self._stop.wait(max(0.0, self.interval_s - (time.perf_counter() - started)))
+        super().__init__()
 
     def sample(self) -> None:
         """Read every process of the tree once."""
