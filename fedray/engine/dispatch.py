@@ -138,6 +138,12 @@ class FitRound:
     def _settle(self, fit: GroupFit, error: BaseException | None) -> None:
         """Record a finished fit: its result, or its failure (and what that does to its group)."""
         lane = self.lanes[fit.group]
+        if isinstance(error, ray.exceptions.RayActorError):
+            # A dead actor fails every fit queued on it, in no set order: the one it was running
+            # is its lane's head (an actor runs its calls in order); the others go back untouched.
+            fit = lane[0]
+            for ref in fit.pending:
+                self.waiting.pop(ref, None)
         lane.remove(fit)
         task = fit.task
         if error is None:

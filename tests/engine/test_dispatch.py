@@ -54,6 +54,24 @@ def test_each_group_gets_its_next_fit_queued_behind_the_running_one():
     assert [task.client_id for task, _ in fits.queue] == [4]  # the rest waits for a free slot
 
 
+class _ReplacingPool(_FakePool):
+    def replace(self, dead):
+        fresh = _FakeGroup()
+        self.groups = [fresh if g is dead else g for g in self.groups]
+        return fresh
+
+
+def test_a_dead_actor_fails_the_fit_it_was_running_whichever_error_arrives_first():
+    group = _FakeGroup()
+    fits = FitRound(_ReplacingPool([group]), lambda task: (None, None), depth=2)
+    fits.queue = deque((_task(c), 0) for c in (7, 8))
+    fits._fill()
+    running, queued = fits.lanes[group]
+    fits._settle(queued, ray.exceptions.RayActorError())  # the queued call's error came back first
+    assert [f.client_id for f in fits.outcome.failures] == [7]
+    assert [task.client_id for task, attempt in fits.queue] == [8] and not fits.waiting
+
+
 class StubActor:
     """A client actor without a model: a fit sleeps for ``task.slowdown`` seconds."""
 
