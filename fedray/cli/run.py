@@ -20,6 +20,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default=None, help="run directory (default runs/<name>-<time>)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue a stopped run from its last checkpoint (with its own config)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a --run-dir that holds a run: the old run is moved aside "
+                             "to <dir>.replaced-<time>")
 
 
 #: Test metrics shown on the progress line and in the summary table, with their short names.
@@ -73,24 +76,32 @@ def summary_table(rounds: list[RoundRecord]) -> str:
 def main(args: argparse.Namespace) -> int:
     import fedray.checks  # noqa: F401  (registry-aware checks)
     from fedray.engine.modes import build_run_mode
-    from fedray.engine.simulation import run
+    from fedray.engine.simulation import Simulation
     from fedray.report.tensorboard import TensorBoardLogger
 
     if args.resume:
-        if args.scenario or args.overrides or args.run_dir:
-            raise FedRayError("--resume RUN_DIR takes no scenario, overrides or --run-dir: a resumed run "
-                              "uses the config.yaml in its run directory")
+        if args.scenario or args.overrides or args.run_dir or args.overwrite:
+            raise FedRayError("--resume RUN_DIR takes no scenario, overrides, --run-dir or --overwrite: a "
+                              "resumed run uses the config.yaml in its run directory")
+        if not (Path(args.resume) / "config.yaml").is_file():
+            raise FedRayError(f"{args.resume} is not a fedray run directory (no config.yaml)")
         scenario = load_scenario(Path(args.resume) / "config.yaml")
     elif args.scenario is None:
         raise FedRayError("give a scenario file (e.g. scenarios/mini.yaml) or --resume RUN_DIR")
     else:
         scenario = load_scenario(args.scenario, args.overrides)
     mode = build_run_mode(scenario)
+    simulation = Simulation(scenario, args.resume or args.run_dir, resume=bool(args.resume),
+                            overwrite=args.overwrite,
+                            observers=[TensorBoardLogger(), ProgressLines()])
+    if simulation.already_finished:
+        print(f"fedray: {args.resume} has finished all its rounds; nothing to resume. Its results: "
+              f"{Path(args.resume) / 'summary.json'}", flush=True)
+        return 0
     print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "
           f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
           flush=True)
-    summary = run(scenario, args.resume or args.run_dir, observers=[TensorBoardLogger(), ProgressLines()],
-                  resume=bool(args.resume))
+    summary = simulation.execute()
     print()
     print(summary_table(summary.rounds))
     if summary.best_round is not None:

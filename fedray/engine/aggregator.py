@@ -20,6 +20,7 @@ It also writes the adapter files and checkpoints, so the driver never holds a te
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -185,28 +186,39 @@ class AggregatorActor:
         """Write ``state`` (default: the global adapter) as ``<run>/<name>.safetensors``."""
         return str(write_adapter(self.run_path, self.global_state if state is None else state, name))
 
-    def save_checkpoint(self, server_round: int, driver: dict[str, Any]) -> str:
-        """Write the run's checkpoint: this actor's state with the driver's ``driver`` part."""
-        return str(save_checkpoint(self.run_path, {"round": server_round, "aggregator": self.snapshot(),
-                                                   "driver": driver}))
+    def save_checkpoint(self, server_round: int, driver: dict[str, Any]) -> float:
+        """Write the run's checkpoint: this actor's state with the driver's ``driver`` part; return the
+        seconds it took. Client states are written to their own files only when they changed since the
+        last checkpoint, and the checkpoint names those files."""
+        start = time.perf_counter()
+        index = self.clients.checkpoint_index()
+        save_checkpoint(self.run_path, {"round": server_round, "aggregator": self.snapshot(index),
+                                        "driver": driver})
+        self.clients.committed(index)
+        return time.perf_counter() - start
 
     def resume(self) -> tuple[int, dict[str, Any]]:
         """Restore from the run's checkpoint; return (its round, the driver's part)."""
         payload = load_checkpoint(self.run_path)
-        self.restore(payload["aggregator"])
+        self.restore(payload["aggregator"], inline_clients=payload["format"] == 1)
         return int(payload["round"]), payload["driver"]
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything server-side a checkpoint must hold (as plain tensors)."""
+    def snapshot(self, client_index: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything server-side a checkpoint must hold (as plain tensors); the client states as the
+        index of their files (``client_index``, from the store)."""
+        clients = self.clients.checkpoint_index() if client_index is None else client_index
         return {"global_state": _plain(self.global_state), "strategy": self.strategy.state_dict(),
-                "clients": {cid: {k: _plain(v) for k, v in values.items()}
-                            for cid, values in self.clients.state_dict().items()}}
+                "clients": clients}
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
+    def restore(self, snapshot: dict[str, Any], inline_clients: bool = False) -> None:
         state = snapshot["global_state"]
         self.global_state = FlatState.pack(state, Layout.of(state)) if state else state
         self.strategy.load_state_dict(snapshot["strategy"])
-        self.clients.load_state_dict(snapshot["clients"])
+        if inline_clients:  # checkpoint format 1: the states themselves
+            self.clients.load_state_dict({cid: {k: _plain(v) for k, v in values.items()}
+                                          for cid, values in snapshot["clients"].items()})
+        else:
+            self.clients.load_index(snapshot["clients"])
 
 
 def _owned(state: Mapping[str, Any]) -> Mapping[str, Any]:

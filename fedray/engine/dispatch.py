@@ -74,6 +74,7 @@ class FitOutcome:
     reports: list[FitReport] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)  # ObjectRefs, aligned with reports
     failures: list[FitFailure] = field(default_factory=list)
+    retries: list[FitFailure] = field(default_factory=list)  # fits redone after their actor died
 
     def in_cohort_order(self, tasks: Sequence[FitTask]) -> FitOutcome:
         """The same outcome with results and failures in the order the tasks were dispatched.
@@ -84,7 +85,8 @@ class FitOutcome:
         rank = {task.client_id: i for i, task in enumerate(tasks)}
         pairs = sorted(zip(self.reports, self.params), key=lambda pair: rank[pair[0].client_id])
         return FitOutcome(reports=[r for r, _ in pairs], params=[p for _, p in pairs],
-                          failures=sorted(self.failures, key=lambda f: rank[f.client_id]))
+                          failures=sorted(self.failures, key=lambda f: rank[f.client_id]),
+                          retries=list(self.retries))
 
 
 class FitRound:
@@ -159,6 +161,7 @@ class FitRound:
                          " (retrying on another actor)" if retry else "", exc_info=error)
             if retry:
                 self.queue.append((task, fit.attempt + 1))
+                self.outcome.retries.append(FitFailure(task.client_id, f"actor died: {root_cause(error)}"))
             else:
                 self.outcome.failures.append(FitFailure(task.client_id,
                                                            f"actor died: {root_cause(error)}"))

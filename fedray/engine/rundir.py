@@ -1,10 +1,14 @@
-"""The run directory: resolved config, manifest, history, log, summary and the adapters."""
+"""The run directory: resolved config, manifest, history, log, summary and the adapters.
+
+A run never writes into a directory that holds another run: :meth:`RunDir.create` refuses one (resume it,
+or pass ``overwrite`` to move it aside to a dated sibling first). Files it replaces are written to a
+temporary name and renamed (:func:`~fedray.engine.files.write_atomically`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from fedray.config.load import dump_scenario
 from fedray.config.schema import Scenario
+from fedray.engine.files import RunDirWriteError, describe_os_error, write_atomically
 from fedray.engine.history import HistoryWriter
 from fedray.errors import FedRayError
 
@@ -25,9 +30,13 @@ class RunDir:
     _log_handler: logging.Handler | None = None
 
     @classmethod
-    def create(cls, scenario: Scenario, path: str | Path | None = None) -> RunDir:
-        """Make the directory (``<output.root>/<name>-<timestamp>`` by default) and write the config."""
-        if path is None:
+    def create(cls, scenario: Scenario, path: str | Path | None = None, overwrite: bool = False) -> RunDir:
+        """Make the directory (``<output.root>/<name>-<timestamp>`` by default) and write the config.
+
+        A ``path`` that already holds a run is refused, or with ``overwrite`` moved aside first."""
+        if path is not None:
+            _make_room(Path(path), overwrite)
+        else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path(scenario.output.root) / f"{scenario.name}-{stamp}"
             suffix = 1
@@ -35,18 +44,22 @@ class RunDir:
                 suffix += 1
                 path = Path(scenario.output.root) / f"{scenario.name}-{stamp}-{suffix}"
         run = cls(Path(path))
-        run.path.mkdir(parents=True, exist_ok=True)
-        dump_scenario(scenario, run.config_path)
-        run._attach_log()
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+            dump_scenario(scenario, run.config_path)
+        except OSError as exc:
+            raise FedRayError(f"cannot create the run directory {run.path}: {describe_os_error(exc)}; "
+                              "choose another --run-dir (or output.root)") from None
+        run.attach_log()
         return run
 
     @classmethod
     def reopen(cls, path: str | Path) -> RunDir:
-        """An existing run directory, to resume: its config is kept as written."""
+        """An existing run directory, to resume: its config is kept as written. Nothing is written
+        (the log is attached by :meth:`attach_log` once the resume is known to go ahead)."""
         run = cls(Path(path))
-        if not run.config_path.exists():
+        if not run.config_path.is_file():
             raise FedRayError(f"{path} is not a fedray run directory (no config.yaml)")
-        run._attach_log()
         return run
 
     @property
@@ -61,31 +74,33 @@ class RunDir:
     def history_path(self) -> Path:
         return self.path / "history.jsonl"
 
-    def history_writer(self) -> HistoryWriter:
+    @property
+    def client_state_dir(self) -> Path:
+        return self.path / "client_state"
+
+    def history_writer(self, keep_through: int | None = None) -> HistoryWriter:
         """The observer that appends each round to ``history.jsonl``: every run keeps one, since a
-        resumed run reads its rounds back from it."""
-        return HistoryWriter(self.history_path)
+        resumed run reads its rounds back from it (``keep_through``: the resumed checkpoint's round)."""
+        return HistoryWriter(self.history_path, keep_through)
 
     def save_adapter(self, state: AdapterState, name: str = "global_adapter") -> Path:
         """Write an adapter as ``<name>.safetensors`` atomically (write, then rename)."""
         from safetensors.torch import save_file
 
-        path = self.path / f"{name}.safetensors"
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-        os.replace(tmp, path)
-        return path
+        return write_atomically(self.path / f"{name}.safetensors", lambda tmp: save_file(
+            {k: v.contiguous() for k, v in state.items()}, str(tmp)))
 
     def save_summary(self, summary: dict) -> Path:
         """Write ``summary.json`` (the run's headline results) atomically."""
-        path = self.path / "summary.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+        return write_atomically(self.path / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
-    def _attach_log(self) -> None:
-        handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
+    def attach_log(self) -> None:
+        """Send the fedray loggers' INFO lines to ``run.log`` (appended to, on a resume)."""
+        try:
+            handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
+        except OSError as exc:
+            raise RunDirWriteError(self.path / "run.log", describe_os_error(exc)) from None
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         root = logging.getLogger("fedray")
@@ -100,3 +115,29 @@ class RunDir:
             logging.getLogger("fedray").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+
+
+#: Files whose presence means a directory holds a run.
+RUN_FILES = ("config.yaml", "history.jsonl", "checkpoint.pt", "summary.json")
+
+
+def _make_room(path: Path, overwrite: bool) -> None:
+    """Refuse a ``path`` that is a file or holds a run; with ``overwrite`` move such a run aside."""
+    if path.exists() and not path.is_dir():
+        raise FedRayError(f"--run-dir {path} is a file, not a directory; choose another --run-dir")
+    if not path.is_dir() or not any((path / name).exists() for name in RUN_FILES):
+        return
+    if not overwrite:
+        raise FedRayError(f"{path} already holds a run; continue it with `fedray run --resume {path}`, "
+                          "start afresh with --overwrite (the old run is moved aside), or choose another "
+                          "--run-dir")
+    aside = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    suffix = 1
+    while aside.exists():
+        suffix += 1
+        aside = aside.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}")
+    try:
+        path.rename(aside)
+    except OSError as exc:
+        raise FedRayError(f"cannot move the old run {path} aside: {describe_os_error(exc)}") from None
+    logging.getLogger(__name__).warning("moved the run that was in %s to %s", path, aside)

@@ -32,15 +32,16 @@ from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, train_needs, write_manifest
 from fedray.data.modality import BOTH
-from fedray.engine.checkpoint import require_checkpoint, truncate_history
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.dispatch import ResultBatches
 from fedray.engine.evaluation import Evaluator
+from fedray.engine.files import RunDirWriteError, describe_os_error
 from fedray.engine.history import RoundRecord
 from fedray.engine.modes import build_run_mode
 from fedray.engine.observers import Observers, RoundObserver, RunStart
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.remote import AggregatorActor, AggregatorStates
+from fedray.engine.resume import ResumePlan, config_fingerprint, plan_resume
 from fedray.engine.rundir import RunDir
 from fedray.engine.runtime import ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
@@ -60,25 +61,50 @@ class Simulation:
     the run directory's history)."""
 
     def __init__(self, scenario: Scenario, run_dir: str | Path | None = None,
-                 observers: Sequence[RoundObserver] = (), resume: bool = False) -> None:
+                 observers: Sequence[RoundObserver] = (), resume: bool = False,
+                 overwrite: bool = False) -> None:
+        """``resume``: continue the run in ``run_dir`` (checked here, before anything starts or is
+        written: see :mod:`fedray.engine.resume`); ``overwrite``: move a run already in ``run_dir``
+        aside instead of refusing to start."""
         self.scenario = scenario
         self.mode = build_run_mode(scenario)
         self.resume = resume
-        if resume and run_dir is None:
-            raise FedRayError("resuming needs the run directory to continue")
-        self.run = RunDir.reopen(run_dir) if resume else RunDir.create(scenario, run_dir)
-        self.observers = Observers([self.run.history_writer(), *observers])
+        self.plan: ResumePlan | None = None
+        if resume:
+            if run_dir is None:
+                raise FedRayError("resuming needs the run directory to continue")
+            self.run = RunDir.reopen(run_dir)
+            self.plan = plan_resume(self.run.path, self.mode.rounds, self.run.client_state_dir)
+            if not self.plan.finished:
+                self.run.attach_log()
+            for note in self.plan.notes:
+                logger.warning("%s", note)
+        else:
+            self.run = RunDir.create(scenario, run_dir, overwrite=overwrite)
+        keep = self.plan.checkpoint_round if self.plan else None
+        self.observers = Observers([self.run.history_writer(keep_through=keep), *observers])
         self.best_validation = float("-inf")
+        self.config_sha256 = config_fingerprint(self.run.config_path)
+        self.rounds_done = 0  # rounds completed by this execution (a resume's count from 0)
+        self.last_checkpoint = keep
+        self.checkpoint_s: float | None = None  # the last checkpoint's time, for the next round's record
 
     # -- phases ---------------------------------------------------------------------------------
+    @property
+    def already_finished(self) -> bool:
+        """True when resuming a run that had finished: :meth:`execute` returns its summary at once."""
+        return self.plan is not None and self.plan.finished
+
     def execute(self) -> RunSummary:
         """Run every round; the run directory stays readable whatever happens."""
         self.summary = RunSummary(run_dir=self.run.path)
+        if self.already_finished:  # nothing to do, nothing written, no Ray
+            self.summary.rounds = [RoundRecord.from_json(r) for r in self.plan.records]
+            self.summary.best_round = None if self.plan.best_round is True else self.plan.best_round
+            return self.summary
         started_ray = completed = False
         clock = StartupClock()
         try:
-            if self.resume:
-                require_checkpoint(self.run.path)  # before anything starts
             with clock.phase("ray.init"):
                 started_ray = ensure_ray(self.scenario.resources)
             self._start(clock)
@@ -90,9 +116,15 @@ class Simulation:
                 self.summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
             for server_round in range(first, self.mode.rounds + 1):
                 self.summary.rounds.append(self._round(server_round))
+                self.rounds_done += 1
                 clock.first_round_done(server_round)
                 self._checkpoint_if_due(server_round)
             completed = True
+        except Exception as exc:
+            stop = self._stop_message(exc)
+            if stop is None:
+                raise
+            raise FedRayError(stop) from exc
         finally:
             self._finish(started_ray, completed)
         return self.summary
@@ -154,8 +186,7 @@ class Simulation:
         self.states.changed()
         self.best_validation = driver["best_validation"]
         self.summary.best_round = driver["best_round"]
-        kept = truncate_history(self.run.history_path, last)
-        self.summary.rounds = [RoundRecord.from_json(r) for r in kept]
+        self.summary.rounds = [RoundRecord.from_json(r) for r in self.plan.records]
         logger.info("resumed %s after round %d", self.run.path, last)
         return last
 
@@ -163,6 +194,8 @@ class Simulation:
         system = self._system(server_round)
         cohort = self.mode.cohort(server_round, len(self.specs), system.available if system else None)
         record = RoundRecord(server_round=server_round, clients=cohort)
+        if self.checkpoint_s is not None:  # the checkpoint written after the previous round
+            record.time_s["checkpoint"], self.checkpoint_s = self.checkpoint_s, None
         if system:
             cohort = _apply_system(record, cohort, system, len(self.specs))
 
@@ -226,6 +259,7 @@ class Simulation:
 
     def _account(self, record: RoundRecord, outcome: FitOutcome, dispatched: int) -> None:
         record.failures = [{"client_id": f.client_id, "reason": f.reason} for f in outcome.failures]
+        record.retries = [{"client_id": f.client_id, "reason": f.reason} for f in outcome.retries]
         weights = [r.num_examples for r in outcome.reports]
         if weights:
             losses = [r.metrics["train_loss"] for r in outcome.reports]
@@ -272,6 +306,16 @@ class Simulation:
         self.observers.on_round(record)
         return record
 
+    def _save_summary(self, completed: bool) -> None:
+        try:
+            self.run.save_summary(self.summary.to_json(self.scenario))
+        except RunDirWriteError as exc:
+            if completed:  # the run's own last write: its error is the run's
+                raise FedRayError(f"the run finished but {exc}; its history and checkpoint are complete: "
+                                  f"free some space, then write the summary with: fedray run --resume "
+                                  f"{self.run.path}") from None
+            logger.error("%s", exc)
+
     def _consider_best(self, record: RoundRecord, best_state: Any) -> None:
         """Make ``record`` the best round if its validation score beats every earlier one."""
         metric = self.scenario.eval.select_metric
@@ -284,20 +328,66 @@ class Simulation:
     def _checkpoint_if_due(self, server_round: int) -> None:
         every = self.scenario.federation.checkpoint_every
         if every and (server_round % every == 0 or server_round == self.mode.rounds):
-            driver = {"best_validation": self.best_validation, "best_round": self.summary.best_round}
+            start = time.perf_counter()
+            driver = {"best_validation": self.best_validation, "best_round": self.summary.best_round,
+                      "config_sha256": self.config_sha256}
             ray.get(self.aggregator.save_checkpoint.remote(server_round, driver), timeout=600)
+            self.checkpoint_s = time.perf_counter() - start
+            self.last_checkpoint = server_round
+
+    def _stop_message(self, exc: BaseException) -> str | None:
+        """What to tell the user when ``exc`` stops the run for a reason outside fedray's control (the
+        aggregator died, a file could not be written), with what is saved and how to go on; None for
+        any other error."""
+        cause = getattr(exc, "cause", None) or exc
+        if isinstance(cause, RunDirWriteError):
+            what = str(cause)
+        elif isinstance(cause, OSError):
+            what = f"could not write {getattr(cause, 'filename', None) or 'a file'}: {describe_os_error(cause)}"
+        elif isinstance(exc, ray.exceptions.RayActorError) and self._aggregator_dead():
+            what = f"the aggregator actor died ({_cause(exc)})"
+        else:
+            return None
+        self.aggregator_lost = isinstance(exc, ray.exceptions.RayActorError)
+        done = [r.server_round for r in self.summary.rounds]
+        saved = (f"the history holds rounds {done[0]}–{done[-1]}" if done else "no round was completed") + \
+            ("; no checkpoint" if self.last_checkpoint is None else
+             f"; the checkpoint is at round {self.last_checkpoint}")
+        fix = "free some space or fix the permissions, then continue" if "aggregator" not in what else \
+            "continue"
+        command = f"fedray run --resume {self.run.path}" if self.last_checkpoint is not None else \
+            "start the run again"
+        return f"the run stopped: {what}. Saved: {saved}. To go on, {fix} with: {command}"
+
+    def _aggregator_dead(self) -> bool:
+        try:
+            ray.get(self.aggregator.global_nbytes.remote(), timeout=30)
+        except ray.exceptions.RayActorError:
+            return True
+        except Exception:  # alive but slow, or another error: not the aggregator's death
+            return False
+        return False
 
     # -- the end --------------------------------------------------------------------------------
+    def _may_replace_results(self) -> bool:
+        """A resumed run replaces the adapter and summary it found only once it has completed a round
+        (or when it resumes a run that stopped inside its final save)."""
+        return not self.resume or self.rounds_done > 0 or self.plan.checkpoint_round == self.mode.rounds
+
     def _finish(self, started_ray: bool, completed: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
-        if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
+        keep_files = not self._may_replace_results()
+        if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None and not keep_files \
+                and not getattr(self, "aggregator_lost", False):
             try:  # (the aggregator has a global adapter once start-up got that far)
                 ray.get(aggregator.save_adapter.remote("global_adapter"), timeout=120)
-            except Exception:  # keep the original error; the history is already on disk
-                logger.exception("could not save the final global adapter")
+            except Exception as exc:  # keep the original error; the history is already on disk
+                logger.error("could not save the final global adapter: %s", _cause(exc))
+                logger.debug("the final global adapter's error", exc_info=True)
         if aggregator is not None:
             ray.kill(aggregator)
-        self.run.save_summary(self.summary.to_json(self.scenario))
+        if not keep_files:
+            self._save_summary(completed)
         if getattr(self, "pool", None) is not None:
             self.pool.shutdown()
         if started_ray:
@@ -323,6 +413,6 @@ def _cause(exc: BaseException) -> str:
 
 
 def run(scenario: Scenario, run_dir: str | Path | None = None, observers: Sequence[RoundObserver] = (),
-        resume: bool = False) -> RunSummary:
+        resume: bool = False, overwrite: bool = False) -> RunSummary:
     """Run ``scenario`` (or continue the stopped run in ``run_dir``) and return its summary."""
-    return Simulation(scenario, run_dir, observers, resume).execute()
+    return Simulation(scenario, run_dir, observers, resume, overwrite).execute()

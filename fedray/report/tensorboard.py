@@ -8,6 +8,8 @@ it writes, at step ``server_round``, ``train_loss``, ``eval/<metric>``, ``valida
 ``tensorboardX.SummaryWriter`` (which Ray Tune's own logger uses) when that is; with neither it writes
 nothing (``enabled`` is False, and one INFO line says so) and a run goes on unchanged. It flushes after
 every round, so a run that is killed (a sweep's scheduler stops trials that way) keeps its curves.
+A resumed run opens its writer with ``purge_step`` at its first round: the rounds the stopped run wrote
+after its last checkpoint are redone, and TensorBoard drops their first points, so each round shows once.
 """
 
 from __future__ import annotations
@@ -46,17 +48,19 @@ class TensorBoardLogger(RoundObserver):
         if self.log_dir is not None:
             self._open(self.log_dir)
 
-    def _open(self, log_dir: Path) -> None:
+    def _open(self, log_dir: Path, purge_step: int | None = None) -> None:
         self.log_dir = log_dir
         writer_class = _summary_writer_class()
         if writer_class is None:
             logger.info("neither tensorboard nor tensorboardX is installed: no TensorBoard files for %s",
                         self.log_dir)
-        self._writer = writer_class(str(self.log_dir)) if writer_class is not None else None
+        options = {} if purge_step is None else {"purge_step": purge_step}
+        self._writer = writer_class(str(self.log_dir), **options) if writer_class is not None else None
 
     def on_start(self, start: RunStart) -> None:
-        if self.log_dir is None:
-            self._open(start.run_dir / "tensorboard")
+        if self.log_dir is None:  # a run starts at round 0 or 1; a resumed one later
+            self._open(start.run_dir / "tensorboard", purge_step=start.first_round if start.first_round > 1
+                       else None)
 
     @property
     def enabled(self) -> bool:
