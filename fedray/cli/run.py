@@ -76,6 +76,7 @@ def summary_table(rounds: list[RoundRecord]) -> str:
 def main(args: argparse.Namespace) -> int:
     import fedray.checks  # noqa: F401  (registry-aware checks)
     from fedray.engine.modes import build_run_mode
+    from fedray.engine.resume import FinishedRunError
     from fedray.engine.simulation import Simulation
     from fedray.report.tensorboard import TensorBoardLogger
 
@@ -91,9 +92,12 @@ def main(args: argparse.Namespace) -> int:
     else:
         scenario = load_scenario(args.scenario, args.overrides)
     mode = build_run_mode(scenario)
-    simulation = Simulation(scenario, args.resume or args.run_dir, resume=bool(args.resume),
-                            overwrite=args.overwrite,
-                            observers=[TensorBoardLogger(), ProgressLines()])
+    try:
+        simulation = Simulation(scenario, args.resume or args.run_dir, resume=bool(args.resume),
+                                overwrite=args.overwrite, observers=[TensorBoardLogger(), ProgressLines()])
+    except FinishedRunError as finished:
+        print(f"fedray: {finished}", flush=True)
+        return 0
     if simulation.already_finished:
         print(f"fedray: {args.resume} has finished all its rounds; nothing to resume. Its results: "
               f"{Path(args.resume) / 'summary.json'}", flush=True)

@@ -23,12 +23,17 @@ from fedray.errors import FedRayError
 logger = logging.getLogger(__name__)
 
 
+class FinishedRunError(FedRayError):
+    """Resuming a finished run that has no checkpoint (``federation.checkpoint_every: 0``): nothing to do.
+    The CLI says so and exits 0; a finished run with a checkpoint gives ``ResumePlan.finished``."""
+
+
 @dataclass
 class ResumePlan:
     """How a resume goes on: after ``checkpoint_round``, with the history's records up to it."""
 
     run_path: Path
-    checkpoint_round: int | None  # None: a finished run without a checkpoint
+    checkpoint_round: int | None  # None when finished
     records: list[dict[str, Any]]  # the history's records the checkpoint covers (all, when finished)
     driver: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
@@ -55,6 +60,10 @@ def plan_resume(run_path: Path, last_round: int, client_state_dir: Path | None =
         notes.append(f"{history_path}: its last line was cut short (the run was stopped while writing "
                      "it); it is dropped and that round redone")
     finished = _finished(run_path, scan.records, last_round)
+    if finished is not None and not (run_path / CHECKPOINT_FILE).exists():
+        raise FinishedRunError(f"{run_path} has finished all its rounds (its results: "
+                               f"{run_path / 'summary.json'}) and has no {CHECKPOINT_FILE} to resume from: "
+                               "there is nothing to resume")
     if finished is not None:
         return ResumePlan(run_path, None, scan.records, finished=True, best_round=finished, notes=notes)
     try:

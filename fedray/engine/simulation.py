@@ -344,11 +344,11 @@ class Simulation:
             what = str(cause)
         elif isinstance(cause, OSError):
             what = f"could not write {getattr(cause, 'filename', None) or 'a file'}: {describe_os_error(cause)}"
-        elif isinstance(exc, ray.exceptions.RayActorError) and self._aggregator_dead():
-            what = f"the aggregator actor died ({_cause(exc)})"
+        elif self._aggregator_dead():  # its death surfaces as whatever call first needed it
+            what = "the aggregator actor died"
+            self.aggregator_lost = True
         else:
             return None
-        self.aggregator_lost = isinstance(exc, ray.exceptions.RayActorError)
         done = [r.server_round for r in self.summary.rounds]
         saved = (f"the history holds rounds {done[0]}–{done[-1]}" if done else "no round was completed") + \
             ("; no checkpoint" if self.last_checkpoint is None else
@@ -360,6 +360,8 @@ class Simulation:
         return f"the run stopped: {what}. Saved: {saved}. To go on, {fix} with: {command}"
 
     def _aggregator_dead(self) -> bool:
+        if getattr(self, "aggregator", None) is None:
+            return False
         try:
             ray.get(self.aggregator.global_nbytes.remote(), timeout=30)
         except ray.exceptions.RayActorError:

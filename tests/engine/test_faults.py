@@ -94,3 +94,47 @@ def test_nan_update_is_rejected_not_averaged(ray_cluster, tmp_path):
         Simulation(s, tmp_path).execute()
     history = read_history(tmp_path / "history.jsonl")
     assert [h["round"] for h in history] == [1] and history[0]["aggregate"] == {}
+
+
+def test_a_full_disk_stops_the_run_with_what_was_saved(ray_cluster, tmp_path, monkeypatch):
+    import errno
+
+    from fedray.engine.history import HistoryWriter
+
+    real_append = HistoryWriter.append
+
+    def append(self, record):
+        if record.server_round == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real_append(self, record)
+
+    monkeypatch.setattr(HistoryWriter, "append", append)
+    base = small_scenario()
+    s = replace(base, federation=replace(base.federation, rounds=3), eval=replace(base.eval, every=0))
+    with pytest.raises(FedRayError) as info:
+        Simulation(s, tmp_path).execute()
+    message = str(info.value)
+    assert "the run stopped: could not write" in message and "the disk is full" in message
+    assert "the checkpoint is at round 1" in message and f"fedray run --resume {tmp_path}" in message
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert [h["round"] for h in read_history(tmp_path / "history.jsonl")] == [0, 1]
+
+
+def test_a_dead_aggregator_stops_the_run_with_the_resume_command(ray_cluster, tmp_path):
+    base = small_scenario()
+    s = replace(base, federation=replace(base.federation, rounds=3),
+                eval=replace(base.eval, every=0, at_start=False))
+    box: dict = {}
+
+    def kill_aggregator(record):  # after round 2's record, before its checkpoint
+        if record.server_round == 2:
+            ray.kill(box["sim"].aggregator, no_restart=True)
+
+    sim = Simulation(s, tmp_path, [RoundCallback(kill_aggregator)])
+    box["sim"] = sim
+    with pytest.raises(FedRayError, match="the aggregator actor died.*checkpoint is at round 1.*"
+                                          "fedray run --resume"):
+        sim.execute()
+    # the run it names continues from there (its history keeps round 1)
+    summary = Simulation(s, tmp_path, resume=True).execute()
+    assert [r.server_round for r in summary.rounds] == [1, 2, 3]
