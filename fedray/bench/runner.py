@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,6 +141,7 @@ def _failed(what: str, run: MeasuredRun) -> BenchError:
 def measure_engine(scenario_path: Path, case_dir: Path, timeout_s: float) -> dict[str, Any]:
     """``python -m fedray run SCENARIO`` measured from outside (see the module docstring)."""
     run_dir = case_dir / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a previous bench's run: fedray refuses to run into it
     watch = HistoryWatch(run_dir / "history.jsonl")
     argv = [sys.executable, "-m", "fedray", "run", str(scenario_path), "--run-dir", str(run_dir)]
     run = run_measured(argv, case_dir / "fedray.log", timeout_s, watch)

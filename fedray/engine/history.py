@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedray.engine.files import write_atomically
+from fedray.engine.files import RunDirWriteError, describe_os_error, write_atomically
 from fedray.engine.observers import RoundObserver
 from fedray.errors import FedRayError
 
@@ -96,9 +96,12 @@ class HistoryWriter(RoundObserver):
         if self.keep_through is not None:
             _keep_through(self.path, self.keep_through)
             self.keep_through = None
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
-            handle.flush()
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
+                handle.flush()
+        except OSError as exc:  # at worst a cut last line, which a resume repairs
+            raise RunDirWriteError(self.path, describe_os_error(exc)) from exc
 
 
 def _keep_through(path: Path, last_round: int) -> None:

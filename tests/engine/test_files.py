@@ -65,12 +65,11 @@ def test_a_client_state_spill_without_permission(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_the_history_writer_reports_a_full_disk_as_an_oserror(tmp_path, monkeypatch):
+def test_the_history_writer_reports_a_full_disk_with_its_file(tmp_path, monkeypatch):
     # The driver turns it into the run's stop message (tests/engine/test_faults.py); the record line
     # is either whole or cut, and a cut last line is repaired by a resume.
     writer = HistoryWriter(tmp_path / "history.jsonl")
     writer.append(RoundRecord(server_round=1))
-    monkeypatch.setattr("builtins.open", _full_disk)
     monkeypatch.setattr("pathlib.Path.open", _full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(RunDirWriteError, match="history.jsonl: the disk is full"):
         writer.append(RoundRecord(server_round=2))
