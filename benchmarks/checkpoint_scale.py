@@ -13,6 +13,7 @@ rewriting them, both stay flat.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,12 @@ def _scenario(folder: Path) -> Path:
     return path
 
 
+def checkpoint_seconds(run_dir: Path) -> dict[int, float]:
+    """Round → the seconds of the checkpoint written after the previous round (``time_s.checkpoint``)."""
+    lines = (run_dir / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    return {r["round"]: r["time_s"].get("checkpoint", 0.0) for r in map(json.loads, lines)}
+
+
 def watch(rounds: int, run_dir: Path) -> list[tuple[int, float, float, float]]:
     """(round, seconds since the previous round's line, driver MiB, aggregator MiB) per round."""
     cmd = [sys.executable, "-m", "fedray", "run", str(_scenario(run_dir.parent)), f"federation.rounds={rounds}",
@@ -76,13 +83,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
-    rows = watch(args.rounds, Path(tempfile.mkdtemp(prefix="fedray-ckpt-scale-")) / "run")
+    run_dir = Path(tempfile.mkdtemp(prefix="fedray-ckpt-scale-")) / "run"
+    rows = watch(args.rounds, run_dir)
+    checkpoint_s = checkpoint_seconds(run_dir)
     windows = [(2, 11), (args.rounds - 9, args.rounds)] if args.rounds >= 20 else [(2, args.rounds)]
-    print(f"{'rounds':>9}  {'s/round':>8}  {'driver MiB':>10}  {'aggregator MiB':>14}")
+    print(f"{'rounds':>9}  {'s/round':>8}  {'checkpoint s':>12}  {'driver MiB':>10}  {'aggregator MiB':>14}")
     for first, last in windows:
         chosen = [r for r in rows if first <= r[0] <= last]
         print(f"{first:>4}–{last:<4}  {statistics.mean(r[1] for r in chosen):>8.2f}  "
+              f"{statistics.mean(checkpoint_s.get(r[0], 0.0) for r in chosen):>12.3f}  "
               f"{statistics.mean(r[2] for r in chosen):>10.0f}  {statistics.mean(r[3] for r in chosen):>14.0f}")
+    print(f"run directory: {run_dir}")
 
 
 if __name__ == "__main__":

@@ -24,12 +24,12 @@ _CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is ex
 class RunDirWriteError(FedRayError):
     """A file of the run directory could not be written (full disk, missing permission, ...)."""
 
-    def __init__(self, path: Path, cause: str) -> None:
-        self.path, self.cause = Path(path), cause
-        super().__init__(f"could not write {path}: {cause}")
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"could not write {path}: {reason}")
 
     def __reduce__(self):  # raised in the aggregator actor, re-raised by the driver: keep both fields
-        return (RunDirWriteError, (self.path, self.cause))
+        return (RunDirWriteError, (self.path, self.reason))
 
 
 def describe_os_error(exc: OSError) -> str:

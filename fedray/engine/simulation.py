@@ -339,7 +339,7 @@ class Simulation:
         """What to tell the user when ``exc`` stops the run for a reason outside fedray's control (the
         aggregator died, a file could not be written), with what is saved and how to go on; None for
         any other error."""
-        cause = getattr(exc, "cause", None) or exc
+        cause = _write_error_in(exc) or exc
         if isinstance(cause, RunDirWriteError):
             what = str(cause)
         elif isinstance(cause, OSError):
@@ -406,6 +406,20 @@ def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, nu
                      "dropped": [c for c in cohort if c in system.dropped],
                      "slow": [c for c in cohort if c in system.slowdown]}
     return [c for c in cohort if c not in record.system["dropped"]]
+
+
+def _write_error_in(exc: BaseException) -> OSError | RunDirWriteError | None:
+    """The file-writing error behind ``exc``, if any (through remote errors and re-raised ones)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        inner = getattr(seen, "cause", None)  # a Ray error: look at what the actor raised
+        if isinstance(inner, BaseException) and inner is not seen:
+            seen = inner
+            continue
+        if isinstance(seen, (RunDirWriteError, OSError)):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def _cause(exc: BaseException) -> str:
