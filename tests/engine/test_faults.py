@@ -45,6 +45,8 @@ def test_actor_killed_mid_round(ray_cluster, tmp_path, retries):
     assert [h["round"] for h in history] == [1, 2, 3]
     if retries:
         assert history[1]["failures"] == [] and history[1]["aggregate"]["num_results"] == 3
+        assert history[1]["retries"] and all("actor died" in r["reason"] for r in history[1]["retries"]), \
+            "a retried fit is recorded in the history"
     else:
         assert [f["client_id"] for f in history[1]["failures"]] and \
             all("actor died" in f["reason"] for f in history[1]["failures"])
