@@ -34,15 +34,11 @@ class RunDir:
         """Make the directory (``<output.root>/<name>-<timestamp>`` by default) and write the config.
 
         A ``path`` that already holds a run is refused, or with ``overwrite`` moved aside first."""
-        if path is not None:
-            _make_room(Path(path), overwrite)
-        else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path(scenario.output.root) / f"{scenario.name}-{stamp}"
-            suffix = 1
-            while path.exists():
-                suffix += 1
-                path = Path(scenario.output.root) / f"{scenario.name}-{stamp}-{suffix}"
+        try:
+            path = _free_path(scenario, path, overwrite)
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise FedRayError(f"cannot create the run directory {path or scenario.output.root}: "
+                              f"{describe_os_error(exc)}; choose another --run-dir (or output.root)") from None
         run = cls(Path(path))
         try:
             run.path.mkdir(parents=True, exist_ok=True)
@@ -119,6 +115,20 @@ class RunDir:
 
 #: Files whose presence means a directory holds a run.
 RUN_FILES = ("config.yaml", "history.jsonl", "checkpoint.pt", "summary.json")
+
+
+def _free_path(scenario: Scenario, path: str | Path | None, overwrite: bool) -> Path:
+    """``path`` made ready for a new run (see :func:`_make_room`), or ``<output.root>/<name>-<time>``."""
+    if path is not None:
+        _make_room(Path(path), overwrite)
+        return Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    chosen = Path(scenario.output.root) / f"{scenario.name}-{stamp}"
+    suffix = 1
+    while chosen.exists():
+        suffix += 1
+        chosen = Path(scenario.output.root) / f"{scenario.name}-{stamp}-{suffix}"
+    return chosen
 
 
 def _make_room(path: Path, overwrite: bool) -> None:

@@ -44,7 +44,7 @@ def _kill_run(run_dir: Path, at_round: int, phase: str, resume: bool, address: s
 
 
 @pytest.mark.timeout(1800)  # four start-ups of the tiny model: minutes on a loaded 2-core machine
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 6, 7])  # together: every phase at least once
 def test_killed_driver_resumes_to_the_uninterrupted_history(ray_cluster, tmp_path, seed):
     from fedray.config import scenario_from_dict
 

@@ -197,3 +197,13 @@ def test_a_finished_run_without_checkpoint_has_nothing_to_resume(tmp_path, capsy
         Simulation(_scenario(), run, resume=True)
     assert cli(["run", "--resume", str(run)]) == 0
     assert "nothing to resume" in capsys.readouterr().out
+
+
+def test_a_run_directory_that_cannot_be_made_is_a_clear_error(tmp_path):
+    with pytest.raises(FedRayError, match="cannot create the run directory .*choose another"):
+        RunDir.create(_scenario(), tmp_path / ("x" * 300))  # a name longer than the file system allows
+    (tmp_path / "root-file").write_text("x")
+    s = _scenario()
+    s = replace(s, output=replace(s.output, root=str(tmp_path / "root-file")))
+    with pytest.raises(FedRayError, match="cannot create the run directory"):
+        RunDir.create(s)
