@@ -24,7 +24,8 @@ from pathlib import Path
 import psutil
 import yaml
 
-OVERRIDES = ["partition.num_clients=1000", "partition.min_client_size=1", "strategy.name=scaffold", "federation.clients_per_round=10", "federation.checkpoint_every=1",
+OVERRIDES = ["partition.num_clients=1000", "partition.min_client_size=1", "strategy.name=scaffold",
+             "federation.clients_per_round=10", "federation.checkpoint_every=1",
              "train.local_steps=1", "train.batch_size=2", "eval.every=0", "eval.at_start=false",
              "eval.max_new_tokens=1", "data.max_test_samples=16"]
 
@@ -60,8 +61,8 @@ def checkpoint_seconds(run_dir: Path) -> dict[int, float]:
 
 def watch(rounds: int, run_dir: Path) -> list[tuple[int, float, float, float]]:
     """(round, seconds since the previous round's line, driver MiB, aggregator MiB) per round."""
-    cmd = [sys.executable, "-m", "fedray", "run", str(_scenario(run_dir.parent)), f"federation.rounds={rounds}",
-           *OVERRIDES, "--run-dir", str(run_dir)]
+    cmd = [sys.executable, "-m", "fedray", "run", str(_scenario(run_dir.parent)),
+           f"federation.rounds={rounds}", *OVERRIDES, "--run-dir", str(run_dir)]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     driver, aggregator = psutil.Process(process.pid), None
     history, seen, last, rows = run_dir / "history.jsonl", 0, None, []
@@ -92,7 +93,8 @@ def main() -> None:
         chosen = [r for r in rows if first <= r[0] <= last]
         print(f"{first:>4}–{last:<4}  {statistics.mean(r[1] for r in chosen):>8.2f}  "
               f"{statistics.mean(checkpoint_s.get(r[0], 0.0) for r in chosen):>12.3f}  "
-              f"{statistics.mean(r[2] for r in chosen):>10.0f}  {statistics.mean(r[3] for r in chosen):>14.0f}")
+              f"{statistics.mean(r[2] for r in chosen):>10.0f}  "
+              f"{statistics.mean(r[3] for r in chosen):>14.0f}")
     print(f"run directory: {run_dir}")
 
 

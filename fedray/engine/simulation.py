@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RunSummary", "Simulation", "run"]
 
+#: How many times a run restarts a dead aggregator actor from its last checkpoint before it stops.
+AGGREGATOR_RESTARTS = 1
+
 
 class Simulation:
     """One run of a scenario on Ray actors, watched by ``observers`` (called in the order given, after
@@ -82,7 +85,8 @@ class Simulation:
         else:
             self.run = RunDir.create(scenario, run_dir, overwrite=overwrite)
         keep = self.plan.checkpoint_round if self.plan else None
-        self.observers = Observers([self.run.history_writer(keep_through=keep), *observers])
+        self.history = self.run.history_writer(keep_through=keep)
+        self.observers = Observers([self.history, *observers])
         self.best_validation = float("-inf")
         self.config_sha256 = config_fingerprint(self.run.config_path)
         self.rounds_done = 0  # rounds completed by this execution (a resume's count from 0)
@@ -114,11 +118,7 @@ class Simulation:
                                              self.mode.rounds))
             if evaluate_start:
                 self.summary.rounds.append(self._record(RoundRecord(server_round=0), evaluate=True))
-            for server_round in range(first, self.mode.rounds + 1):
-                self.summary.rounds.append(self._round(server_round))
-                self.rounds_done += 1
-                clock.first_round_done(server_round)
-                self._checkpoint_if_due(server_round)
+            self._rounds(first, clock)
             completed = True
         except Exception as exc:
             stop = self._stop_message(exc)
@@ -128,6 +128,39 @@ class Simulation:
         finally:
             self._finish(started_ray, completed)
         return self.summary
+
+    def _rounds(self, first: int, clock: StartupClock) -> None:
+        """Rounds ``first`` to the last, each checkpointed when due. A dead aggregator is restarted
+        from the last checkpoint (at most :data:`AGGREGATOR_RESTARTS` times) and the rounds after that
+        checkpoint are redone, with the same results (they are pure functions of seed and round)."""
+        server_round, restarts = first, 0
+        while server_round <= self.mode.rounds:
+            try:
+                self.summary.rounds.append(self._round(server_round))
+                self.rounds_done += 1
+                clock.first_round_done(server_round)
+                self._checkpoint_if_due(server_round)
+            except Exception as exc:
+                if restarts >= AGGREGATOR_RESTARTS or self.last_checkpoint is None or \
+                        _write_error_in(exc) is not None or not self._aggregator_dead():
+                    raise
+                restarts += 1
+                server_round = self._restart_aggregator(server_round) + 1
+                continue
+            server_round += 1
+
+    def _restart_aggregator(self, server_round: int) -> int:
+        """A new aggregator actor from the last checkpoint; return the checkpoint's round."""
+        logger.warning("the aggregator actor died in round %d; restarting it from the checkpoint of "
+                       "round %d and redoing the rounds after it", server_round, self.last_checkpoint)
+        self.aggregator = self._start_aggregator()
+        self.states = AggregatorStates(self.aggregator)
+        last, driver = ray.get(self.aggregator.resume.remote(), timeout=600)
+        self.states.changed()
+        self.best_validation, self.summary.best_round = driver["best_validation"], driver["best_round"]
+        self.summary.rounds = [r for r in self.summary.rounds if r.server_round <= last]
+        self.history.keep_through = last  # the redone rounds replace their first records
+        return last
 
     def _start(self, clock: StartupClock) -> None:
         """The actors and the aggregator start first (models, imports) and the data is built meanwhile;

@@ -10,6 +10,7 @@ nothing (``enabled`` is False, and one INFO line says so) and a run goes on unch
 every round, so a run that is killed (a sweep's scheduler stops trials that way) keeps its curves.
 A resumed run opens its writer with ``purge_step`` at its first round: the rounds the stopped run wrote
 after its last checkpoint are redone, and TensorBoard drops their first points, so each round shows once.
+A round that goes back within a run (a restarted aggregator redoes rounds) reopens the writer the same way.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ class TensorBoardLogger(RoundObserver):
 
     def _open(self, log_dir: Path, purge_step: int | None = None) -> None:
         self.log_dir = log_dir
+        self._last_step: int | None = None
         writer_class = _summary_writer_class()
         if writer_class is None:
             logger.info("neither tensorboard nor tensorboardX is installed: no TensorBoard files for %s",
                         self.log_dir)
-        options = {} if purge_step is None else {"purge_step": purge_step}
+        self._opened = getattr(self, "_opened", 0) + 1  # its own file each time (names go by the second)
+        options = {} if purge_step is None else {"purge_step": purge_step,
+                                                 "filename_suffix": f".{self._opened}"}
         self._writer = writer_class(str(self.log_dir), **options) if writer_class is not None else None
 
     def on_start(self, start: RunStart) -> None:
@@ -70,6 +74,10 @@ class TensorBoardLogger(RoundObserver):
         """Write ``record``'s scalars at step ``record.server_round``."""
         if self._writer is None:
             return
+        if self._last_step is not None and record.server_round <= self._last_step:  # a redone round
+            self._writer.close()
+            self._open(self.log_dir, purge_step=record.server_round)
+        self._last_step = record.server_round
         for tag, value in round_scalars(record).items():
             self._writer.add_scalar(tag, value, record.server_round)
         self._writer.flush()

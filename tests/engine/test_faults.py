@@ -122,17 +122,44 @@ def test_a_full_disk_stops_the_run_with_what_was_saved(ray_cluster, tmp_path, mo
     assert [h["round"] for h in read_history(tmp_path / "history.jsonl")] == [0, 1]
 
 
+def _aggregator_killer(box: dict, at_round: int, times: int):
+    """on_round callback: kill the aggregator after round ``at_round``'s record (before its checkpoint),
+    the first ``times`` times that round is recorded."""
+    kills = []
+
+    def on_round(record):
+        if record.server_round == at_round and len(kills) < times:
+            kills.append(record.server_round)
+            ray.kill(box["sim"].aggregator, no_restart=True)
+
+    return on_round
+
+
+def test_a_dead_aggregator_is_restarted_from_the_checkpoint(ray_cluster, tmp_path):
+    from tests.engine.test_resume import _without_timings
+
+    base = small_scenario()
+    s = replace(base, federation=replace(base.federation, rounds=3), strategy=replace(
+        base.strategy, name="fedadam", options={"eta": 1e-2}), eval=replace(base.eval, every=2))
+    Simulation(s, tmp_path / "whole").execute()
+    box: dict = {}
+    sim = Simulation(s, tmp_path / "restarted", [RoundCallback(_aggregator_killer(box, 2, times=1))])
+    box["sim"] = sim
+    summary = sim.execute()
+    assert [r.server_round for r in summary.rounds] == [0, 1, 2, 3]
+    whole = read_history(tmp_path / "whole" / "history.jsonl")
+    assert _without_timings(read_history(tmp_path / "restarted" / "history.jsonl")) == _without_timings(whole)
+    assert (tmp_path / "restarted" / "global_adapter.safetensors").read_bytes() == \
+        (tmp_path / "whole" / "global_adapter.safetensors").read_bytes()
+
+
 def test_a_dead_aggregator_stops_the_run_with_the_resume_command(ray_cluster, tmp_path):
     base = small_scenario()
     s = replace(base, federation=replace(base.federation, rounds=3),
                 eval=replace(base.eval, every=0, at_start=False))
     box: dict = {}
-
-    def kill_aggregator(record):  # after round 2's record, before its checkpoint
-        if record.server_round == 2:
-            ray.kill(box["sim"].aggregator, no_restart=True)
-
-    sim = Simulation(s, tmp_path, [RoundCallback(kill_aggregator)])
+    # it dies again after its restart: the run stops
+    sim = Simulation(s, tmp_path, [RoundCallback(_aggregator_killer(box, 2, times=2))])
     box["sim"] = sim
     with pytest.raises(FedRayError, match="the aggregator actor died.*checkpoint is at round 1.*"
                                           "fedray run --resume"):

@@ -54,3 +54,14 @@ def test_a_resumed_run_shows_each_round_once(tmp_path):
     _run(tmp_path, first=3, last=5)
     losses = [step for tag, step in _shown_points(tmp_path / "tensorboard") if tag == "train_loss"]
     assert sorted(losses) == [1, 2, 3, 4, 5]
+
+
+def test_rounds_redone_within_a_run_show_once(tmp_path):
+    # a restarted aggregator redoes the rounds after its checkpoint (here: round 2 onwards)
+    logger = TensorBoardLogger()
+    logger.on_start(RunStart(tmp_path, None, first_round=1, last_round=3))
+    for r in (1, 2, 3, 2, 3):
+        logger.on_round(RoundRecord(server_round=r, train_loss=float(r)))
+    logger.close()
+    losses = [step for tag, step in _shown_points(tmp_path / "tensorboard") if tag == "train_loss"]
+    assert sorted(losses) == [1, 2, 3]
