@@ -38,7 +38,8 @@ class RunDir:
             path = _free_path(scenario, path, overwrite)
         except OSError as exc:  # e.g. a name longer than the file system allows
             raise FedRayError(f"cannot create the run directory {path or scenario.output.root}: "
-                              f"{describe_os_error(exc)}; choose another --run-dir (or output.root)") from None
+                              f"{describe_os_error(exc)}; choose another --run-dir (or output.root)"
+                              ) from None
         run = cls(Path(path))
         try:
             run.path.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,8 @@ class RunDir:
     def save_summary(self, summary: dict) -> Path:
         """Write ``summary.json`` (the run's headline results) atomically."""
         text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-        return write_atomically(self.path / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return write_atomically(self.path / "summary.json",
+                                lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def attach_log(self) -> None:
         """Send the fedray loggers' INFO lines to ``run.log`` (appended to, on a resume)."""

@@ -35,7 +35,8 @@ from fedray.data.modality import BOTH
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.dispatch import ResultBatches
 from fedray.engine.evaluation import Evaluator
-from fedray.engine.files import RunDirWriteError, describe_os_error
+from fedray.engine.faults import AGGREGATOR_RESTARTS, actor_dead, stop_message, write_error_in
+from fedray.engine.files import RunDirWriteError
 from fedray.engine.history import RoundRecord
 from fedray.engine.modes import build_run_mode
 from fedray.engine.observers import Observers, RoundObserver, RunStart
@@ -54,9 +55,6 @@ from fedray.seeding import derive_seed
 logger = logging.getLogger(__name__)
 
 __all__ = ["RunSummary", "Simulation", "run"]
-
-#: How many times a run restarts a dead aggregator actor from its last checkpoint before it stops.
-AGGREGATOR_RESTARTS = 1
 
 
 class Simulation:
@@ -131,8 +129,8 @@ class Simulation:
 
     def _rounds(self, first: int, clock: StartupClock) -> None:
         """Rounds ``first`` to the last, each checkpointed when due. A dead aggregator is restarted
-        from the last checkpoint (at most :data:`AGGREGATOR_RESTARTS` times) and the rounds after that
-        checkpoint are redone, with the same results (they are pure functions of seed and round)."""
+        from the last checkpoint (at most ``AGGREGATOR_RESTARTS`` times, :mod:`fedray.engine.faults`)
+        and the rounds after it are redone, with the same results (pure functions of seed and round)."""
         server_round, restarts = first, 0
         while server_round <= self.mode.rounds:
             try:
@@ -142,7 +140,7 @@ class Simulation:
                 self._checkpoint_if_due(server_round)
             except Exception as exc:
                 if restarts >= AGGREGATOR_RESTARTS or self.last_checkpoint is None or \
-                        _write_error_in(exc) is not None or not self._aggregator_dead():
+                        write_error_in(exc) is not None or not actor_dead(self.aggregator):
                     raise
                 restarts += 1
                 server_round = self._restart_aggregator(server_round) + 1
@@ -369,39 +367,11 @@ class Simulation:
             self.last_checkpoint = server_round
 
     def _stop_message(self, exc: BaseException) -> str | None:
-        """What to tell the user when ``exc`` stops the run for a reason outside fedray's control (the
-        aggregator died, a file could not be written), with what is saved and how to go on; None for
-        any other error."""
-        cause = _write_error_in(exc) or exc
-        if isinstance(cause, RunDirWriteError):
-            what = str(cause)
-        elif isinstance(cause, OSError):
-            what = f"could not write {getattr(cause, 'filename', None) or 'a file'}: {describe_os_error(cause)}"
-        elif self._aggregator_dead():  # its death surfaces as whatever call first needed it
-            what = "the aggregator actor died"
-            self.aggregator_lost = True
-        else:
-            return None
-        done = [r.server_round for r in self.summary.rounds]
-        saved = (f"the history holds rounds {done[0]}–{done[-1]}" if done else "no round was completed") + \
-            ("; no checkpoint" if self.last_checkpoint is None else
-             f"; the checkpoint is at round {self.last_checkpoint}")
-        fix = "free some space or fix the permissions, then continue" if "aggregator" not in what else \
-            "continue"
-        command = f"fedray run --resume {self.run.path}" if self.last_checkpoint is not None else \
-            "start the run again"
-        return f"the run stopped: {what}. Saved: {saved}. To go on, {fix} with: {command}"
-
-    def _aggregator_dead(self) -> bool:
-        if getattr(self, "aggregator", None) is None:
-            return False
-        try:
-            ray.get(self.aggregator.global_nbytes.remote(), timeout=30)
-        except ray.exceptions.RayActorError:
-            return True
-        except Exception:  # alive but slow, or another error: not the aggregator's death
-            return False
-        return False
+        """The message that stops the run when ``exc`` came from outside fedray's control (see
+        :func:`~fedray.engine.faults.stop_message`); None for any other error."""
+        self.aggregator_lost = write_error_in(exc) is None and actor_dead(getattr(self, "aggregator", None))
+        return stop_message(exc, self.run.path, [r.server_round for r in self.summary.rounds],
+                            self.last_checkpoint, self.aggregator_lost)
 
     # -- the end --------------------------------------------------------------------------------
     def _may_replace_results(self) -> bool:
@@ -439,20 +409,6 @@ def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, nu
                      "dropped": [c for c in cohort if c in system.dropped],
                      "slow": [c for c in cohort if c in system.slowdown]}
     return [c for c in cohort if c not in record.system["dropped"]]
-
-
-def _write_error_in(exc: BaseException) -> OSError | RunDirWriteError | None:
-    """The file-writing error behind ``exc``, if any (through remote errors and re-raised ones)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        inner = getattr(seen, "cause", None)  # a Ray error: look at what the actor raised
-        if isinstance(inner, BaseException) and inner is not seen:
-            seen = inner
-            continue
-        if isinstance(seen, (RunDirWriteError, OSError)):
-            return seen
-        seen = seen.__cause__
-    return None
 
 
 def _cause(exc: BaseException) -> str:
