@@ -43,6 +43,7 @@ SIGNATURE_FILE = "fedray-state-signature.json"
 NOT_STATE = frozenset({SIGNATURE_FILE, "results.csv", "results.md", "best_scenario.yaml", "sweep.json",
                        ".validate_storage_marker"})
 TRIAL_STATE = ("error.pkl",)
+TUNER_FILE = "tuner.pkl"
 
 
 class UntrustedStateError(FedRayError):
@@ -197,8 +198,19 @@ class StateSigner(Callback):
 
     def get_state(self) -> None:
         if self._staging is not None and Path(self._staging).is_dir():
+            self._stage_tuner_state()
             sign_state(self._staging)
         return None
+
+    def _stage_tuner_state(self) -> None:
+        """Copy ``tuner.pkl`` into the staging directory once: Tune writes it straight to the storage
+        when the Tuner is built (by this process, moments before), so it would otherwise go unsigned."""
+        staged = Path(self._staging, TUNER_FILE)
+        if staged.exists():  # a restored sweep: Tune downloaded it, and it was verified first
+            return
+        filesystem, root = _filesystem(self.experiment_path)
+        with filesystem.open_input_stream(f"{root}/{TUNER_FILE}") as handle:
+            staged.write_bytes(handle.readall())
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: the staging path is per session
         return {"experiment_path": self.experiment_path, "_staging": None}
