@@ -4,7 +4,9 @@ Finds every run directory at or below the given directories (a sweep directory w
 ``--out`` (default ``runs/report``):
 
 - ``results.md`` / ``.csv``: methods × scenarios, the test metric at the best validation round as
-  mean ± std over runs (their count in brackets); ``runs.csv``: one line per run;
+  mean ± std over runs (their count in brackets); runs of a method that differ in more than their seed
+  (a sweep's trials) get a row each, labelled with what differs (``fedavg [train.lr=0.001]``), so
+  different configurations are never averaged; ``runs.csv``: one line per run;
 - ``protocols.md`` / ``.csv``: where runs were scored by the fedmllm protocol too (``eval.protocol``),
   the strict metrics (``accuracy``, ``macro_f1``, ``auc``) beside the fedmllm ones (``fedmllm_accuracy``,
   ``fedmllm_f1``, ``fedmllm_auc``) at the same round, mean ± std over runs;
@@ -42,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
         load_run,
         protocol_table,
         results_table,
+        row_labels,
         runs_rows,
         write_table,
     )
@@ -69,10 +72,11 @@ def main(args: argparse.Namespace) -> int:
         print(write_table(fairness, list(fairness[0]), out / "fairness"))
     else:
         print("\nno per-client evaluations (the local baseline records them): fairness table skipped")
-    duplicates = [k for k, n in Counter((r.method, r.scenario, r.seed) for r in runs).items() if n > 1]
+    rows = Counter(zip(row_labels(runs), (r.scenario for r in runs), (r.seed for r in runs)))
+    duplicates = [k for k, n in rows.items() if n > 1]
     if duplicates:
-        print(f"\nnote: {len(duplicates)} method/scenario cells hold several runs with one seed (e.g. a "
-              "sweep's trials); their ± is over those runs, not over seeds")
+        print(f"\nnote: {len(duplicates)} cells hold several runs of one configuration and one seed (a "
+              "sweep that repeats a configuration); their ± is over those repeats, not over seeds")
     figures = accuracy_curves(runs, out) + client_spread(runs, out)
     print(f"\n{len(figures)} figures and the tables in {out}")
     return 0

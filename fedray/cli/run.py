@@ -86,9 +86,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         scenario = load_scenario(args.scenario, args.overrides)
     mode = build_run_mode(scenario)
+    strategy = f", strategy {scenario.strategy.name}" if mode.uses_strategy else ""
     print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "
-          f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
-          flush=True)
+          f"{scenario.modality.name}{strategy}, model {scenario.model.name}", flush=True)
     summary = run(scenario, args.resume or args.run_dir, observers=[TensorBoardLogger(), ProgressLines()],
                   resume=bool(args.resume))
     print()

@@ -230,8 +230,8 @@ class Simulation:
         if weights:
             losses = [r.metrics["train_loss"] for r in outcome.reports]
             record.train_loss = float(np.average(losses, weights=weights))
-        record.bytes_down = self.adapter_nbytes * dispatched
-        record.bytes_up = sum(r.params_nbytes for r in outcome.reports)
+        record.bytes_down, record.bytes_up = self.mode.traffic(
+            self.adapter_nbytes * dispatched, sum(r.params_nbytes for r in outcome.reports))
         record.compute_s = sum(r.fit_s for r in outcome.reports)
         record.memory_mb = {"actor_peak": max((r.peak_mem_mb for r in outcome.reports), default=0.0),
                             "driver_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -35,11 +35,12 @@ class MlflowParams:
 def mlflow_logger(params: MlflowParams, experiment_path: str) -> Any:
     """Ray Tune's MLflow logger callback; needs the ``mlflow`` extra (``pip install fedray[mlflow]``)."""
     try:
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
         import mlflow  # noqa: F401
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
     except ImportError as err:
         raise FedRayError("loggers.mlflow needs the mlflow package, which is not installed: "
-                          "`pip install 'fedray[mlflow]'` (or mlflow-skinny), or drop loggers.mlflow") from err
+                          "`pip install 'fedray[mlflow]'` (or mlflow-skinny), or drop loggers.mlflow"
+                          ) from err
     uri = params.tracking_uri
     if uri is None:
         if "://" in experiment_path:

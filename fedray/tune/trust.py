@@ -132,7 +132,7 @@ def verify_state(directory: str) -> None:
     """Raise :class:`UntrustedStateError` unless every state file of the sweep at ``directory`` is
     signed by this user's key (and every signed file is there). Reads no pickle."""
     refuse = ("fedray will not unpickle it. If you did not put these files there, someone else did; "
-              f"start the sweep afresh under another name (name=<new name>) or in another --storage")
+              "start the sweep afresh under another name (name=<new name>) or in another --storage")
     signature = _read_signature(directory)
     if signature is None:
         raise UntrustedStateError(f"the saved state of the sweep at {directory} has no fedray signature "
