@@ -20,8 +20,11 @@ kills its actor and removes its group; the client actors and the aggregator are 
 go with it.
 
 **Run directories.** A trial's fedray run directory is ``<trial dir>/run`` when the sweep's storage is
-local, else ``<trial working dir>/run`` synced to the storage as a trial artifact. When a restored sweep
-restarts a trial whose run directory holds an engine checkpoint, the run continues from it.
+local, else ``<trial working dir>/run`` synced to the storage as a trial artifact and, after each new
+engine checkpoint, reported as a ``tune.Checkpoint`` (:mod:`fedray.tune.checkpoints`). When a restored
+sweep restarts a trial whose run directory holds an engine checkpoint (or, remote, whose latest Tune
+checkpoint does), the run continues from it. Only Ray Tune's public API is used (``tune.report``,
+``tune.get_context``, ``tune.get_checkpoint``, ``tune.Checkpoint``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fedray.engine.observers import RoundObserver, RunStart
 from fedray.engine.summary import RunSummary
 from fedray.errors import FedRayError
 from fedray.report.tensorboard import TensorBoardLogger
+from fedray.tune.checkpoints import restore_run_dir, trial_report
 from fedray.tune.space import TuneSpace
 
 TRAINABLE_NAME = "fedray_trial"
@@ -117,9 +121,12 @@ def make_trainable(space: TuneSpace, experiment_path: str) -> Callable[[dict[str
 
         scenario = space.trial_scenario(config)
         run_dir = trial_run_dir(experiment_path)
+        remote = "://" in experiment_path
+        if remote:  # the working directory is new: the engine checkpoint comes back from Tune's
+            restore_run_dir(run_dir, tune.get_checkpoint())
         resume = _prepare_run_dir(run_dir)
-        run(scenario, run_dir, observers=[TensorBoardLogger(), TuneReporter(metric, tune.report)],
-            resume=resume)
+        reporter = TuneReporter(metric, trial_report(remote, run_dir))
+        run(scenario, run_dir, observers=[TensorBoardLogger(), reporter], resume=resume)
 
     fedray_trial.__name__ = fedray_trial.__qualname__ = TRAINABLE_NAME
     return fedray_trial
@@ -237,6 +244,7 @@ def build_tuner(space: TuneSpace, experiment_path: str) -> Any:
             name=name, storage_path=storage, verbose=1,
             failure_config=tune.FailureConfig(max_failures=0),
             sync_config=tune.SyncConfig(sync_artifacts=not local),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # remote storage only (checkpoints.py)
             callbacks=sweep_callbacks(space, experiment_path)),
     )
 
