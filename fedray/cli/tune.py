@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,7 @@ def main(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - start
         # Statuses as saved in the experiment state: after Ctrl+C, Tune saves the state and only then
         # stops the running trials, so the saved state (not `results`) tells unfinished trials apart.
-        saved = {t.trial_id: t.status for t in tune.ExperimentAnalysis(experiment).trials}
-        rows = sweep_rows(space, results, saved)
+        rows = sweep_rows(space, results, _saved_statuses(experiment))
     finally:
         if started:
             import ray
@@ -89,6 +89,21 @@ def _init_ray(space: Any) -> bool:
     resources = scenario_from_dict(next(iter(space.bases.values()))).resources
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")
     return ensure_ray(replace(resources, ray_address=address))
+
+
+def _saved_statuses(experiment: str) -> dict[str, str]:
+    """Trial id → status from the experiment state Tune saved, read (it holds pickles) only once its
+    signature checks out (fedray.tune.trust); otherwise none, and the rows fall back on the results."""
+    from ray import tune
+
+    from fedray.tune.trust import UntrustedStateError, verify_state
+
+    try:
+        verify_state(experiment)
+    except UntrustedStateError as err:
+        print(f"fedray tune: not reading the saved trial statuses: {err}", file=sys.stderr)
+        return {}
+    return {t.trial_id: t.status for t in tune.ExperimentAnalysis(experiment).trials}
 
 
 def _check_snapshot(space: Any, out: Path, resume: bool) -> None:

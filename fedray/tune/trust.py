@@ -136,8 +136,8 @@ def verify_state(directory: str) -> None:
     signature = _read_signature(directory)
     if signature is None:
         raise UntrustedStateError(f"the saved state of the sweep at {directory} has no fedray signature "
-                                  f"({SIGNATURE_FILE}), so this user's fedray did not write it (or an older "
-                                  f"fedray did); {refuse}")
+                                  f"({SIGNATURE_FILE}): this user's fedray did not write it, an older fedray "
+                                  f"did, or it stopped before its first trial started; {refuse}")
     key = signing_key(create=False)
     files = signature.get("files") if isinstance(signature, dict) else None
     if not isinstance(files, dict) or not hmac.compare_digest(str(signature.get("mac", "")),

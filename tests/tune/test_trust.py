@@ -127,3 +127,19 @@ def test_verified_trial_errors_are_dropped_before_a_resume(tmp_path):
     drop_trial_errors(str(sweep))
     assert not (sweep / "trial_a" / "error.pkl").exists() and (sweep / "tuner.pkl").exists()
     assert (sweep / SIGNATURE_FILE).exists()
+
+
+@pytest.mark.ray
+def test_fedray_tune_resume_refuses_a_planted_sweep_with_a_clear_message(ray_cluster, tmp_path, capsys):
+    from fedray.cli.main import main
+
+    storage = tmp_path / "storage"
+    sweep = fake_sweep(storage)  # the sweep "sweep" in --storage
+    marker = tmp_path / "executed"
+    (sweep / "tuner.pkl").write_bytes(pickle.dumps(_Planted(marker)))
+    space = tmp_path / "s.yaml"
+    space.write_text(f"name: sweep\nscenario: {ROOT / 'scenarios' / 'mini.yaml'}\n"
+                     "overrides: {data.validation_fraction: 0.1, resources.actors: 1}\n")
+    assert main(["tune", str(space), "--storage", str(storage), "--resume"]) == 2
+    assert "has no fedray signature" in capsys.readouterr().err
+    assert not marker.exists()
