@@ -119,6 +119,7 @@ class Simulation:
             self.adapter_nbytes = ray.get(self.aggregator.set_global.remote(self.pool.initial_adapter_ref()),
                                           timeout=120)
         self.pool_adapter_keys = sorted(self.pool.info[0]["adapter_keys"])
+        self.adapter_config = self.pool.info[0]["adapter_config"]  # PEFT's, saved beside each adapter
         clock.report(self.pool.info, self.adapter_nbytes)
 
     def _training_clients(self) -> int:
@@ -279,7 +280,8 @@ class Simulation:
             self.best_validation = record.validation[metric]
             self.summary.best_round = record.server_round
             if best_state is not None:  # the local baseline has one adapter per client, none global
-                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state), timeout=120)
+                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state, self.adapter_config),
+                        timeout=120)
 
     def _checkpoint_if_due(self, server_round: int) -> None:
         every = self.scenario.federation.checkpoint_every
@@ -292,7 +294,7 @@ class Simulation:
         aggregator = getattr(self, "aggregator", None)
         if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
             try:  # (the aggregator has a global adapter once start-up got that far)
-                ray.get(aggregator.save_adapter.remote("global_adapter"), timeout=120)
+                ray.get(aggregator.save_adapter.remote("global_adapter", None, self.adapter_config), timeout=120)
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
         if aggregator is not None:

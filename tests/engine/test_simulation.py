@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from fedray.config import load_scenario, scenario_from_dict
 from fedray.data.manifest import read_manifest
+from fedray.engine.adapter_files import read_adapter
 from fedray.engine.history import read_history
 from fedray.engine.simulation import Simulation
 from fedray.errors import SchedulingError
@@ -50,7 +50,7 @@ def test_two_round_run_writes_history_manifest_config_and_adapter(finished_run):
     manifest = read_manifest(run_dir / "manifest.json")
     assert sum(c["num_samples"] for c in manifest["clients"]) == 120
     assert load_scenario(run_dir / "config.yaml") == sim.scenario  # reproducible from the run dir
-    adapter = load_file(str(run_dir / "global_adapter.safetensors"))
+    adapter = read_adapter(run_dir, "global_adapter")
     assert set(adapter) == set(sim.pool_adapter_keys)
     assert summary.final_eval == history[-1]["eval"]
 
@@ -77,9 +77,23 @@ def test_global_adapter_changes_and_same_config_gives_same_numbers(finished_run,
     second = read_history(tmp_path / "history.jsonl")
     assert [r["train_loss"] for r in first] == [r["train_loss"] for r in second]
     assert [r["eval"] for r in first] == [r["eval"] for r in second]
-    a = load_file(str(run_dir / "global_adapter.safetensors"))
-    b = load_file(str(tmp_path / "global_adapter.safetensors"))
+    a = read_adapter(run_dir, "global_adapter")
+    b = read_adapter(tmp_path, "global_adapter")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_run_dir_adapter_loads_with_peft_on_the_base_rebuilt_from_its_config(finished_run):
+    from peft import PeftModel
+
+    from fedray.engine.export import build_run_base, wrapped_run_model
+
+    _, _, run_dir = finished_run
+    fedray_model, _ = wrapped_run_model(run_dir, "final")
+    peft_model = PeftModel.from_pretrained(build_run_base(run_dir).model, run_dir / "global_adapter")
+    input_ids = torch.arange(5, 25).reshape(2, 10)
+    with torch.no_grad():
+        expected, got = fedray_model.eval()(input_ids=input_ids).logits, peft_model.eval()(input_ids=input_ids).logits
+    assert torch.allclose(got, expected, atol=1e-6, rtol=0)
 
 
 def test_round_deadline_turns_fits_into_failures_and_stops_below_quorum(ray_cluster, tmp_path):
