@@ -112,7 +112,7 @@ class Simulation:
             # One object per table set: Ray resolves top-level ObjectRef arguments only.
             self.pool.attach_data(ray.put(self.data.train), ray.put(Evaluator.eval_tables(self.data)),
                                   train_needs(self.specs), self.scenario.data.cache_dir)
-            self.evaluator = Evaluator(s.eval, self.data, self.pool)
+            self.evaluator = Evaluator(s.eval, self.data, self.pool, setup.prompt, self.run.path)
         with clock.phase("actors ready"):
             self.pool.wait_ready()
         with clock.phase("aggregator ready"):
@@ -266,6 +266,7 @@ class Simulation:
         if evaluate:
             start = time.perf_counter()
             best_state = self.mode.evaluate(record, self.evaluator, self.states, len(self.specs))
+            self.evaluator.write_predictions(record.server_round)
             self._consider_best(record, best_state)
             record.time_s["eval"] = time.perf_counter() - start
         logger.info("round %d: clients=%s loss=%s eval=%s", record.server_round, record.clients,

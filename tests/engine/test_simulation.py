@@ -24,7 +24,7 @@ def small_scenario(**federation):
         "lora": {"rank": 4, "modules_to_save": ["multi_modal_projector"]},
         "train": {"local_steps": 2, "batch_size": 4, "lr": 3e-3},
         "federation": {"rounds": 2, "clients_per_round": 3, **federation},
-        "eval": {"every": 1, "batch_size": 12, "max_new_tokens": 3},
+        "eval": {"every": 1, "batch_size": 12, "max_new_tokens": 3, "save_predictions": True},
         "resources": {"actors": 2, "cpus_per_actor": 0.5},
     }
     return scenario_from_dict(raw)
@@ -94,6 +94,21 @@ def test_the_run_dir_adapter_loads_with_peft_on_the_base_rebuilt_from_its_config
     with torch.no_grad():
         expected, got = fedray_model.eval()(input_ids=input_ids).logits, peft_model.eval()(input_ids=input_ids).logits
     assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+
+
+def test_each_evaluated_round_keeps_its_test_answers(finished_run):
+    from fedray.engine.predictions import prediction_rounds, read_predictions
+
+    _, _, run_dir = finished_run
+    history = read_history(run_dir / "history.jsonl")
+    assert prediction_rounds(run_dir) == [0, 1, 2]
+    records = list(read_predictions(run_dir, 2))
+    assert len(records) == history[-1]["eval"]["n"] == 24
+    assert {"id", "prompt", "generated", "parsed", "answer", "correct", "valid"} <= set(records[0])
+    assert records[0]["prompt"].startswith("<image>\n")  # digits: an image and the question
+    accuracy = sum(r["correct"] for r in records) / len(records)
+    assert accuracy == pytest.approx(history[-1]["eval"]["accuracy"])
+    assert sum(not r["valid"] for r in records) / len(records) == pytest.approx(history[-1]["eval"]["invalid_rate"])
 
 
 def test_round_deadline_turns_fits_into_failures_and_stops_below_quorum(ray_cluster, tmp_path):
