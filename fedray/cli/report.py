@@ -56,9 +56,9 @@ def main(args: argparse.Namespace) -> int:
     if not paths:
         raise FedRayError(f"no run directories (config.yaml + history.jsonl) under {' '.join(args.dirs)}")
     if args.invalid is not None:
-        from fedray.report.invalid import format_invalid, invalid_answers
+        from fedray.report.invalid import invalid_view
 
-        print("\n\n".join(format_invalid(invalid_answers(p, args.invalid)) for p in paths))
+        print(invalid_view(paths, args.invalid))
         return 0
     runs = [load_run(p, args.metric) for p in paths]
     out = Path(args.out)

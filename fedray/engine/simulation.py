@@ -295,7 +295,8 @@ class Simulation:
         aggregator = getattr(self, "aggregator", None)
         if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
             try:  # (the aggregator has a global adapter once start-up got that far)
-                ray.get(aggregator.save_adapter.remote("global_adapter", None, self.adapter_config), timeout=120)
+                config = getattr(self, "adapter_config", None)
+                ray.get(aggregator.save_adapter.remote("global_adapter", None, config), timeout=120)
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
         if aggregator is not None:

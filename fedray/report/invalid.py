@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from fedray.engine.predictions import prediction_rounds, read_predictions
 from fedray.errors import FedRayError
@@ -41,6 +42,23 @@ def invalid_answers(run_dir: str | Path, top: int = 10, server_round: int | None
     records = list(read_predictions(run_dir, chosen))
     counts = Counter(r["generated"].strip() for r in records if not r["valid"])
     return InvalidAnswers(Path(run_dir), chosen, len(records), sum(counts.values()), counts.most_common(top))
+
+
+def invalid_view(run_dirs: Sequence[str | Path], top: int = 10) -> str:
+    """:func:`format_invalid` of every run that kept predictions, a note for each that did not (a sweep
+    may mix both); an error only when none did."""
+    parts, missing = [], []
+    for run_dir in run_dirs:
+        if prediction_rounds(run_dir):
+            parts.append(format_invalid(invalid_answers(run_dir, top)))
+        else:
+            missing.append(str(run_dir))
+    if not parts:
+        raise FedRayError(f"no predictions/ files in {', '.join(missing)}; run with eval.save_predictions=true "
+                          "to keep the generated answers")
+    if missing:
+        parts.append(f"no predictions (eval.save_predictions was off): {', '.join(missing)}")
+    return "\n\n".join(parts)
 
 
 def format_invalid(report: InvalidAnswers) -> str:

@@ -10,6 +10,7 @@ from fedray.report.invalid import invalid_answers
 
 
 def _run_dir(path, rounds):
+    path.mkdir(parents=True, exist_ok=True)
     dump_scenario(scenario_from_dict({"name": "inv"}), path / "config.yaml")
     (path / "history.jsonl").write_text("")
     log = PredictionLog(path)
@@ -37,6 +38,10 @@ def test_the_cli_prints_the_view(tmp_path, capsys):
 
 
 def test_a_run_without_predictions_says_how_to_get_them(tmp_path, capsys):
-    run = _run_dir(tmp_path, {})
+    run = _run_dir(tmp_path / "off", {})
     assert main(["report", str(run), "--invalid"]) == 2
     assert "eval.save_predictions=true" in capsys.readouterr().err
+    _run_dir(tmp_path / "on", {1: ["seven"]})
+    assert main(["report", str(tmp_path), "--invalid"]) == 0  # a sweep mixing both: a note for the other
+    out = capsys.readouterr().out
+    assert "1 of 1 answers invalid" in out and "eval.save_predictions was off" in out
