@@ -58,9 +58,9 @@ def build_run_base(run_dir: str | Path) -> Any:
     return build_model(run_scenario(run_dir).model)
 
 
-def wrapped_run_model(run_dir: str | Path, which: str = "best") -> Any:
+def wrapped_run_model(run_dir: str | Path, which: str = "best") -> tuple[Any, Any]:
     """The run's base model wrapped with LoRA exactly as the client actors wrapped it, with adapter
-    ``which`` (best or final) loaded: fedray's own view of the trained model."""
+    ``which`` (best or final) loaded, and its processor: fedray's own view of the trained model."""
     from fedray.models.lora import apply_lora, set_adapter_state
 
     scenario = run_scenario(run_dir)
