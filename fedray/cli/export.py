@@ -21,7 +21,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a finished run directory")
     parser.add_argument("--to", required=True, help="new (or empty) directory to write")
     parser.add_argument("--which", choices=("best", "final"), default="best",
-                        help="best: the best validation round's adapter (default); final: the last global one")
+                        help="best: the best validation round's adapter (default); final: the last "
+                             "global one")
     parser.add_argument("--base", action="store_true",
                         help="also write the base model, rebuilt from the run's config, to DIR/base")
     parser.add_argument("--merged", action="store_true",

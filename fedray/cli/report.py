@@ -14,7 +14,8 @@ Finds every run directory at or below the given directories (a sweep directory w
 - ``curves-<scenario>.png`` and ``clients-<scenario>.png``.
 
 ``--invalid [N]`` prints instead, per run, the N (default 10) most common invalid answers of its last
-evaluated round, from the predictions a run keeps with ``eval.save_predictions`` (:mod:`fedray.report.invalid`).
+evaluated round, from the predictions a run keeps with ``eval.save_predictions``
+(:mod:`fedray.report.invalid`).
 """
 
 from __future__ import annotations

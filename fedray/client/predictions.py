@@ -63,7 +63,8 @@ def prediction_records(rows: Sequence[Row], generations: Sequence[str], label_na
     """One JSON-ready record per row: ``id``, ``kind``, ``prompt`` (when given), ``generated``,
     ``parsed``, ``answer``, ``valid``, ``correct`` (and the fedmllm fields when that protocol is on)."""
     if len(rows) != len(generations) or (prompts is not None and len(prompts) != len(rows)):
-        raise ValueError(f"{len(generations)} generations and {len(prompts or ())} prompts for {len(rows)} rows")
+        raise ValueError(f"{len(generations)} generations and {len(prompts or ())} prompts for "
+                         f"{len(rows)} rows")
     kinds = {i: kind for kind, indices in group_rows(rows, label_names).items() for i in indices}
     records = []
     for i, (row, generated) in enumerate(zip(rows, generations)):

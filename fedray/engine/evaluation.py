@@ -74,7 +74,8 @@ class Evaluator:
         (with ``eval.save_predictions``; otherwise nothing is collected and None is returned)."""
         return self.predictions.write(server_round) if self.predictions is not None else None
 
-    def _score(self, state_ref: Any, eval_set: EvalSet, condition: str, keep: bool = False) -> dict[str, float]:
+    def _score(self, state_ref: Any, eval_set: EvalSet, condition: str,
+               keep: bool = False) -> dict[str, float]:
         rows = self.rows[eval_set.name]
         if not rows:
             return {}

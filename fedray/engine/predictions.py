@@ -47,7 +47,8 @@ class PredictionLog:
         if not any(batches):
             return None
         several = len(batches) > 1
-        lines = [json.dumps({"round": server_round, **({"client": c} if several else {}), **r}, ensure_ascii=False)
+        lines = [json.dumps({"round": server_round, **({"client": c} if several else {}), **r},
+                            ensure_ascii=False)
                  for c, batch in enumerate(batches) for r in batch]
         path = predictions_path(self.run_dir, server_round)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,8 +54,8 @@ def invalid_view(run_dirs: Sequence[str | Path], top: int = 10) -> str:
         else:
             missing.append(str(run_dir))
     if not parts:
-        raise FedRayError(f"no predictions/ files in {', '.join(missing)}; run with eval.save_predictions=true "
-                          "to keep the generated answers")
+        raise FedRayError(f"no predictions/ files in {', '.join(missing)}; run with "
+                          "eval.save_predictions=true to keep the generated answers")
     if missing:
         parts.append(f"no predictions (eval.save_predictions was off): {', '.join(missing)}")
     return "\n\n".join(parts)

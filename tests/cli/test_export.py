@@ -34,7 +34,8 @@ def run_dir(tmp_path_factory):
     built = build_model(SCENARIO.model)
     model = apply_lora(built.model, SCENARIO.lora, built.family)
     generator = torch.Generator().manual_seed(1)
-    state = {k: v + 0.05 * torch.randn(v.shape, generator=generator) for k, v in get_adapter_state(model).items()}
+    state = {k: v + 0.05 * torch.randn(v.shape, generator=generator)
+             for k, v in get_adapter_state(model).items()}
     set_adapter_state(model, state)
     write_adapter_dir(path / "best_adapter", state, peft_adapter_config(model))
     save_file({k: v.contiguous() for k, v in state.items()}, str(path / "global_adapter.safetensors"))

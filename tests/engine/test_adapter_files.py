@@ -47,7 +47,8 @@ def _trained_model():
     built = build_model(TINY)
     model = apply_lora(built.model, LORA, built.family)
     generator = torch.Generator().manual_seed(0)
-    state = {k: v + 0.05 * torch.randn(v.shape, generator=generator) for k, v in get_adapter_state(model).items()}
+    state = {k: v + 0.05 * torch.randn(v.shape, generator=generator)
+             for k, v in get_adapter_state(model).items()}
     set_adapter_state(model, state)
     return model.eval(), built.processor
 

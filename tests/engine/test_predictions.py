@@ -16,9 +16,9 @@ from fedray.engine.tasks import EvalShard
 
 
 def _test_set() -> EvalSet:
-    rows = [{"id": f"s{i}", "image": b"png" if i % 2 else None, "text": f"caption {i}", "question": "Is it hateful?",
-             "choices": ["no", "yes"], "answer": ["no", "yes"][i % 2], "label": i % 2, "task": "meme",
-             "source": "test"} for i in range(4)]
+    rows = [{"id": f"s{i}", "image": b"png" if i % 2 else None, "text": f"caption {i}",
+             "question": "Is it hateful?", "choices": ["no", "yes"], "answer": ["no", "yes"][i % 2],
+             "label": i % 2, "task": "meme", "source": "test"} for i in range(4)]
     return EvalSet(name="test", table=samples_to_table(rows), label_names=())
 
 

@@ -92,7 +92,8 @@ def test_the_run_dir_adapter_loads_with_peft_on_the_base_rebuilt_from_its_config
     peft_model = PeftModel.from_pretrained(build_run_base(run_dir).model, run_dir / "global_adapter")
     input_ids = torch.arange(5, 25).reshape(2, 10)
     with torch.no_grad():
-        expected, got = fedray_model.eval()(input_ids=input_ids).logits, peft_model.eval()(input_ids=input_ids).logits
+        expected = fedray_model.eval()(input_ids=input_ids).logits
+        got = peft_model.eval()(input_ids=input_ids).logits
     assert torch.allclose(got, expected, atol=1e-6, rtol=0)
 
 
@@ -108,7 +109,8 @@ def test_each_evaluated_round_keeps_its_test_answers(finished_run):
     assert records[0]["prompt"].startswith("<image>\n")  # digits: an image and the question
     accuracy = sum(r["correct"] for r in records) / len(records)
     assert accuracy == pytest.approx(history[-1]["eval"]["accuracy"])
-    assert sum(not r["valid"] for r in records) / len(records) == pytest.approx(history[-1]["eval"]["invalid_rate"])
+    invalid_rate = sum(not r["valid"] for r in records) / len(records)
+    assert invalid_rate == pytest.approx(history[-1]["eval"]["invalid_rate"])
 
 
 def test_round_deadline_turns_fits_into_failures_and_stops_below_quorum(ray_cluster, tmp_path):
