@@ -95,6 +95,8 @@ def test_the_run_dir_adapter_loads_with_peft_on_the_base_rebuilt_from_its_config
         expected = fedray_model.eval()(input_ids=input_ids).logits
         got = peft_model.eval()(input_ids=input_ids).logits
     assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+    for written in (run_dir / "global_adapter").iterdir():  # written by the aggregator actor, readable by all
+        assert written.stat().st_mode & 0o777 == 0o644, written
 
 
 def test_each_evaluated_round_keeps_its_test_answers(finished_run):
