@@ -17,6 +17,7 @@ modules must import no transformers.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from fedray.config.load import load_scenario
 from fedray.config.schema import Scenario
 from fedray.engine.adapter_files import (
+    FILE_MODE,
     RUN_ADAPTERS,
     adapter_weights_path,
     read_adapter,
@@ -113,4 +115,7 @@ def _save_pretrained(model: Any, processor: Any, directory: Path) -> Path:
     model.save_pretrained(directory)
     if processor is not None and hasattr(processor, "save_pretrained"):
         processor.save_pretrained(directory)
+    for path in directory.rglob("*"):  # transformers writes its weight shards 0600; these are for sharing
+        if path.is_file():
+            os.chmod(path, FILE_MODE)
     return directory

@@ -59,6 +59,7 @@ def test_export_writes_adapter_base_and_merged_that_load_without_fedray(run_dir,
     merged = LlavaForConditionalGeneration.from_pretrained(out / "merged")
     assert torch.allclose(_logits(merged), expected, atol=1e-4, rtol=0)  # merging reorders the sums
     assert (out / "merged" / "tokenizer_config.json").exists()  # the processor travels with it
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in out.rglob("*") if p.is_file())  # shareable
 
 
 def test_an_older_run_directory_exports_with_a_rebuilt_config(run_dir, tmp_path):
