@@ -44,6 +44,7 @@ class Evaluator:
         sets = data.tests + ([data.validation] if data.validation else [])
         self.rows = {s.name: s.table.select(list(SCORING_COLUMNS)).to_pylist() for s in sets}
         self.prompt = prompt
+        self._rendered: dict[tuple[str, str], list[str]] = {}  # (set, condition) → prompts, rendered once
         self.predictions = PredictionLog(run_dir) if cfg.save_predictions and run_dir is not None else None
 
     @staticmethod
@@ -96,12 +97,17 @@ class Evaluator:
                                      [list(r["choices"]).index(r["answer"]) for r in rows])
         return metrics
 
-
     def _prompts(self, eval_set: EvalSet, condition: str) -> list[str] | None:
         """The user turn of each row as the actors render it under ``condition`` (the image slot written
         ``<image>``), or None without a prompt style."""
         if self.prompt is None:
             return None
+        key = (eval_set.name, condition)
+        if key not in self._rendered:
+            self._rendered[key] = self._render(eval_set, condition)
+        return self._rendered[key]
+
+    def _render(self, eval_set: EvalSet, condition: str) -> list[str]:
         table = eval_set.table
         has_image = table.column("image").is_valid().to_pylist()
         rows = table.drop_columns(["image"]).to_pylist()  # the bytes are not needed, only their presence

@@ -42,10 +42,10 @@ def _batch(processor) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _trained_model():
+def _trained_model(lora: LoraConfig = LORA):
     """The tiny model, wrapped as fedray wraps it, with every adapter tensor moved off its init."""
     built = build_model(TINY)
-    model = apply_lora(built.model, LORA, built.family)
+    model = apply_lora(built.model, lora, built.family)
     generator = torch.Generator().manual_seed(0)
     state = {k: v + 0.05 * torch.randn(v.shape, generator=generator)
              for k, v in get_adapter_state(model).items()}
@@ -72,6 +72,18 @@ def test_peft_loads_the_directory_and_gives_the_same_logits(trained, tmp_path):
     untouched = build_model(TINY).model.eval()  # the adapter matters: the bare base answers differently
     with torch.no_grad():
         assert not torch.allclose(untouched(**batch).logits, expected, atol=1e-3)
+
+
+def test_the_fedmllm_preset_round_trips_with_its_token_embeddings(tmp_path):
+    """preset fedmllm trains the token embeddings and the projector in full (PEFT modules_to_save)."""
+    model, processor = _trained_model(LoraConfig(rank=2, preset="fedmllm"))
+    batch = _batch(processor)
+    config = peft_adapter_config(model)
+    assert set(config["modules_to_save"]) == {"embed_tokens", "multi_modal_projector"}
+    write_adapter_dir(tmp_path, get_adapter_state(model), config)
+    loaded = PeftModel.from_pretrained(build_model(TINY).model, tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6, rtol=0)
 
 
 def test_the_directory_holds_peft_names_and_config_in_readable_files(trained, tmp_path):
