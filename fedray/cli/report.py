@@ -14,6 +14,10 @@ Finds every run directory at or below the given directories (a sweep directory w
 - ``fairness.md`` / ``.csv``: per-client spread where runs recorded per-client evaluations (the local
   baseline), skipped otherwise;
 - ``curves-<scenario>.png`` and ``clients-<scenario>.png``.
+
+``--invalid [N]`` prints instead, per run, the N (default 10) most common invalid answers of its last
+evaluated round, from the predictions a run keeps with ``eval.save_predictions``
+(:mod:`fedray.report.invalid`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/report", help="output directory (default runs/report)")
     parser.add_argument("--metric", default=None,
                         help="test metric to tabulate (default: each run's eval.select_metric)")
+    parser.add_argument("--invalid", nargs="?", const=10, type=int, default=None, metavar="N",
+                        help="print each run's N (default 10) most common invalid answers instead "
+                             "(needs eval.save_predictions)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,6 +59,11 @@ def main(args: argparse.Namespace) -> int:
     paths = find_runs(args.dirs)
     if not paths:
         raise FedRayError(f"no run directories (config.yaml + history.jsonl) under {' '.join(args.dirs)}")
+    if args.invalid is not None:
+        from fedray.report.invalid import invalid_view
+
+        print(invalid_view(paths, args.invalid))
+        return 0
     runs = [load_run(p, args.metric) for p in paths]
     out = Path(args.out)
     metrics = Counter(r.metric for r in runs)

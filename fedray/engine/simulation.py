@@ -112,13 +112,14 @@ class Simulation:
             # One object per table set: Ray resolves top-level ObjectRef arguments only.
             self.pool.attach_data(ray.put(self.data.train), ray.put(Evaluator.eval_tables(self.data)),
                                   train_needs(self.specs), self.scenario.data.cache_dir)
-            self.evaluator = Evaluator(s.eval, self.data, self.pool)
+            self.evaluator = Evaluator(s.eval, self.data, self.pool, setup.prompt, self.run.path)
         with clock.phase("actors ready"):
             self.pool.wait_ready()
         with clock.phase("aggregator ready"):
             self.adapter_nbytes = ray.get(self.aggregator.set_global.remote(self.pool.initial_adapter_ref()),
                                           timeout=120)
         self.pool_adapter_keys = sorted(self.pool.info[0]["adapter_keys"])
+        self.adapter_config = self.pool.info[0]["adapter_config"]  # PEFT's, saved beside each adapter
         clock.report(self.pool.info, self.adapter_nbytes)
 
     def _training_clients(self) -> int:
@@ -265,6 +266,7 @@ class Simulation:
         if evaluate:
             start = time.perf_counter()
             best_state = self.mode.evaluate(record, self.evaluator, self.states, len(self.specs))
+            self.evaluator.write_predictions(record.server_round)
             self._consider_best(record, best_state)
             record.time_s["eval"] = time.perf_counter() - start
         logger.info("round %d: clients=%s loss=%s eval=%s", record.server_round, record.clients,
@@ -279,7 +281,8 @@ class Simulation:
             self.best_validation = record.validation[metric]
             self.summary.best_round = record.server_round
             if best_state is not None:  # the local baseline has one adapter per client, none global
-                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state), timeout=120)
+                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state, self.adapter_config),
+                        timeout=120)
 
     def _checkpoint_if_due(self, server_round: int) -> None:
         every = self.scenario.federation.checkpoint_every
@@ -292,7 +295,8 @@ class Simulation:
         aggregator = getattr(self, "aggregator", None)
         if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
             try:  # (the aggregator has a global adapter once start-up got that far)
-                ray.get(aggregator.save_adapter.remote("global_adapter"), timeout=120)
+                config = getattr(self, "adapter_config", None)
+                ray.get(aggregator.save_adapter.remote("global_adapter", None, config), timeout=120)
             except Exception:  # keep the original error; the history is already on disk
                 logger.exception("could not save the final global adapter")
         if aggregator is not None:
