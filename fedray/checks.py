@@ -85,14 +85,19 @@ def _source_root_problems(scenario: Scenario) -> list[str]:
 @register_semantic_check
 def check_paths(scenario: Scenario) -> list[str]:
     problems = []
-    paths = [("data.root", scenario.data.root), ("model.path", scenario.model.path)]
+    hf_model = scenario.model.name == "hf"
+    paths = [("data.root", scenario.data.root)] + ([] if hf_model else [("model.path", scenario.model.path)])
     paths += [(f"data.{where}.root", src.root) for where, src in _further_sources(scenario)]
     for path, value in paths:
         if value and not Path(value).expanduser().exists():
             problems.append(f"{path}: {value!r} does not exist; fix the path (or the environment "
                             f"variable it comes from)")
-    if scenario.model.name == "hf" and not scenario.model.path:
+    if hf_model and not scenario.model.path:
         problems.append("model.path: model.name=hf needs the directory of a saved Hugging Face model")
+    elif hf_model and not Path(scenario.model.path).expanduser().is_dir():
+        from fedray.models.hub_cache import model_path_problem  # a directory or an id in the hub cache
+
+        problems += [f"model.path: {p}" for p in [model_path_problem(scenario.model.path)] if p]
     return problems
 
 
