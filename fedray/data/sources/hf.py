@@ -111,17 +111,16 @@ def _load(params: HFParams, base: Path | None, signature: tuple[Any, ...]) -> So
 def _choose_splits(raw: Mapping[str, Any], splits: HFSplits, where: str) -> dict[str, str]:
     """fedray split → dataset split; a named split must exist, a null one is found by its usual names."""
     available = ", ".join(sorted(raw)) or "(none)"
-    chosen: dict[str, str] = {}
-    for field in ("train", "validation", "test"):
-        name = getattr(splits, field)
-        if name is None:
-            name = next((n for n in raw if SPLIT_NAMES.get(n) == field), None)
-        elif name not in raw:
+    named = {field: getattr(splits, field) for field in ("train", "validation", "test")}
+    for field, name in named.items():
+        if name is not None and name not in raw:
             raise DataError(f"data.splits.{field}: split {name!r} is not in {where}; its splits are "
                             f"{available}")
-        if name is not None:
-            chosen[field] = name
-    return chosen
+    taken = {name for name in named.values() if name is not None}
+    for field, name in named.items():
+        if name is None:  # its usual names, unless the scenario gave that split another role
+            named[field] = next((n for n in raw if SPLIT_NAMES.get(n) == field and n not in taken), None)
+    return {field: name for field, name in named.items() if name is not None}
 
 
 def _label_names(train: Any, params: HFParams, where: str) -> tuple[str, ...]:
