@@ -67,7 +67,8 @@ def test_an_installed_package_adds_a_source_and_a_strategy(tmp_path, monkeypatch
 
 
 def test_a_broken_plugin_names_its_package(tmp_path, monkeypatch, fresh_plugins):
-    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path, "brokenplug_mod", "import no_such_module_x\n")))
+    broken = fake_distribution(tmp_path, "brokenplug_mod", "import no_such_module_x\n")
+    monkeypatch.syspath_prepend(str(broken))
     with pytest.raises(plugins.PluginError, match=r"'fakeplug' \(brokenplug_mod, from fakeplug\) failed.*"
                                                   r"no_such_module_x.*pip uninstall fakeplug"):
         plugins.load_plugins()
