@@ -53,7 +53,9 @@ def check(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     results = [check_source(where, name, root, options, args.max_images)
                for where, name, root, options in scenario_sources(scenario)]
-    print("\n".join(line for result in results for line in describe(result)))
+    d = scenario.data
+    fractions = {"test": d.test_fraction, "validation": d.validation_fraction}
+    print("\n".join(line for result in results for line in describe(result, fractions)))
     problems = [f"{r.where} ({r.source}): {p}" for r in results for p in r.problems]
     if problems:
         print(f"\n{len(problems)} problem(s); fix them before a run:")
@@ -127,14 +129,15 @@ def image_problem(data: bytes) -> str | None:
     return None
 
 
-def describe(result: SourceCheck) -> list[str]:
-    """A source's lines: name and root, rows per split, images."""
+def describe(result: SourceCheck, fractions: Mapping[str, float]) -> list[str]:
+    """A source's lines: name and root, rows per split (and how a run fills a missing one), images."""
     head = f"{result.where}: {result.source}" + (f" at {result.root}" if result.root else "")
     if not result.splits:
         return [head, "  not loaded (see the problems below)"]
     splits = ", ".join(f"{split} {n}" for split, n in result.splits.items())
-    missing = [s for s in ("validation", "test") if s not in result.splits]
-    drawn = f"; no {' or '.join(missing)} split: a run draws it from train" if missing else ""
+    missing = [f"{s}: a run carves {fractions[s]:g} of train" if fractions[s] else f"no {s} split"
+               for s in ("validation", "test") if s not in result.splits]
+    drawn = "".join(f"; {m}" for m in missing)
     images = (f"  images: {result.images} rows with an image, {result.verified} verified"
               if result.images else "  images: none (a text-only source)")
     return [head, f"  rows: {splits} (as shipped{drawn})", f"{images} ({result.seconds:.1f} s)"]

@@ -22,7 +22,7 @@ def test_a_whole_copy_is_reported_with_its_rows(tmp_path, capsys):
     assert main(["data", "check", scenario_file(tmp_path, tmp_path / "disk")]) == 0
     out = capsys.readouterr().out
     assert f"data: hf at {tmp_path / 'disk'}" in out
-    assert "rows: train 8, test 8 (as shipped; no validation split: a run draws it from train)" in out
+    assert "rows: train 8, test 8 (as shipped; no validation split)" in out
     assert "images: 16 rows with an image, 16 verified" in out and "all 1 source(s) ok" in out
 
 
