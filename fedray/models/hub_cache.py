@@ -47,7 +47,7 @@ def model_path_problem(path: str) -> str | None:
     try:
         snapshot = Path(cached_snapshot(path))
     except ModelError as err:
-        return str(err).removeprefix(f"model.path={path!r} ")
+        return str(err).removeprefix("model.path=")
     if not (snapshot / "config.json").is_file():
         return f"the cached snapshot of {path!r} ({snapshot}) has no config.json; download the whole model " \
                f"(hf download {path})"

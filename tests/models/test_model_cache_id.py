@@ -35,8 +35,9 @@ def test_a_cached_model_id_validates_and_builds(hub_cache):
 
 
 def test_an_id_missing_from_the_cache_is_one_validation_problem(hub_cache):
-    with pytest.raises(ConfigError, match=r"model\.path: is neither a local directory nor a model in the "
-                                          r"local Hugging Face cache .*hf download other-org/none"):
+    missing = (r"model\.path: 'other-org/none' is neither a local directory nor a model in the local "
+               r"Hugging Face cache .*hf download other-org/none")
+    with pytest.raises(ConfigError, match=missing):
         scenario_from_dict({"model": {"name": "hf", "path": "other-org/none"}})
     with pytest.raises(ConfigError, match=r"model\.path: '/no/such/dir' does not exist"):
         scenario_from_dict({"model": {"name": "hf", "path": "/no/such/dir"}})
