@@ -35,18 +35,24 @@ def open_dataset(root: Path | None, fmt: str, dataset_id: str | None = None,
     if root is None:
         raise DataError("data source 'hf' needs data.root (a save_to_disk folder or data files) or "
                         "data.dataset (a dataset id in the local Hugging Face cache)")
-    fmt = detect_format(root) if fmt == "auto" else fmt
+    found = detect_format(root) if fmt == "auto" else fmt
     with _offline():
         import datasets
         from datasets.exceptions import DatasetGenerationError
 
-        if fmt == "disk":
+        if found == "disk":
             return _as_splits(datasets.load_from_disk(str(root)))
-        files = {"data_dir": str(root)} if root.is_dir() else {"data_files": {"train": str(root)}}
+        if fmt == "auto" and root.is_dir():
+            # A folder read as a dataset: its README's configs (a hub download's --local-dir) are honoured.
+            args: tuple[str, ...] = (str(root),)
+            files: dict[str, Any] = {"name": config}
+        else:
+            args = (found,)
+            files = {"data_dir": str(root)} if root.is_dir() else {"data_files": {"train": str(root)}}
         try:
-            return _as_splits(datasets.load_dataset(fmt, name=config, **files))
+            return _as_splits(datasets.load_dataset(*args, **files))
         except (ValueError, FileNotFoundError, DatasetGenerationError) as exc:
-            raise DataError(f"datasets could not read {root} as {fmt}: {exc}; check data.format and that "
+            raise DataError(f"datasets could not read {root} as {found}: {exc}; check data.format and that "
                             "the files are complete") from exc
 
 

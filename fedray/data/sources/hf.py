@@ -91,18 +91,20 @@ def load_hf(params: HFParams, root: str | None) -> SourceData:
     """The dataset's splits as sample tables, read once per content (path, size and mtime of its files)."""
     base = Path(root).expanduser() if root and not params.dataset else None
     snapshot = cached_dataset_snapshot(params.dataset) if params.dataset else None
-    signature = dataset_signature(Path(snapshot) if snapshot else base)
-    return _load(params, base, signature)
+    files = Path(snapshot) if snapshot else base
+    return _load(params, base, files, dataset_signature(files))
 
 
 @functools.lru_cache(maxsize=2)
-def _load(params: HFParams, base: Path | None, signature: tuple[Any, ...]) -> SourceData:
+def _load(params: HFParams, base: Path | None, files: Path | None, signature: tuple[Any, ...]) -> SourceData:
+    """``signature`` (the files' paths, sizes and mtimes) is in the cache key only."""
     raw = open_dataset(base, params.format, params.dataset, params.config)
     where = params.dataset or str(base)
     chosen = _choose_splits(raw, params.splits, where)
     label_names = _label_names(raw[chosen["train"]], params, where)
     images = ImageReader(params.max_image_side)
-    rows = {split: _rows(raw[name], name, params, label_names, base, images, where)
+    image_root = files if files is None or files.is_dir() else files.parent  # relative image paths
+    rows = {split: _rows(raw[name], name, params, label_names, image_root, images, where)
             for split, name in chosen.items()}
     return SourceData(splits=build_tables(rows, params.name), label_names=label_names, task=params.task,
                       notes={"fingerprints": fingerprints({n: raw[n] for n in chosen.values()})})
@@ -149,7 +151,7 @@ def _mapping(names: list[str], columns: HFColumns, split: str, where: str) -> di
     return out
 
 
-def _rows(ds: Any, split: str, params: HFParams, label_names: tuple[str, ...], base: Path | None,
+def _rows(ds: Any, split: str, params: HFParams, label_names: tuple[str, ...], image_root: Path | None,
           images: ImageReader, where: str) -> list[dict[str, Any]]:
     """The samples of one dataset split (images as their stored ``{bytes, path}`` cells, not decoded)."""
     mapping = _mapping(ds.column_names, params.columns, split, where)
@@ -162,13 +164,12 @@ def _rows(ds: Any, split: str, params: HFParams, label_names: tuple[str, ...], b
     table = ds.with_format("arrow")[:]
     values = {key: table.column(col).to_pylist() if col else [None] * table.num_rows
               for key, col in mapping.items()}
-    folder = base if base is None or base.is_dir() else base.parent
     rows = []
     for i in range(table.num_rows):
         cell = {key: column[i] for key, column in values.items()}
         row_where = f"{where} split {split!r} row {i + 1}"
         rows.append(_sample(cell, f"{split}-{i}", params, label_names, row_where)
-                    | {"image": images.cell(cell["image"], folder or Path("."), row_where)})
+                    | {"image": images.cell(cell["image"], image_root or Path("."), row_where)})
     return rows
 
 

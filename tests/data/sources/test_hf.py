@@ -159,3 +159,16 @@ def test_a_dataset_id_in_the_hub_cache_needs_no_root(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"'other-org/none' is not in the local Hugging Face cache.*"
                                         r"hf download other-org/none --repo-type dataset"):
         read_source("hf", {"dataset": "other-org/none", **MEME_OPTIONS})
+
+
+def test_a_hub_download_with_configs_reads_the_named_one(tmp_path):
+    """A --local-dir download whose README declares configs (subsets): data.config picks one."""
+    for config, answer in (("short", "yes"), ("long", "certainly")):
+        (tmp_path / config).mkdir()
+        (tmp_path / config / "train.jsonl").write_text(
+            "\n".join(json.dumps({"question": f"q{i}", "answer": answer}) for i in range(3)))
+    (tmp_path / "README.md").write_text(
+        "---\nconfigs:\n- config_name: short\n  data_files:\n  - split: train\n    path: short/train.jsonl\n"
+        "- config_name: long\n  data_files:\n  - split: train\n    path: long/train.jsonl\n---\n")
+    data = read_source("hf", {"config": "long"}, str(tmp_path))
+    assert data.splits["train"].column("answer").to_pylist() == ["certainly"] * 3
