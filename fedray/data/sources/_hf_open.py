@@ -42,8 +42,8 @@ def open_dataset(root: Path | None, fmt: str, dataset_id: str | None = None,
 
         if found == "disk":
             return _as_splits(datasets.load_from_disk(str(root)))
-        if fmt == "auto" and root.is_dir():
-            # A folder read as a dataset: its README's configs (a hub download's --local-dir) are honoured.
+        if fmt == "auto" and (root / "README.md").is_file():
+            # A hub download (--local-dir): its README's configs and data files are honoured.
             args: tuple[str, ...] = (str(root),)
             files: dict[str, Any] = {"name": config}
         else:
