@@ -49,7 +49,16 @@ def fake_distribution(root: Path, module: str = "fakeplug_mod", body: str = PLUG
 
 
 @pytest.fixture
-def fresh_plugins():
+def fresh_plugins(monkeypatch):
+    """Plug-ins load again, and what they register is gone after the test (the registries as shipped)."""
+    from fedray.data.sources import DATA_SOURCES
+    from fedray.strategies import STRATEGIES
+
+    for registry in (DATA_SOURCES, STRATEGIES):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        monkeypatch.setattr(registry, "_params", dict(registry._params))
+    for module in ("fakeplug_mod", "brokenplug_mod"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     plugins.reset_for_tests()
     yield
     plugins.reset_for_tests()
