@@ -172,3 +172,21 @@ def test_a_hub_download_with_configs_reads_the_named_one(tmp_path):
         "- config_name: long\n  data_files:\n  - split: train\n    path: long/train.jsonl\n---\n")
     data = read_source("hf", {"config": "long"}, str(tmp_path))
     assert data.splits["train"].column("answer").to_pylist() == ["certainly"] * 3
+
+
+def test_an_hf_copy_goes_through_the_scenario_pipeline(tmp_path):
+    """Label partitions, per-sample modality masks and label names work as for any source."""
+    import fedray.checks  # noqa: F401
+    from fedray.data.federated import build_federated_data
+
+    meme_splits(n=40).save_to_disk(str(tmp_path / "disk"))
+    scenario = scenario_from_dict({
+        "seed": 1, "data": {"source": "hf", "root": str(tmp_path / "disk"), **MEME_OPTIONS},
+        "partition": {"name": "dirichlet", "num_clients": 4, "alpha": 0.5, "min_client_size": 4},
+        "modality": {"name": "missing", "missing_rate": 0.5}})
+    data = build_federated_data(scenario)
+    assert data.label_names == {"memes": ("benign", "hateful")}
+    assert sorted(i for spec in data.specs for i in spec.indices) == list(range(40))
+    assert all(spec.masks is not None and len(spec.masks) == spec.num_samples for spec in data.specs)
+    assert {m for spec in data.specs for m in spec.masks} > {3}  # some samples lose a modality
+    assert data.primary_test.table.num_rows == 40
