@@ -16,6 +16,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["FEDRAY_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-cache-")
 # Sweep-signing keys (fedray.tune.trust) go to a temporary config directory, not the user's.
 os.environ["FEDRAY_CONFIG_DIR"] = tempfile.mkdtemp(prefix="fedray-test-config-")
+# datasets converts parquet/json/csv copies into its cache: keep those conversions out of the user's.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-hf-datasets-")
 
 
 @pytest.fixture(scope="session")
