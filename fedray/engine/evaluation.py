@@ -11,12 +11,13 @@ is scored apart, to pick the best round without looking at the test set.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from fedray.client.metrics import roc_auc
 from fedray.client.protocols import score_protocols
 from fedray.config.schema import EvalConfig
 from fedray.data.federated import EvalSet, FederatedData
+from fedray.engine.observers import Progress
 from fedray.engine.pool import ActorPool
 
 SCORING_COLUMNS = ("id", "choices", "answer", "label", "answer_type", "question_type")
@@ -26,9 +27,11 @@ EVAL_TIMEOUT_S = 1800.0
 class Evaluator:
     """Scores an adapter (an ObjectRef) on the scenario's eval sets, as ``eval`` (its section) says."""
 
-    def __init__(self, cfg: EvalConfig, data: FederatedData, pool: ActorPool) -> None:
+    def __init__(self, cfg: EvalConfig, data: FederatedData, pool: ActorPool,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
         self.cfg = cfg
         self.pool = pool
+        self.on_progress = on_progress or (lambda step: None)
         self.tests = data.tests
         self.validation = data.validation
         sets = data.tests + ([data.validation] if data.validation else [])
@@ -62,8 +65,16 @@ class Evaluator:
         # Option log-likelihoods give the strict protocol's AUC; the fedmllm protocol reads generations only.
         binary = (self.cfg.option_scores and "strict" in self.cfg.protocol
                   and all(len(r["choices"] or ()) == 2 for r in rows))
+        label = eval_set.name + ("" if condition == "full" else f" ({condition})")
+        scored = [0]
+
+        def on_rows(count: int) -> None:
+            scored[0] += count
+            self.on_progress(Progress("eval", label, scored[0], len(rows)))
+
+        self.on_progress(Progress("eval", label, 0, len(rows)))
         shard = self.pool.evaluate(state_ref, eval_set.name, len(rows), EVAL_TIMEOUT_S, condition,
-                                   score_options=binary)
+                                   score_options=binary, on_rows=on_rows)
         metrics = score_protocols(self.cfg.protocol, rows, shard.generations, eval_set.label_names)
         if binary and shard.option_logprobs is not None:
             from fedray.client.scoring import binary_auc_scores  # its module imports torch: on use only
