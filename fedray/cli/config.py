@@ -98,7 +98,8 @@ def show_sweep(space: Any, source: str, overrides: Sequence[str] = ()) -> str:
              f"({space.expected_trials()} trials)", dump_yaml(scenario_to_dict(space.config)).rstrip()]
     searched = ", ".join(d.path for d in space.dimensions) or "none"
     for label, base in space.bases.items():
-        lines += ["", f"# base scenario {label!r} with the sweep's overrides (searched per trial: {searched})",
+        lines += ["", f"# base scenario {label!r} with the sweep's overrides (searched per trial: "
+                      f"{searched})",
                   *(f"#   {line}" for line in dump_yaml(dict(base)).rstrip().splitlines())]
     return "\n".join(lines)
 

@@ -23,8 +23,6 @@ from fedray.errors import FedRayError
 UNITS = {"fit": "fits back", "eval": "samples evaluated"}
 #: How often a plain log reports a step that is still running (seconds).
 PLAIN_INTERVAL_S = 5.0
-#: A step younger than this is left for the next heartbeat (its line would say nothing yet).
-MIN_AGE_S = 1.0
 #: The values of ``fedray run --progress``.
 PROGRESS_MODES = ("auto", "live", "plain", "off")
 
@@ -43,8 +41,9 @@ def bar_title(step: Progress) -> str:
 
 
 class PlainProgress(RoundObserver):
-    """Plain lines for logs: each start-up phase as it begins, then every unfinished step again each
-    ``interval_s`` seconds that passed without a line (a background heartbeat calls :meth:`tick`)."""
+    """Plain lines for logs: each start-up phase as it begins, then every step that has run for
+    ``interval_s`` seconds, again each ``interval_s`` seconds that pass without a line (a round's own
+    line counts; a background heartbeat calls :meth:`tick`)."""
 
     def __init__(self, stream: TextIO | None = None, interval_s: float = PLAIN_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic, heartbeat: bool = True) -> None:
@@ -75,6 +74,10 @@ class PlainProgress(RoundObserver):
             self.current = {k: v for k, v in self.current.items() if k[0] != "startup"}
             self._write(f"start-up: ready after {self.clock() - self.began:.1f} s")
 
+    def on_round(self, record: Any) -> None:
+        with self._lock:
+            self.last_line = self.clock()  # the round's own line (ProgressLines) broke the silence
+
     def tick(self) -> None:
         """Report the unfinished steps if nothing was written for ``interval_s`` seconds."""
         with self._lock:
@@ -82,7 +85,7 @@ class PlainProgress(RoundObserver):
             if not self.current or now - self.last_line < self.interval_s:
                 return
             for step, since in self.current.values():
-                if now - since >= MIN_AGE_S:  # a step that just began is reported at the next beat
+                if now - since >= self.interval_s:  # a step shorter than that is never reported
                     self._write(f"{describe(step)} ({now - since:.0f} s)")
 
     def on_finish(self, summary: Any, completed: bool) -> None:

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from fedray.cli.progress import PROGRESS_MODES, progress_display
 from fedray.config.load import load_scenario
 from fedray.engine.history import RoundRecord
 from fedray.engine.observers import RoundObserver, RunStart
 from fedray.errors import FedRayError
-from fedray.cli.progress import PROGRESS_MODES, progress_display
 
 HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
 

@@ -32,7 +32,8 @@ NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="scenario YAML file, or a sweep file (tune_spaces/*.yaml)")
+    parser.add_argument("file", metavar="FILE",
+                        help="scenario YAML file, or a sweep file (tune_spaces/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides")
 
 

@@ -42,7 +42,7 @@ from fedray.engine.observers import Observers, Progress, RoundObserver, RunStart
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.rundir import RunDir
-from fedray.engine.runtime import ensure_ray
+from fedray.engine.runtime import RayStart, actor_output, ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
 from fedray.engine.startup import StartupClock
 from fedray.engine.summary import RunSummary
@@ -301,7 +301,7 @@ class Simulation:
             ray.get(self.aggregator.save_checkpoint.remote(server_round, driver), timeout=600)
 
     # -- the end --------------------------------------------------------------------------------
-    def _finish(self, started_ray: bool, completed: bool) -> None:
+    def _finish(self, started_ray: RayStart | bool, completed: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
         if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None:
             try:  # (the aggregator has a global adapter once start-up got that far)
@@ -314,6 +314,7 @@ class Simulation:
         if getattr(self, "pool", None) is not None:
             self.pool.shutdown()
         if started_ray:
+            _log_actor_output(started_ray)
             ray.shutdown()
         try:
             self.observers.on_finish(self.summary, completed)
@@ -327,6 +328,13 @@ def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, nu
                      "dropped": [c for c in cohort if c in system.dropped],
                      "slow": [c for c in cohort if c in system.slowdown]}
     return [c for c in cohort if c not in record.system["dropped"]]
+
+
+def _log_actor_output(start: RayStart | bool) -> None:
+    """Copy this run's actor output (kept off the terminal) into the run log."""
+    lines = actor_output(getattr(start, "session_dir", None), ray.get_runtime_context().get_job_id())
+    if lines:
+        logger.info("the actors' output (not shown on the terminal):\n%s", "\n".join(lines))
 
 
 def _cause(exc: BaseException) -> str:

@@ -44,7 +44,7 @@ def test_plain_lines_name_each_startup_phase_as_it_begins_and_the_ready_time():
                                            "start-up: ready after 4.0 s"]
 
 
-def test_plain_heartbeat_reports_unfinished_steps_only_after_a_silent_interval():
+def test_plain_heartbeat_reports_long_steps_only_after_a_silent_interval():
     clock, out = FakeClock(), io.StringIO()
     progress = plain(clock, out)
     progress.on_progress(Progress("fit", "round 3", 0, 4))
@@ -61,6 +61,21 @@ def test_plain_heartbeat_reports_unfinished_steps_only_after_a_silent_interval()
     clock.now += 10
     progress.tick()
     assert len(out.getvalue().splitlines()) == 1  # the round is done: nothing left to report
+
+
+def test_plain_heartbeat_skips_short_steps_and_counts_round_lines_as_output():
+    clock, out = FakeClock(), io.StringIO()
+    progress = plain(clock, out)
+    clock.now += 20  # a long silence before the step
+    progress.on_progress(Progress("fit", "round 1", 0, 4))
+    clock.now += 2
+    progress.tick()
+    assert out.getvalue() == ""  # the step is younger than the interval
+    progress.on_round(None)  # its round line was printed
+    progress.on_progress(Progress("fit", "round 2", 0, 4))
+    clock.now += 4
+    progress.tick()
+    assert out.getvalue() == ""
 
 
 def test_plain_lines_carry_no_control_codes_and_the_heartbeat_thread_stops(tmp_path):
@@ -133,3 +148,19 @@ def test_observers_forward_progress_in_order():
     Observers([Recorder("a"), Recorder("b")]).on_progress(Progress("fit", "round 1", 1, 2))
     assert seen == [("a", 1), ("b", 1)]
     assert Progress("startup", "x", 1).finished and not Progress("fit", "r", 1, 2).finished
+
+
+def test_actor_output_is_read_from_this_jobs_worker_logs_once_per_line(tmp_path):
+    from fedray.engine.runtime import actor_output
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    warning = "modeling_utils.py:3312: FutureWarning: `is_gradient_checkpointing` is deprecated"
+    for worker in ("aaa", "bbb"):
+        (logs / f"worker-{worker}-01000000-1{len(worker)}.err").write_text(
+            f":job_id:01000000\n:actor_name:ClientActor\n{warning}\n  warnings.warn(\n")
+    (logs / "worker-ccc-02000000-17.err").write_text("another job's line\n")
+    (logs / "worker-ddd-01000000-18.out").write_text("stdout is not copied\n")
+    assert actor_output(str(tmp_path), "01000000") == [f"{warning}  [×2 workers]",
+                                                       "  warnings.warn(  [×2 workers]"]
+    assert actor_output(None, "01000000") == []
