@@ -111,6 +111,7 @@ class LiveProgress(RoundObserver):
 
     def __init__(self, stream: TextIO | None = None, auto_refresh: bool = True) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bars
 
@@ -120,6 +121,7 @@ class LiveProgress(RoundObserver):
                          transient=True, auto_refresh=auto_refresh)
         self.tasks: dict[tuple[str, str], Any] = {}
         self.started = False
+        self._escape = escape
 
     def on_progress(self, step: Progress) -> None:
         if not self.started:
@@ -134,7 +136,8 @@ class LiveProgress(RoundObserver):
         total = step.total or None  # None: a phase with no count (the bar pulses)
         count = f"{step.done}/{step.total} {UNITS.get(step.stage, '')}" if step.total else ""
         if key not in self.tasks:
-            self.tasks[key] = self.bars.add_task(bar_title(step), total=total, count=count)
+            title = self._escape(bar_title(step))  # a set or phase name is text, never markup
+            self.tasks[key] = self.bars.add_task(title, total=total, count=count)
         self.bars.update(self.tasks[key], completed=step.done, total=total, count=count)
 
     def on_finish(self, summary: Any, completed: bool) -> None:
