@@ -132,6 +132,7 @@ class LiveProgress(RoundObserver):
             task = self.tasks.pop(key, None)
             if task is not None:
                 self.bars.remove_task(task)
+                self.bars.refresh()  # the next line printed above must not bring the bar back
             return
         total = step.total or None  # None: a phase with no count (the bar pulses)
         count = f"{step.done}/{step.total} {UNITS.get(step.stage, '')}" if step.total else ""

@@ -107,6 +107,9 @@ def test_live_bars_show_each_step_and_vanish_when_it_ends(tmp_path):
     live.on_progress(Progress("startup", "starting Ray", 1))
     live.on_progress(Progress("fit", "round 1", 4, 4))
     assert live.bars.tasks == []
+    print("round   1/3 | the round's line")  # printed above the bars while they are live
+    after = out.getvalue().split("the round's line")[-1]
+    assert "round   1/3" in out.getvalue() and "fits back" not in after  # no stale bar comes back
     live.on_finish(RunSummary(tmp_path), completed=True)
     assert not live.started
 
