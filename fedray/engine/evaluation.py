@@ -66,11 +66,12 @@ class Evaluator:
         binary = (self.cfg.option_scores and "strict" in self.cfg.protocol
                   and all(len(r["choices"] or ()) == 2 for r in rows))
         label = eval_set.name + ("" if condition == "full" else f" ({condition})")
-        scored = [0]
+        scored = 0
 
         def on_rows(count: int) -> None:
-            scored[0] += count
-            self.on_progress(Progress("eval", label, scored[0], len(rows)))
+            nonlocal scored
+            scored += count
+            self.on_progress(Progress("eval", label, scored, len(rows)))
 
         self.on_progress(Progress("eval", label, 0, len(rows)))
         shard = self.pool.evaluate(state_ref, eval_set.name, len(rows), EVAL_TIMEOUT_S, condition,
