@@ -3,8 +3,9 @@
 No dashboard; the cluster's own logging at WARNING, less the notice Ray prints on every start of a local
 cluster that token authentication is on (its default, which stays); and the actors' output (worker
 stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs
-instead of being forwarded to the driver's terminal. Both unless asked for: ``fedray --debug`` or
-``FEDRAY_ACTOR_LOGS=1``.
+instead of being forwarded to the driver's terminal (the engine copies this run's into ``run.log`` at
+its end: :func:`actor_output`). Both unless asked for: ``fedray --debug`` or ``FEDRAY_ACTOR_LOGS=1``,
+which forward the actors' lines, without colour codes when the output is not a terminal.
 A client's failure still reaches the driver, with its traceback, through the failed call itself.
 """
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import ray
 
@@ -54,6 +57,8 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
     os.environ.update(WORKER_ENV)
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
                   runtime_env={"env_vars": WORKER_ENV})
+    if kwargs["log_to_driver"]:
+        plain_prefixes_when_redirected(sys.stdout)
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
     if address:
         context = ray.init(address=address, **kwargs)
@@ -67,6 +72,18 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
                     "not to the terminal (fedray --debug or %s=1 shows it there); this run's is copied "
                     "here at its end", session_dir, ACTOR_LOGS_ENV)
     return RayStart(True, session_dir)
+
+
+def plain_prefixes_when_redirected(stream: TextIO) -> None:
+    """Forwarded actor lines carry a coloured ``(ClientActor pid=...)`` prefix: ANSI codes in a log
+    file. Ray's documented ``RAY_COLOR_PREFIX=0`` turns the colour off; set it (unless the user did)
+    when ``stream`` is not a terminal."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if not terminal:
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
 
 
 #: Lines Ray writes at the top of every worker's log file, not the worker's own output.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,16 @@ def test_actor_output_is_read_from_this_jobs_worker_logs_once_per_line(tmp_path)
     assert actor_output(str(tmp_path), "01000000") == [f"{warning}  [×2 workers]",
                                                        "  warnings.warn(  [×2 workers]"]
     assert actor_output(None, "01000000") == []
+
+
+def test_forwarded_actor_lines_lose_their_colour_only_when_redirected(monkeypatch):
+    from fedray.engine.runtime import plain_prefixes_when_redirected
+
+    monkeypatch.delenv("RAY_COLOR_PREFIX", raising=False)
+    plain_prefixes_when_redirected(TtyStream())
+    assert "RAY_COLOR_PREFIX" not in os.environ
+    plain_prefixes_when_redirected(io.StringIO())
+    assert os.environ["RAY_COLOR_PREFIX"] == "0"
+    monkeypatch.setenv("RAY_COLOR_PREFIX", "1")  # the user's choice wins
+    plain_prefixes_when_redirected(io.StringIO())
+    assert os.environ["RAY_COLOR_PREFIX"] == "1"
