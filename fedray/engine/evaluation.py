@@ -15,7 +15,7 @@ too and written per round by :meth:`Evaluator.write_predictions` (:mod:`fedray.e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fedray.client.metrics import roc_auc
 from fedray.client.predictions import prediction_records
@@ -24,6 +24,7 @@ from fedray.config.schema import EvalConfig
 from fedray.data.federated import EvalSet, FederatedData
 from fedray.data.modality import CONDITION_MASKS, mask_rows
 from fedray.data.prompts import PromptStyle
+from fedray.engine.observers import Progress
 from fedray.engine.pool import ActorPool
 from fedray.engine.predictions import PredictionLog
 
@@ -35,10 +36,12 @@ class Evaluator:
     """Scores an adapter (an ObjectRef) on the scenario's eval sets, as ``eval`` (its section) says."""
 
     def __init__(self, cfg: EvalConfig, data: FederatedData, pool: ActorPool,
-                 prompt: PromptStyle | None = None, run_dir: str | Path | None = None) -> None:
+                 prompt: PromptStyle | None = None, run_dir: str | Path | None = None,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
         """``prompt`` (the run's prompt style) and ``run_dir`` are needed for ``eval.save_predictions``."""
         self.cfg = cfg
         self.pool = pool
+        self.on_progress = on_progress or (lambda step: None)
         self.tests = data.tests
         self.validation = data.validation
         sets = data.tests + ([data.validation] if data.validation else [])
@@ -83,8 +86,17 @@ class Evaluator:
         # Option log-likelihoods give the strict protocol's AUC; the fedmllm protocol reads generations only.
         binary = (self.cfg.option_scores and "strict" in self.cfg.protocol
                   and all(len(r["choices"] or ()) == 2 for r in rows))
+        label = eval_set.name + ("" if condition == "full" else f" ({condition})")
+        scored = 0
+
+        def on_rows(count: int) -> None:
+            nonlocal scored
+            scored += count
+            self.on_progress(Progress("eval", label, scored, len(rows)))
+
+        self.on_progress(Progress("eval", label, 0, len(rows)))
         shard = self.pool.evaluate(state_ref, eval_set.name, len(rows), EVAL_TIMEOUT_S, condition,
-                                   score_options=binary)
+                                   score_options=binary, on_rows=on_rows)
         metrics = score_protocols(self.cfg.protocol, rows, shard.generations, eval_set.label_names)
         if keep and self.predictions is not None:
             records = prediction_records(rows, shard.generations, eval_set.label_names,
