@@ -28,7 +28,7 @@ class FakePool:
     def __init__(self, answers):
         self.answers, self.calls = answers, []
 
-    def evaluate(self, state_ref, set_name, n, timeout_s, condition, score_options=False):
+    def evaluate(self, state_ref, set_name, n, timeout_s, condition, score_options=False, on_rows=None):
         self.calls.append((set_name, condition))
         return EvalShard(generations=list(self.answers[:n]))
 
