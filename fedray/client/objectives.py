@@ -16,14 +16,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar, Optional, TypeVar
 
-import torch
-
 from fedray.config.params import params_or_raise
 from fedray.config.schema import spec
 from fedray.errors import ConfigError, FedRayError
+from fedray.lazy import lazy_import
 from fedray.registry import Registry
 
-AdapterState = dict[str, torch.Tensor]
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
+
+AdapterState = dict[str, "torch.Tensor"]
 
 OBJECTIVES: Registry[type] = Registry("client objective")
 
