@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Callable, ClassVar, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar
 
 from fedray.config.params import params_or_raise
 from fedray.config.schema import spec
@@ -24,7 +24,10 @@ from fedray.registry import Registry
 
 torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
-AdapterState = dict[str, "torch.Tensor"]
+if TYPE_CHECKING:
+    AdapterState = dict[str, torch.Tensor]
+else:  # the loader reads the fields' types to check parameters; that must not import torch
+    AdapterState = dict[str, Any]
 
 OBJECTIVES: Registry[type] = Registry("client objective")
 

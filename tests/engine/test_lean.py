@@ -107,3 +107,33 @@ def test_a_bad_scenario_is_still_reported_whole_without_torch():
             "except ConfigError as err:\n    assert 'fedavg' in str(err) and 'train.lr' in str(err), err\n"
             "else:\n    raise SystemExit('no error')")
     assert _heavy_modules(code) == []
+
+
+def test_a_local_ray_is_started_without_dashboard_or_prestarted_workers(monkeypatch):
+    from fedray.config.schema import ResourcesConfig
+    from fedray.engine import runtime
+
+    calls: list[dict] = []
+    monkeypatch.setattr(runtime.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(runtime.ray, "init", lambda **kwargs: calls.append(kwargs))
+    for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert runtime.ensure_ray(ResourcesConfig()) is True
+    (kwargs,) = calls
+    assert kwargs["include_dashboard"] is False
+    assert kwargs["_system_config"] == {"enable_worker_prestart": False,
+                                        "prestart_worker_first_driver": False}
+
+
+def test_joining_a_cluster_leaves_its_settings_alone(monkeypatch):
+    from fedray.config.schema import ResourcesConfig
+    from fedray.engine import runtime
+
+    calls: list[dict] = []
+    monkeypatch.setattr(runtime.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(runtime.ray, "init", lambda **kwargs: calls.append(kwargs))
+    for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
+        monkeypatch.setenv(key, value)
+    runtime.ensure_ray(ResourcesConfig(ray_address="ray://head:10001"))
+    assert calls[0]["address"] == "ray://head:10001" and "_system_config" not in calls[0]

@@ -20,8 +20,8 @@ def test_every_declared_builder_is_registered_by_a_module_with_its_declared_para
 
 
 def test_a_declared_name_and_its_parameters_are_known_before_its_module_is_imported():
-    code = ("import sys, json\\nfrom fedray.models import MODEL_BUILDERS\\n"
-            "known = 'tiny-vlm' in MODEL_BUILDERS, MODEL_BUILDERS.param_names('tiny-vlm')[:1]\\n"
+    code = ("import sys, json\nfrom fedray.models import MODEL_BUILDERS\n"
+            "known = 'tiny-vlm' in MODEL_BUILDERS, MODEL_BUILDERS.param_names('tiny-vlm')[:1]\n"
             "print(json.dumps([known, 'fedray.models.tiny_vlm' in sys.modules, 'torch' in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
