@@ -147,8 +147,8 @@ def ds_config(params: DeepSpeedParams, train: TrainConfig, world_size: int) -> d
 
 @functools.cache
 def _with_objective_class() -> type:
-    """The class of the module DeepSpeed wraps (see :class:`_WithObjective`'s docstring below); built
-    on first use because its base class is torch's, which this module imports only when it trains."""
+    """The class of the module DeepSpeed wraps, defined on first use: its base class is torch's, and
+    this module imports torch only when it trains (the driver imports it to check scenarios)."""
 
     class _WithObjective(torch.nn.Module):
         """The module DeepSpeed wraps: the model's loss, scaled for this rank's share, plus the
