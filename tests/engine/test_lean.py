@@ -80,9 +80,9 @@ import fedray.checks
 HEAVY = ("torch", "transformers", "peft", "deepspeed")
 
 
-def _heavy_modules(code: str) -> list[str]:
+def _heavy_modules(code: str, timeout_s: float = 120) -> list[str]:
     script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout_s,
                           cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     modules = json.loads(done.stdout.strip().splitlines()[-1])
@@ -137,3 +137,15 @@ def test_joining_a_cluster_leaves_its_settings_alone(monkeypatch):
         monkeypatch.setenv(key, value)
     runtime.ensure_ray(ResourcesConfig(ray_address="ray://head:10001"))
     assert calls[0]["address"] == "ray://head:10001" and "_system_config" not in calls[0]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(960)
+def test_a_whole_run_leaves_the_driver_without_torch(tmp_path):
+    """Start-up, rounds, evaluation, the best adapter, checkpoints and TensorBoard: nothing the driver
+    receives from its actors makes it import torch (a minute or two: it starts its own Ray)."""
+    code = ("from fedray.cli.main import main\n"
+            f"assert main(['run', 'scenarios/mini.yaml', 'federation.rounds=2', 'eval.every=1', "
+            f"'federation.checkpoint_every=1', '--run-dir', {str(tmp_path / 'run')!r}]) == 0")
+    assert _heavy_modules(code, timeout_s=900) == []
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
