@@ -197,7 +197,7 @@ class Trainer:
             objective: LocalObjective, global_state: AdapterState,
             rng: np.random.Generator) -> tuple[TrainStats, AdapterState]:
         """Train ``model`` (its global adapter already loaded); return stats and the new adapter."""
-        stats = local_train(model, collator, rows, cfg, objective, global_state, rng, self.new_steps())
-        from fedray.models.lora import get_adapter_state
+        from fedray.models.lora import get_adapter_state  # model code: imported where a model trains
 
+        stats = local_train(model, collator, rows, cfg, objective, global_state, rng, self.new_steps())
         return stats, get_adapter_state(model)
