@@ -149,3 +149,19 @@ def test_a_whole_run_leaves_the_driver_without_torch(tmp_path):
             f"'federation.checkpoint_every=1', '--run-dir', {str(tmp_path / 'run')!r}]) == 0")
     assert _heavy_modules(code, timeout_s=900) == []
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_the_digits_source_reads_scikit_learns_file_as_load_digits_does_without_importing_it():
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from fedray.data.sources.digits import _digits_arrays
+
+    images, targets = _digits_arrays()
+    digits = load_digits()
+    assert np.array_equal(images, digits.images) and images.dtype == digits.images.dtype
+    assert np.array_equal(targets, digits.target)
+    code = "from fedray.data.sources.digits import _digits_arrays\n_digits_arrays()"
+    done = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('sklearn' in sys.modules)"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
