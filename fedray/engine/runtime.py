@@ -1,6 +1,10 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
-No dashboard; the cluster's own logging at WARNING, less the notice Ray prints on every start of a local
+No dashboard. A local cluster that this process starts prestarts no idle Python workers
+(:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more when the driver
+connects, and in a run none of them hosted an actor (each actor got a worker of its own, measured with
+fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
+The cluster's own logging at WARNING, less the notice Ray prints on every start of a local
 cluster that token authentication is on (its default, which stays); and the actors' output (worker
 stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs
 instead of being forwarded to the driver's terminal (the engine copies this run's into ``run.log`` at
@@ -27,6 +31,9 @@ logger = logging.getLogger(__name__)
 #: Environment every fedray worker process gets: nothing may reach a model hub at run time.
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
               "HF_DATASETS_OFFLINE": "1"}
+
+#: Ray settings of a local cluster started for one run: workers start when an actor needs one.
+LEAN_SYSTEM_CONFIG = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 
 #: Set to 1 to see the actors' output on the driver's terminal.
 ACTOR_LOGS_ENV = "FEDRAY_ACTOR_LOGS"
@@ -65,7 +72,7 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
-        context = ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=LEAN_SYSTEM_CONFIG, **kwargs)
     session_dir = context.address_info.get("session_dir")
     if not kwargs["log_to_driver"]:
         logger.info("the actors' output (library warnings, prints) goes to Ray's session logs, %s/logs, "
