@@ -125,7 +125,7 @@ def test_a_local_ray_is_started_without_dashboard_or_prestarted_workers(monkeypa
     for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert runtime.ensure_ray(ResourcesConfig()) is True
+    assert runtime.ensure_ray(ResourcesConfig()).started is True
     (kwargs,) = calls
     assert kwargs["include_dashboard"] is False
     assert kwargs["_system_config"] == {"enable_worker_prestart": False,
