@@ -164,7 +164,8 @@ PROBES: list[Probe] = [
           lambda t: inspect(t, train=[{"id": i, "img": "img/0.png", "label": 0, "text": "x"}
                                       for i in range(12)]), "class"),
     Probe("duplicate sample ids", lambda t: inspect(t, train=duplicated_rows()), "hateful_memes-1"),
-    Probe("${VAR} of an arbitrary variable", lambda t: ["validate", str(MINI), "name=${HOME}"], "HOME"),
+    Probe("${VAR} of an arbitrary variable", lambda t: ["validate", str(MINI), "name=${SECRET_TOKEN}"],
+          "SECRET_TOKEN", env={"SECRET_TOKEN": "hunter2"}),
 ]
 
 

@@ -1,0 +1,65 @@
+"""Checks on the sample rows a file source built, before they become Arrow tables.
+
+They catch a broken dataset where it is cheap to name the place: a field of the wrong kind, a sample id
+given twice, a labelled train split with a single class. Each raises a :class:`DataError` saying what to
+fix in the dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fedray.errors import DataError
+
+#: Sample fields that must hold text (or null) when a source builds a row.
+_TEXT_FIELDS = ("id", "text", "question", "answer", "task", "source", "answer_type", "question_type")
+_EXPECTED = {"choices": "a list of strings", "label": "an integer"}
+
+
+def check_field_types(split_rows: Sequence[Mapping[str, Any]], split: str, source: str) -> None:
+    """A row whose field holds the wrong kind of value, named by split, position and id (the sources name
+    file and line themselves where they can; this catches the rest before Arrow's bare cast error)."""
+    for n, row in enumerate(split_rows, start=1):
+        bad = [name for name in _TEXT_FIELDS if row.get(name) is not None and not isinstance(row[name], str)]
+        choices = row.get("choices")
+        if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
+            bad.append("choices")
+        label = row.get("label")
+        if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
+            bad.append("label")
+        if bad:
+            expected = _EXPECTED.get(bad[0], "text")
+            raise DataError(f"data source {source!r}, {split} sample {n} (id {row.get('id')!r}): field "
+                            f"{bad[0]!r} holds a {type(row[bad[0]]).__name__}, expected {expected}. "
+                            "Fix that row in the dataset")
+
+
+def refuse_duplicate_ids(rows: Mapping[str, list[dict[str, Any]]], source: str) -> None:
+    """Two samples with one id: a row duplicated within a split, or leaked from one split into another."""
+    seen: dict[str, str] = {}
+    clashes: list[str] = []
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            sample_id = str(row.get("id"))
+            if sample_id in seen:
+                clashes.append(f"{sample_id} ({seen[sample_id]} and {split})")
+            seen.setdefault(sample_id, split)
+    if clashes:
+        shown = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
+        raise DataError(f"data source {source!r}: {len(clashes)} duplicate sample id(s): {shown}; each sample "
+                        "must appear once (a repeated row, or one split leaking into another). Remove the "
+                        "duplicates from the dataset files")
+
+
+def refuse_single_class(train_rows: Sequence[Mapping[str, Any]], source: str) -> None:
+    """A labelled train split whose samples all have one answer (one class) is an error, not a warning: training on it can only
+    teach the model one constant answer, and its test accuracy would measure the test split's balance. It
+    is a broken or wrongly filtered file, never an experiment (a skewed client is made by the partition)."""
+    if any(row.get("label") is None for row in train_rows):
+        return  # open-ended answers: no classes to count
+    answers = {str(row.get("answer")) for row in train_rows}
+    if len(train_rows) > 1 and len(answers) == 1:
+        raise DataError(f"data source {source!r}: all {len(train_rows)} training samples have the answer "
+                        f"{answers.pop()!r}; a labelled train split needs at least two classes to learn "
+                        "anything. Check the train file's label column (or the source's filters)")
