@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from fedray.config.load import load_scenario
+from fedray.config.safety import directory_problems
 from fedray.engine.history import RoundRecord
 from fedray.engine.observers import RoundObserver, RunStart
-from fedray.errors import FedRayError
+from fedray.errors import ConfigError, FedRayError
 
 HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
 
@@ -85,6 +86,8 @@ def main(args: argparse.Namespace) -> int:
         raise FedRayError("give a scenario file (e.g. scenarios/mini.yaml) or --resume RUN_DIR")
     else:
         scenario = load_scenario(args.scenario, args.overrides)
+        if args.run_dir and directory_problems(args.run_dir, "--run-dir"):  # before anything is written
+            raise ConfigError(directory_problems(args.run_dir, "--run-dir"), source="command line")
     mode = build_run_mode(scenario)
     print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "
           f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",

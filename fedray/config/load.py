@@ -77,7 +77,7 @@ def expand_env(obj: Any, path: str = "",
             problems.append(f"{path or 'value'}: ${{{name}}} is not expanded: a scenario reads only "
                             f"{ENV_PREFIX}* variables and {', '.join(sorted(ENV_ALLOWED))}; export "
                             f"{ENV_PREFIX}{name}=... and write ${{{ENV_PREFIX}{name}}}")
-            return ""
+            return match.group(0)  # left as written, so no second problem follows from an empty value
         value = os.environ.get(name)
         if value:  # like the shell's ${VAR:-x}: an empty variable also takes the default
             return value
@@ -237,9 +237,14 @@ def _range_problems(value: Any, metadata: Mapping, path: str) -> list[str]:
         return []
     if isinstance(value, float) and not math.isfinite(value):  # no setting can mean ±inf or NaN
         return [f"{path}: got {value!r}, must be a finite number"]
-    return [f"{path}: got {value!r}, must be {symbol} {metadata[key]:g}"
+    return [f"{path}: got {value!r}, must be {symbol} {bound_text(metadata[key])}"
             for key, symbol, ok in _BOUNDS
             if metadata.get(key) is not None and not ok(value, metadata[key])]
+
+
+def bound_text(bound: float) -> str:
+    """A bound as people write it: ``0.5``, ``1024``, ``1,000,000`` (not ``1e+06``)."""
+    return f"{int(bound):,}" if float(bound).is_integer() and abs(bound) >= 10_000 else f"{bound:g}"
 
 
 def _unknown_key(name: str, known: list[str], path: str) -> str:

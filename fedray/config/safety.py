@@ -57,22 +57,29 @@ def name_problems(name: str) -> list[str]:
 
 def output_root_problems(root: str) -> list[str]:
     """``output.root`` must be (or be creatable as) a writable directory on a real file system."""
-    if not root.strip():
-        return ["output.root: empty; give the directory that holds run directories (e.g. runs)"]
-    path = Path(os.path.abspath(os.path.expanduser(root)))
+    return directory_problems(root, "output.root")
+
+
+def directory_problems(given: str, field: str) -> list[str]:
+    """Problems with ``given`` as a directory fedray will create or write into, each prefixed ``field``
+    (``output.root``, ``--run-dir``): a file in the way, a kernel file system, no write permission, a
+    path component longer than a file name may be."""
+    if not given.strip():
+        return [f"{field}: empty; give a directory (e.g. runs)"]
+    path = Path(os.path.abspath(os.path.expanduser(given)))
     long_parts = [p for p in path.parts if len(p.encode("utf-8")) > MAX_COMPONENT_BYTES]
     if long_parts:
-        return [f"output.root: the path component {long_parts[0][:40]!r}... is over {MAX_COMPONENT_BYTES} "
+        return [f"{field}: the path component {long_parts[0][:40]!r}... is over {MAX_COMPONENT_BYTES} "
                 "bytes, longer than a file name can be; shorten it"]
     if any(path == pseudo or pseudo in path.parents for pseudo in PSEUDO_ROOTS):
-        return [f"output.root: {root!r} is under a kernel file system ({', '.join(map(str, PSEUDO_ROOTS))}) "
+        return [f"{field}: {given!r} is under a kernel file system ({', '.join(map(str, PSEUDO_ROOTS))}) "
                 "that cannot hold files; choose a directory on a disk"]
     existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
     if not existing.is_dir():
         what = "is a file" if existing == path else f"lies under {str(existing)!r}, which is a file"
-        return [f"output.root: {root!r} {what}, not a directory; point output.root at a directory"]
+        return [f"{field}: {given!r} {what}, not a directory; give a directory"]
     if not os.access(existing, os.W_OK | os.X_OK):
-        return [f"output.root: {str(existing)!r} is not writable by this user; choose a directory you can "
+        return [f"{field}: {str(existing)!r} is not writable by this user; choose a directory you can "
                 "write to"]
     return []
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 
 import ray
 
 from fedray.config.schema import ResourcesConfig
+from fedray.errors import SchedulingError
 
 #: Environment every fedray worker process gets: nothing may reach a model hub at run time.
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -40,12 +43,40 @@ def ensure_ray(resources: ResourcesConfig) -> bool:
                   runtime_env={"env_vars": WORKER_ENV})
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
     if address:
-        ray.init(address=address, **kwargs)
+        require_reachable(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            raise SchedulingError(f"cannot connect to the Ray cluster at {address!r}: {exc}; start it "
+                                  "(`ray start --head`) or fix resources.ray_address") from None
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
     return True
+
+
+#: Seconds to wait for a cluster address to accept a connection before the run fails (Ray itself
+#: would retry an unreachable address for minutes).
+CONNECT_TIMEOUT_S = 30.0
+_HOST_PORT = re.compile(r"^(?:ray://)?\[?(?P<host>[^\[\]]+?)\]?:(?P<port>\d+)$")
+
+
+def require_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout_s`` with a :class:`SchedulingError` if ``host:port`` (or ``ray://host:port``)
+    accepts no TCP connection; other forms (``auto``) are left to Ray."""
+    match = _HOST_PORT.match(address.strip())
+    if not match:
+        return
+    host, port = match.group("host"), int(match.group("port"))
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise SchedulingError(f"the Ray cluster at {address!r} cannot be reached ({reason}, waited up to "
+                              f"{timeout_s:g} s); start it (`ray start --head --port {port}`) or fix "
+                              "resources.ray_address (null starts Ray locally)") from None
 
 
 #: The logger of Ray's notice, and the notice's first words.

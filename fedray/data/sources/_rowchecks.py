@@ -37,19 +37,18 @@ def check_field_types(split_rows: Sequence[Mapping[str, Any]], split: str, sourc
 
 def refuse_duplicate_ids(rows: Mapping[str, list[dict[str, Any]]], source: str) -> None:
     """Two samples with one id: a row duplicated within a split, or leaked from one split into another."""
-    seen: dict[str, str] = {}
-    clashes: list[str] = []
+    where: dict[str, list[str]] = {}
     for split, split_rows in rows.items():
         for row in split_rows:
-            sample_id = str(row.get("id"))
-            if sample_id in seen:
-                clashes.append(f"{sample_id} ({seen[sample_id]} and {split})")
-            seen.setdefault(sample_id, split)
-    if clashes:
-        shown = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
-        raise DataError(f"data source {source!r}: {len(clashes)} duplicate sample id(s): {shown}; each sample "
-                        "must appear once (a repeated row, or one split leaking into another). Remove the "
-                        "duplicates from the dataset files")
+            where.setdefault(str(row.get("id")), []).append(split)
+    repeated = {sample_id: splits for sample_id, splits in where.items() if len(splits) > 1}
+    if repeated:
+        shown = [f"{sample_id} ({len(splits)}× in {'/'.join(dict.fromkeys(splits))})"
+                 for sample_id, splits in list(repeated.items())[:5]]
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        raise DataError(f"data source {source!r}: {len(repeated)} sample id(s) appear more than once: "
+                        f"{', '.join(shown)}{more}; each sample must appear once (a repeated row, or one "
+                        "split leaking into another). Remove the duplicates from the dataset files")
 
 
 def refuse_single_class(train_rows: Sequence[Mapping[str, Any]], source: str) -> None:
