@@ -153,6 +153,12 @@ def _build(cls: type, raw: Any, path: str, lenient: bool = False) -> tuple[Any, 
         kwargs[name] = value
     if extra and (undeclared or extra in kwargs):
         problems += _merge_extras(kwargs, extra, undeclared, path)
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:  # a required field absent (or, leniently, dropped for a bad value): nothing to build
+        given = {str(k) for k in raw}
+        problems += [f"{join_path(path, n)}: required; give it a value" for n in missing if n not in given]
+        return _INVALID, problems
     if blocked and not lenient:
         return _INVALID, problems
     if lenient and kwargs.get(extra) is _INVALID:
