@@ -121,9 +121,11 @@ PROBES: list[Probe] = [
           lambda t: ["data", "inspect", str(write(t / "s.yaml", MINI.read_text().encode("utf-16")))],
           "s.yaml"),
     Probe("300-character name", lambda t: run_mini(t, "name=" + "n" * 300), "name"),
-    Probe("output.root is a file", lambda t: run_mini(t, f"output.root={write(t / 'f', 'x')}"), "output.root"),
+    Probe("output.root is a file", lambda t: run_mini(t, f"output.root={write(t / 'f', 'x')}"),
+          "output.root"),
     Probe("output.root under /proc", lambda t: run_mini(t, "output.root=/proc/fedray-runs"), "output.root"),
-    Probe("--run-dir an existing file", lambda t: run_mini(t, "--run-dir", str(write(t / "f", "x"))), "run-dir"),
+    Probe("--run-dir an existing file", lambda t: run_mini(t, "--run-dir", str(write(t / "f", "x"))),
+          "run-dir"),
     Probe("round_timeout_s .inf", lambda t: ["validate", str(MINI), "federation.round_timeout_s=.inf"],
           "round_timeout_s"),
     Probe("strategy.eta=abc", lambda t: ["validate", str(MINI), "strategy.name=fedadam", "strategy.eta=abc"],
@@ -131,7 +133,8 @@ PROBES: list[Probe] = [
     Probe("train.jsonl with a \\xff byte",
           lambda t: inspect(t, train=b'{"id": 1, "img": "img/0.png", "label": 0, "text": "\xff"}\n'),
           "train.jsonl"),
-    Probe("train.jsonl with a binary line", lambda t: inspect(t, train=bytes(range(256)) + b"\n"), "train.jsonl"),
+    Probe("train.jsonl with a binary line", lambda t: inspect(t, train=bytes(range(256)) + b"\n"),
+          "train.jsonl"),
     Probe("train.jsonl a directory",
           lambda t: (memes(t), (t / "hm" / "train.jsonl").unlink(), (t / "hm" / "train.jsonl").mkdir(),
                      ["data", "inspect", str(t / "memes.yaml"), "--plot", "none"])[-1], "train.jsonl"),
@@ -212,8 +215,8 @@ def main() -> int:
             continue
         verdict, last, elapsed = run_probe(probe, args.timeout)
         counts[verdict] = counts.get(verdict, 0) + 1
-        print(f"{verdict:>9}  {elapsed:5.1f}s  {probe.name}" + (f"\n           {last}" if args.verbose else ""),
-              flush=True)
+        detail = f"\n           {last}" if args.verbose else ""
+        print(f"{verdict:>9}  {elapsed:5.1f}s  {probe.name}{detail}", flush=True)
     tries = sum(counts.values())
     print(f"\ntries {tries} | clear errors {counts.get('clear', 0)} | unclear {counts.get('unclear', 0)} | "
           f"tracebacks {counts.get('traceback', 0)} | hangs {counts.get('hang', 0)} | "

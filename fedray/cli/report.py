@@ -88,7 +88,8 @@ def check_run_files(run_dir: Path) -> None:
     config = read_yaml_file(run_dir / "config.yaml", "run config", "")
     if not isinstance(config, dict):
         raise ConfigError([f"holds a {type(config).__name__}, expected the mapping fedray writes; the run "
-                           "directory is damaged, leave it out of the report"], source=str(run_dir / "config.yaml"))
+                           "directory is damaged, leave it out of the report"],
+                          source=str(run_dir / "config.yaml"))
     history = run_dir / "history.jsonl"
     try:
         lines = history.read_bytes().splitlines()

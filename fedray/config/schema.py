@@ -327,7 +327,8 @@ class SystemConfig:
     availability: float = spec(1.0, gt=0.0, le=1.0, help="chance a client can be sampled in a round")
     dropout: float = spec(0.0, ge=0.0, lt=1.0, help="chance a sampled client drops out, losing its update")
     slow_fraction: float = spec(0.0, ge=0.0, le=1.0, help="share of clients that are slow (fixed per client)")
-    slow_factor: float = spec(1.0, ge=1.0, le=1_000_000, help="how many times longer a slow client's fit takes")
+    slow_factor: float = spec(1.0, ge=1.0, le=1_000_000,
+                              help="how many times longer a slow client's fit takes")
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,8 @@ class EvalConfig:
     at_start: bool = spec(True, help="evaluate the initial global model as round 0")
     batch_size: int = spec(32, ge=1, le=1_000_000)
     max_new_tokens: Optional[int] = spec(
-        None, ge=1, le=1_000_000, help="tokens generated per answer (None: the eval set's longest answer in this model's "
+        None, ge=1, le=1_000_000,
+        help="tokens generated per answer (None: the eval set's longest answer in this model's "
                          "tokens, so no answer is cut short)")
     conditions: tuple[Literal["full", "image_only", "text_only"], ...] = spec(
         ("full",), help="test conditions: full modalities, and/or with text or image removed")
@@ -367,7 +369,8 @@ class EvalConfig:
 
 #: The metrics a validation split can produce (fedray.client.metrics, fedray.client.protocols), by protocol;
 #: ``accuracy_qtype/<type>`` also, and a ``choice/``, ``label/`` or ``vqa/`` prefix on a mixed set.
-STRICT_METRICS = frozenset({"accuracy", "macro_f1", "invalid_rate", "auc", "accuracy_open", "accuracy_closed"})
+STRICT_METRICS = frozenset({"accuracy", "macro_f1", "invalid_rate", "auc", "accuracy_open",
+                            "accuracy_closed"})
 FEDMLLM_METRICS = frozenset({"fedmllm_accuracy", "fedmllm_f1", "fedmllm_auc", "fedmllm_fallback_rate",
                              "fedmllm_accuracy_open", "fedmllm_accuracy_closed"})
 _ROW_KINDS = ("choice/", "label/", "vqa/")
@@ -399,17 +402,19 @@ def select_metric_problems(cfg: EvalConfig) -> list[str]:
 class ResourcesConfig:
     """The client actor pool and where Ray runs."""
 
-    actors: Optional[int] = spec(2, ge=1, le=100_000, help="client actor groups in the pool (None: as many as the "
+    actors: Optional[int] = spec(2, ge=1, le=100_000,
+                                 help="client actor groups in the pool (None: as many as the "
                                                "cluster's CPUs and GPUs fit)")
-    actors_per_client: int = spec(1, ge=1, le=4096, help="actors that train one client together as one DeepSpeed "
+    actors_per_client: int = spec(1, ge=1, le=4096,
+                                  help="actors that train one client together as one DeepSpeed "
                                                 "data-parallel group, reserved with a placement group")
     cpus_per_actor: float = spec(1.0, ge=0.0, le=4096)
     gpus_per_actor: float = spec(0.0, ge=0.0, le=64, help="fractions allowed, e.g. 0.25")
     torch_threads: Optional[int] = spec(None, ge=1, le=1024, help="torch threads per actor (None: from cpus)")
     cap_gpu_memory: bool = spec(True, help="each actor limits its GPU memory to its share gpus_per_actor")
-    ray_address: Optional[str] = spec(None, help="existing cluster address, host:port, ray://host:port or auto "
-                                                 "(None: start locally); one that cannot be reached within "
-                                                 "30 s fails the run")
+    ray_address: Optional[str] = spec(None, help="existing cluster address, host:port, ray://host:port or "
+                                                 "auto (None: start locally); one that cannot be reached "
+                                                 "within 30 s fails the run")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import yaml
 
 from fedray.errors import ConfigError
 
-
 #: Largest config file read, in bytes (a scenario is a few KiB; a sweep a few tens).
 MAX_YAML_BYTES = 1 << 20
 #: Most values a document may hold once every alias is expanded (a scenario holds a few hundred).
@@ -145,7 +144,7 @@ def read_config_text(path: Path, what: str, shipped_dir: str = "") -> str:
 
 
 def decode_utf8(data: bytes, what: str, source: str) -> str:
-    """``data`` as UTF-8 text (a UTF-8 byte-order mark is dropped), or a ConfigError saying where it is not."""
+    """``data`` as UTF-8 text (a UTF-8 byte-order mark is dropped), or a ConfigError saying where not."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise ConfigError([f"{what} is UTF-16 text; save it as UTF-8"], source=source)
     try:

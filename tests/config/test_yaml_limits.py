@@ -95,4 +95,5 @@ def test_too_long_path_is_a_config_error(tmp_path: Path) -> None:
 
 def test_override_values_are_bounded_too() -> None:
     with pytest.raises(ConfigError, match="duplicate key"):
-        load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "mini.yaml", ["strategy={a: 1, a: 2}"])
+        mini = Path(__file__).resolve().parents[2] / "scenarios" / "mini.yaml"
+        load_scenario(mini, ["strategy={a: 1, a: 2}"])

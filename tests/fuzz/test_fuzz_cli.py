@@ -98,8 +98,9 @@ VALUES = st.one_of(
                      "abc", "n" * 300, "fedadam", "127.0.0.1:1", "\x00", "a/b", "[1, 2", "*x"]),
 )
 FIELD_EDITS = st.lists(st.tuples(st.sampled_from(LEAVES), VALUES), min_size=1, max_size=3)
-BYTE_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=8),
-                                st.binary(max_size=8)), min_size=1, max_size=4)
+BYTE_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=10**6),
+                                st.integers(min_value=0, max_value=8), st.binary(max_size=8)),
+                      min_size=1, max_size=4)
 
 
 def edited_fields(text: str, edits: list[tuple[str, Any]]) -> str:
@@ -150,9 +151,11 @@ SCENARIOS = st.sampled_from(SHIPPED)
 test_mutated_scenario_fields = FAST(given(SCENARIOS, FIELD_EDITS)(scenario_fields_property))
 test_mutated_scenario_bytes = FAST(given(SCENARIOS, BYTE_EDITS)(scenario_bytes_property))
 test_random_overrides = FAST(given(SCENARIOS, OVERRIDES)(overrides_property))
-test_mutated_scenario_fields_deep = pytest.mark.slow(DEEP(given(SCENARIOS, FIELD_EDITS)(scenario_fields_property)))
-test_mutated_scenario_bytes_deep = pytest.mark.slow(DEEP(given(SCENARIOS, BYTE_EDITS)(scenario_bytes_property)))
-test_random_overrides_deep = pytest.mark.slow(DEEP(given(SCENARIOS, OVERRIDES)(overrides_property)))
+#: The deep variants: many random examples, out of the default run (``pytest -m slow tests/fuzz``).
+deep = pytest.mark.slow(pytest.mark.timeout(3600))
+test_mutated_scenario_fields_deep = deep(DEEP(given(SCENARIOS, FIELD_EDITS)(scenario_fields_property)))
+test_mutated_scenario_bytes_deep = deep(DEEP(given(SCENARIOS, BYTE_EDITS)(scenario_bytes_property)))
+test_random_overrides_deep = deep(DEEP(given(SCENARIOS, OVERRIDES)(overrides_property)))
 
 
 # -- dataset rows, mutated ---------------------------------------------------------------------------
@@ -196,10 +199,10 @@ def rows_property(edits: list[tuple[int, str, Any]], line_edits: list[tuple[int,
         assert_contract(*cli("data", "inspect", str(scenario), "--plot", "none"))
 
 
-LINE_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=10**4), st.integers(min_value=0, max_value=4),
-                                st.binary(max_size=6)), max_size=2)
+LINE_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=10**4),
+                                st.integers(min_value=0, max_value=4), st.binary(max_size=6)), max_size=2)
 test_mutated_dataset_rows = FAST(given(ROW_EDITS, LINE_EDITS)(rows_property))
-test_mutated_dataset_rows_deep = pytest.mark.slow(DEEP(given(ROW_EDITS, LINE_EDITS)(rows_property)))
+test_mutated_dataset_rows_deep = deep(DEEP(given(ROW_EDITS, LINE_EDITS)(rows_property)))
 
 
 # -- through the console entry point -----------------------------------------------------------------
@@ -210,7 +213,9 @@ def test_console_entry_keeps_the_contract_for_hostile_files(tmp_path: Path) -> N
     bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
     (tmp_path / "bomb.yaml").write_text("\n".join(bomb) + "\n")
     scenario = memes_release(tmp_path, b'{"id": 1, "img": "img/0.png", "label": 0, "text": "\xff"}\n')
-    for argv in (["validate", str(tmp_path / "bomb.yaml")], ["data", "inspect", str(scenario), "--plot", "none"]):
+    commands = (["validate", str(tmp_path / "bomb.yaml")],
+                ["data", "inspect", str(scenario), "--plot", "none"])
+    for argv in commands:
         proc = subprocess.run([sys.executable, "-m", "fedray", *argv], capture_output=True, text=True,
                               timeout=300, cwd=tmp_path)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]

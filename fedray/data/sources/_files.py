@@ -196,8 +196,8 @@ def read_records(paths: Sequence[Path]) -> list[Record]:
             raise DataError(f"cannot read {path}: expected one of {', '.join(readers)}")
         records += readers[path.suffix](path)
     if paths and not records:
-        raise DataError(f"{', '.join(map(str, paths))} holds no rows; fill it, or remove it so that the split "
-                        "is carved from train instead (data.test_fraction, data.validation_fraction)")
+        raise DataError(f"{', '.join(map(str, paths))} holds no rows; fill it, or remove it so that the "
+                        "split is carved from train instead (data.test_fraction, data.validation_fraction)")
     return records
 
 

@@ -23,7 +23,8 @@ def check_field_types(split_rows: Sequence[Mapping[str, Any]], split: str, sourc
     for n, row in enumerate(split_rows, start=1):
         bad = [name for name in _TEXT_FIELDS if row.get(name) is not None and not isinstance(row[name], str)]
         choices = row.get("choices")
-        if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
+        if choices is not None and not (isinstance(choices, list)
+                                        and all(isinstance(c, str) for c in choices)):
             bad.append("choices")
         label = row.get("label")
         if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
@@ -52,9 +53,10 @@ def refuse_duplicate_ids(rows: Mapping[str, list[dict[str, Any]]], source: str) 
 
 
 def refuse_single_class(train_rows: Sequence[Mapping[str, Any]], source: str) -> None:
-    """A labelled train split whose samples all have one answer (one class) is an error, not a warning: training on it can only
-    teach the model one constant answer, and its test accuracy would measure the test split's balance. It
-    is a broken or wrongly filtered file, never an experiment (a skewed client is made by the partition)."""
+    """A labelled train split whose samples all have one answer (one class) is an error, not a warning:
+    training on it can only teach the model one constant answer, and its test accuracy would measure the
+    test split's balance. It is a broken or wrongly filtered file, never an experiment (a skewed client
+    is made by the partition, not by the dataset)."""
     if any(row.get("label") is None for row in train_rows):
         return  # open-ended answers: no classes to count
     answers = {str(row.get("answer")) for row in train_rows}
