@@ -86,12 +86,19 @@ def check_paths(scenario: Scenario) -> list[str]:
     paths = [("data.root", scenario.data.root), ("model.path", scenario.model.path)]
     paths += [(f"data.{where}.root", src.root) for where, src in _further_sources(scenario)]
     for path, value in paths:
-        if value and not Path(value).expanduser().exists():
+        if value and not _exists(value):
             problems.append(f"{path}: {value!r} does not exist; fix the path (or the environment "
                             f"variable it comes from)")
     if scenario.model.name == "hf" and not scenario.model.path:
         problems.append("model.path: model.name=hf needs the directory of a saved Hugging Face model")
     return problems
+
+
+def _exists(value: str) -> bool:
+    try:  # a name over the file system's limit raises instead of answering
+        return Path(value).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 @register_semantic_check

@@ -66,6 +66,8 @@ def directory_problems(given: str, field: str) -> list[str]:
     path component longer than a file name may be."""
     if not given.strip():
         return [f"{field}: empty; give a directory (e.g. runs)"]
+    if "\x00" in given:
+        return [f"{field}: {given!r} holds a NUL character, which no path may; fix it"]
     path = Path(os.path.abspath(os.path.expanduser(given)))
     long_parts = [p for p in path.parts if len(p.encode("utf-8")) > MAX_COMPONENT_BYTES]
     if long_parts:

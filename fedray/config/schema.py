@@ -8,6 +8,7 @@ field generically and report all problems at once. Rules that span fields live i
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Mapping, Optional
 
@@ -136,17 +137,19 @@ class PromptsConfig:
 class TinyVlmConfig:
     """Sizes of the offline LLaVA-style model built from config (no download)."""
 
-    image_size: int = spec(32, ge=8, help="side of the square input image, in pixels")
+    image_size: int = spec(32, ge=8, le=4096, help="side of the square input image, in pixels")
     patch_size: int = spec(8, ge=1, help="side of a vision patch (image_size must be a multiple)")
-    vision_hidden_size: int = spec(64, ge=8, help="width of the vision tower")
-    vision_layers: int = spec(2, ge=1, help="transformer layers of the vision tower")
-    vision_heads: int = spec(4, ge=1, help="attention heads of the vision tower")
-    text_hidden_size: int = spec(128, ge=8, help="width of the language model (its MLP is twice as wide)")
-    text_layers: int = spec(2, ge=1, help="decoder layers of the language model")
-    text_heads: int = spec(4, ge=1, help="attention heads of the language model")
-    text_kv_heads: int = spec(2, ge=1, help="key/value heads (grouped-query attention)")
-    vocab_size: int = spec(1024, ge=300, help="upper bound on the byte-level BPE vocabulary")
-    max_position_embeddings: int = spec(512, ge=32, help="longest sequence the language model accepts")
+    vision_hidden_size: int = spec(64, ge=8, le=65536, help="width of the vision tower")
+    vision_layers: int = spec(2, ge=1, le=1024, help="transformer layers of the vision tower")
+    vision_heads: int = spec(4, ge=1, le=1024, help="attention heads of the vision tower")
+    text_hidden_size: int = spec(128, ge=8, le=65536,
+                                 help="width of the language model (its MLP is twice as wide)")
+    text_layers: int = spec(2, ge=1, le=1024, help="decoder layers of the language model")
+    text_heads: int = spec(4, ge=1, le=1024, help="attention heads of the language model")
+    text_kv_heads: int = spec(2, ge=1, le=1024, help="key/value heads (grouped-query attention)")
+    vocab_size: int = spec(1024, ge=300, le=1_000_000, help="upper bound on the byte-level BPE vocabulary")
+    max_position_embeddings: int = spec(512, ge=32, le=10_000_000,
+                                        help="longest sequence the language model accepts")
     init_seed: int = spec(0, ge=0, help="seed of the base weights (same on every actor)")
 
     def problems(self) -> list[str]:
@@ -174,10 +177,11 @@ class AssembledConfig:
                    "(None: looked up under $FEDRAY_ASSETS, see `make assets-real`)")
     vision_weights: Optional[str] = spec(
         None, help="EfficientNet-Lite0 ImageNet state dict (.pth) (None: looked up under $FEDRAY_ASSETS)")
-    image_size: int = spec(224, ge=32, help="side of the square image fed to the vision encoder")
+    image_size: int = spec(224, ge=32, le=4096, help="side of the square image fed to the vision encoder")
     image_grid: int = spec(2, ge=1, le=7, help="image features average-pooled to grid×grid tokens "
                                                   "(7: EfficientNet-Lite0's full 7×7 map at 224 px)")
-    projector_hidden: int = spec(512, ge=0, help="hidden width of the MLP projector (0: one linear layer)")
+    projector_hidden: int = spec(512, ge=0, le=65536,
+                                 help="hidden width of the MLP projector (0: one linear layer)")
     init_seed: int = spec(0, ge=0, help="seed of the projector's initial weights (same on every actor)")
 
 
@@ -229,6 +233,20 @@ class LoraConfig:
     trainable: tuple[str, ...] = spec(
         (), help="regexes over full module paths (e.g. 'llm\\.model\\.norm'): the outermost modules that "
                  "match are trained in full and aggregated, like modules_to_save")
+
+    def problems(self) -> list[str]:
+        patterns = [("lora.target_modules", self.target_modules)] if self.target_modules is not None else []
+        patterns += [(f"lora.trainable[{i}]", p) for i, p in enumerate(self.trainable)]
+        return [problem for path, pattern in patterns for problem in regex_problems(path, pattern)]
+
+
+def regex_problems(path: str, pattern: str) -> list[str]:
+    """A regular expression that does not compile: said at load time, not in every actor."""
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        return [f"{path}: {pattern!r} is not a regular expression ({err}); fix it (escape . ( [ with \\)"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -356,6 +374,8 @@ class EvalConfig:
         out = []
         if not self.protocol:
             out.append("eval.protocol: empty; give at least one of strict, fedmllm")
+        if not self.conditions:
+            out.append("eval.conditions: empty, so nothing would be tested; give at least full")
         if len(set(self.protocol)) != len(self.protocol):
             out.append(f"eval.protocol: {list(self.protocol)} names a protocol twice")
         out += select_metric_problems(self)

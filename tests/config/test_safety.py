@@ -97,3 +97,22 @@ def test_metrics_the_evaluation_produces_are_accepted(metric: str) -> None:
 def test_fedmllm_metric_with_its_protocol() -> None:
     cfg = {"select_metric": "fedmllm_accuracy_qtype/yes", "protocol": ["strict", "fedmllm"]}
     assert scenario_from_dict({"eval": cfg}).eval.select_metric == cfg["select_metric"]
+
+
+def test_regexes_are_checked_at_load_time() -> None:
+    found = problems({"lora": {"target_modules": "([", "trainable": ["ok", "("]}})
+    assert [p.split(":")[0] for p in found] == ["lora.target_modules", "lora.trainable[1]"]
+    assert all("is not a regular expression" in p for p in found)
+
+
+def test_paths_with_a_nul_or_an_overlong_name() -> None:
+    assert "NUL" in directory_problems("a\x00b", "output.root")[0]
+    import fedray.checks  # noqa: F401  (registers check_paths, which must not raise on ENAMETOOLONG)
+
+    found = problems({"data": {"root": "x" * 300}})
+    assert any(p.startswith("data.root:") for p in found)
+
+
+def test_empty_eval_conditions() -> None:
+    assert problems({"eval": {"conditions": []}}) == [
+        "eval.conditions: empty, so nothing would be tested; give at least full"]
