@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from fedray.config.schema import spec
 from fedray.data.schema import samples_to_table
 from fedray.data.sources._rowchecks import check_field_types, refuse_duplicate_ids, refuse_single_class
 from fedray.errors import DataError
-
-logger = logging.getLogger(__name__)
 
 #: Where a source reads its dataset from (see :func:`detect_layout`).
 Layout = Literal["auto", "original", "parquet", "arrow"]
