@@ -116,3 +116,12 @@ def test_paths_with_a_nul_or_an_overlong_name() -> None:
 def test_empty_eval_conditions() -> None:
     assert problems({"eval": {"conditions": []}}) == [
         "eval.conditions: empty, so nothing would be tested; give at least full"]
+
+
+def test_sweep_name_that_would_escape_its_storage() -> None:
+    from fedray.tune.space import load_space
+
+    sweep = Path(__file__).resolve().parents[2] / "tune_spaces" / "mini-asha.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_space(sweep, ["name=../../elsewhere"])
+    assert any(p.startswith("name: '../../elsewhere' is not a plain file name") for p in info.value.problems)
