@@ -17,6 +17,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from fedray.config.params import NoParams, parse_params
 from fedray.errors import FedRayError
+from fedray.plugins import load_plugins
 
 T = TypeVar("T")
 
@@ -89,6 +90,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the known ones."""
+        load_plugins()  # installed packages' plug-ins register on first lookup (fedray.plugins)
         key = str(name).lower()
         if key not in self._entries:
             raise UnknownNameError(self.unknown_message(name))
@@ -101,9 +103,11 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}.{hint}"
 
     def names(self) -> list[str]:
+        load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        load_plugins()
         return str(name).lower() in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fedray.cli.progress import PROGRESS_MODES, progress_display
 from fedray.config.load import load_scenario
 from fedray.config.safety import directory_problems
 from fedray.engine.history import RoundRecord
@@ -21,6 +22,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", default=None, help="run directory (default runs/<name>-<time>)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue a stopped run from its last checkpoint (with its own config)")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="live progress: bars on a terminal (live), plain lines for logs (plain), "
+                             "none (off); auto picks live or plain from where the output goes")
 
 
 #: Test metrics shown on the progress line and in the summary table, with their short names.
@@ -89,11 +93,11 @@ def main(args: argparse.Namespace) -> int:
         if args.run_dir and directory_problems(args.run_dir, "--run-dir"):  # before anything is written
             raise ConfigError(directory_problems(args.run_dir, "--run-dir"), source="command line")
     mode = build_run_mode(scenario)
+    strategy = f", strategy {scenario.strategy.name}" if mode.uses_strategy else ""
     print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "
-          f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
-          flush=True)
-    summary = run(scenario, args.resume or args.run_dir, observers=[TensorBoardLogger(), ProgressLines()],
-                  resume=bool(args.resume))
+          f"{scenario.modality.name}{strategy}, model {scenario.model.name}", flush=True)
+    observers = [TensorBoardLogger(), progress_display(args.progress), ProgressLines()]
+    summary = run(scenario, args.resume or args.run_dir, observers=observers, resume=bool(args.resume))
     print()
     print(summary_table(summary.rounds))
     if summary.best_round is not None:

@@ -369,6 +369,9 @@ class EvalConfig:
     protocol: tuple[Literal["strict", "fedmllm"], ...] = spec(
         ("strict",), help="how answers are scored: strict (fedray's parser: exact options, an invalid "
                           "bucket) and/or fedmllm (the reference's parser and metrics, keys fedmllm_*)")
+    save_predictions: bool = spec(False, help="write each evaluated round's test answers (prompt, generated "
+                                              "text, parsed answer, correctness) to "
+                                              "predictions/round_NNN.jsonl")
 
     def problems(self) -> list[str]:
         out = []

@@ -66,12 +66,10 @@ def truncate_history(history_path: Path, last_round: int) -> list[dict[str, Any]
     return kept
 
 
-def write_adapter(run_path: Path, state: Mapping[str, Any], name: str) -> Path:
-    """Write an adapter as ``<run_path>/<name>.safetensors`` atomically (write, then rename)."""
-    from safetensors.torch import save_file
+def write_adapter(run_path: Path, state: Mapping[str, Any], name: str,
+                  config: Mapping[str, Any] | None = None) -> Path:
+    """Write an adapter as the PEFT adapter directory ``<run_path>/<name>/`` (weights, and PEFT's
+    ``adapter_config.json`` when ``config`` is given; see :mod:`fedray.engine.adapter_files`)."""
+    from fedray.engine.adapter_files import write_adapter_dir
 
-    path = Path(run_path) / f"{name}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, path)
-    return path
+    return write_adapter_dir(Path(run_path) / name, state, config)

@@ -3,8 +3,9 @@
 No dashboard; the cluster's own logging at WARNING, less the notice Ray prints on every start of a local
 cluster that token authentication is on (its default, which stays); and the actors' output (worker
 stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs
-instead of being forwarded to the driver's terminal. Both unless asked for: ``fedray --debug`` or
-``FEDRAY_ACTOR_LOGS=1``.
+instead of being forwarded to the driver's terminal (the engine copies this run's into ``run.log`` at
+its end: :func:`actor_output`). Both unless asked for: ``fedray --debug`` or ``FEDRAY_ACTOR_LOGS=1``,
+which forward the actors' lines, without colour codes when the output is not a terminal.
 A client's failure still reaches the driver, with its traceback, through the failed call itself.
 """
 
@@ -14,11 +15,17 @@ import logging
 import os
 import re
 import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 import ray
 
 from fedray.config.schema import ResourcesConfig
 from fedray.errors import SchedulingError
+
+logger = logging.getLogger(__name__)
 
 #: Environment every fedray worker process gets: nothing may reach a model hub at run time.
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -34,26 +41,78 @@ def actor_logs_wanted() -> bool:
         logging.getLogger("fedray").isEnabledFor(logging.DEBUG)
 
 
-def ensure_ray(resources: ResourcesConfig) -> bool:
-    """Connect to ``resources.ray_address`` or start a local Ray; True when this call started it."""
+@dataclass(frozen=True)
+class RayStart:
+    """What :func:`ensure_ray` did: true when it started (or joined) Ray, so the caller shuts it down;
+    ``session_dir`` is this machine's Ray session directory then (its ``logs/`` hold the actors' output)."""
+
+    started: bool
+    session_dir: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.started
+
+
+def ensure_ray(resources: ResourcesConfig) -> RayStart:
+    """Connect to ``resources.ray_address`` or start a local Ray; true when this call started it."""
     if ray.is_initialized():
-        return False
+        return RayStart(False)
     os.environ.update(WORKER_ENV)
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
                   runtime_env={"env_vars": WORKER_ENV})
+    if kwargs["log_to_driver"]:
+        plain_prefixes_when_redirected(sys.stdout)
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
     if address:
         require_reachable(address)
         try:
-            ray.init(address=address, **kwargs)
+            context = ray.init(address=address, **kwargs)
         except ConnectionError as exc:
             raise SchedulingError(f"cannot connect to the Ray cluster at {address!r}: {exc}; start it "
                                   "(`ray start --head`) or fix resources.ray_address") from None
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-    return True
+        context = ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    session_dir = context.address_info.get("session_dir")
+    if not kwargs["log_to_driver"]:
+        logger.info("the actors' output (library warnings, prints) goes to Ray's session logs, %s/logs, "
+                    "not to the terminal (fedray --debug or %s=1 shows it there); this run's is copied "
+                    "here at its end", session_dir, ACTOR_LOGS_ENV)
+    return RayStart(True, session_dir)
+
+
+def plain_prefixes_when_redirected(stream: TextIO) -> None:
+    """Forwarded actor lines carry a coloured ``(ClientActor pid=...)`` prefix: ANSI codes in a log
+    file. Ray's documented ``RAY_COLOR_PREFIX=0`` turns the colour off; set it (unless the user did)
+    when ``stream`` is not a terminal."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if not terminal:
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+
+
+#: Lines Ray writes at the top of every worker's log file, not the worker's own output.
+_LOG_MARKERS = (":job_id:", ":actor_name:", ":task_name:")
+
+
+def actor_output(session_dir: str | None, job_id: str) -> list[str]:
+    """The stderr of job ``job_id``'s workers on this machine (read from ``session_dir/logs``), each
+    distinct line once, with how many workers wrote it: what the terminal was spared, for the run log."""
+    if not session_dir:
+        return []
+    counts: dict[str, int] = {}
+    for path in sorted(Path(session_dir, "logs").glob(f"worker-*-{job_id}-*.err")):
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:  # a worker's file may be rotated away; its lines are simply missing
+            continue
+        own = (text.rstrip() for text in lines if text.strip() and not text.startswith(_LOG_MARKERS))
+        for line in dict.fromkeys(own):
+            counts[line] = counts.get(line, 0) + 1
+    return [line + (f"  [×{n} workers]" if n > 1 else "") for line, n in counts.items()]
 
 
 #: Seconds to wait for a cluster address to accept a connection before the run fails (Ray itself

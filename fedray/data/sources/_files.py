@@ -2,9 +2,9 @@
 
 Every reader returns :class:`Record` objects that remember where they came from (file and 1-based line or
 row), so a loader's error names the exact place to fix. Besides each dataset's own release, two Hugging
-Face on-disk layouts are read with pyarrow alone (no ``datasets`` import): a hub parquet snapshot
-(``data/<split>-00000-of-00001.parquet``) and ``save_to_disk`` output (``dataset_dict.json`` +
-``<split>/data-*.arrow``). Image columns there are structs ``{bytes, path}``.
+Face on-disk layouts are found here and their shards read with ``datasets`` (imported when one is read): a
+hub parquet snapshot (``data/<split>-00000-of-00001.parquet``) and ``save_to_disk`` output
+(``dataset_dict.json`` + ``<split>/data-*.arrow``). Image columns there are structs ``{bytes, path}``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from fedray.config.schema import spec
@@ -239,10 +238,7 @@ class ImageReader:
         if isinstance(value, bytes):
             return fit_image(value, self.max_side, where)
         if isinstance(value, str) and value:
-            if Path(value).is_absolute():
-                raise DataError(f"{where}: image path {value!r} is absolute; a dataset's rows name their "
-                                f"images relative to its folder ({base}). Fix that row")
-            return self.file(base / value, where)
+            return self.file(base / value, where)  # an absolute value stays itself; file() checks the root
         if value not in (None, ""):
             raise DataError(f"{where}: the image field holds a {type(value).__name__}, expected a file path, "
                             "image bytes or a {bytes, path} struct. Fix that row")
@@ -369,21 +365,33 @@ def _json_field(path: Path, name: str) -> Any:
 
 
 def _read_table(path: Path) -> list[Record]:
-    """Rows of a parquet file or an Arrow IPC stream/file, each named ``"<file> row <n>"``."""
+    """Rows of a parquet shard or an Arrow shard, read with ``datasets``, each named ``"<file> row <n>"``.
+
+    Parquet goes through ``Dataset.from_parquet`` (converted once into the ``datasets`` cache), Arrow
+    streams (what ``save_to_disk`` writes) are memory-mapped by ``Dataset.from_file``; an Arrow IPC *file*
+    (not a stream), which ``datasets`` does not read, is opened with pyarrow. Images stay the stored
+    ``{bytes, path}`` structs (the arrow format never decodes them).
+    """
+    from datasets.exceptions import DatasetGenerationError
+
     try:
-        if path.suffix == ".parquet":
-            rows = pq.read_table(path).to_pylist()
-        else:
-            with pa.memory_map(str(path)) as src:
-                try:
-                    rows = pa.ipc.open_stream(src).read_all().to_pylist()
-                except pa.ArrowInvalid:
-                    src.seek(0)
-                    rows = pa.ipc.open_file(src).read_all().to_pylist()
-    except (pa.ArrowException, OSError) as exc:
+        rows = _dataset_of(path).with_format("arrow")[:].to_pylist()
+    except (pa.ArrowException, OSError, ValueError, DatasetGenerationError) as exc:
         raise DataError(f"cannot read {path} as {path.suffix[1:]}: {exc}; the file may be truncated, "
                         "copy it again") from exc
     return [Record(row, f"{path} row {i}") for i, row in enumerate(rows, start=1)]
+
+
+def _dataset_of(path: Path) -> Any:
+    import datasets
+
+    if path.suffix == ".parquet":
+        return datasets.Dataset.from_parquet(str(path))
+    try:
+        return datasets.Dataset.from_file(str(path))
+    except pa.ArrowInvalid:
+        with pa.OSFile(str(path)) as src:  # read into memory, so the table outlives the file handle
+            return datasets.Dataset(pa.ipc.open_file(src).read_all())
 
 
 def build_tables(rows: Mapping[str, list[dict[str, Any]]], source: str) -> dict[str, pa.Table]:

@@ -37,19 +37,21 @@ def check_field_types(split_rows: Sequence[Mapping[str, Any]], split: str, sourc
 
 
 def refuse_duplicate_ids(rows: Mapping[str, list[dict[str, Any]]], source: str) -> None:
-    """Two samples with one id: a row duplicated within a split, or leaked from one split into another."""
-    where: dict[str, list[str]] = {}
+    """Two samples of one split with one id: a repeated row. Across splits an id may repeat, since many
+    datasets number each split from 0 (an ``idx`` column), so that is not taken as a leak."""
+    repeated: dict[tuple[str, str], int] = {}
     for split, split_rows in rows.items():
+        counts: dict[str, int] = {}
         for row in split_rows:
-            where.setdefault(str(row.get("id")), []).append(split)
-    repeated = {sample_id: splits for sample_id, splits in where.items() if len(splits) > 1}
+            sample_id = str(row.get("id"))
+            counts[sample_id] = counts.get(sample_id, 0) + 1
+        repeated.update({(split, sample_id): n for sample_id, n in counts.items() if n > 1})
     if repeated:
-        shown = [f"{sample_id} ({len(splits)}× in {'/'.join(dict.fromkeys(splits))})"
-                 for sample_id, splits in list(repeated.items())[:5]]
+        shown = [f"{sample_id} ({n}× in {split})" for (split, sample_id), n in list(repeated.items())[:5]]
         more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
-        raise DataError(f"data source {source!r}: {len(repeated)} sample id(s) appear more than once: "
-                        f"{', '.join(shown)}{more}; each sample must appear once (a repeated row, or one "
-                        "split leaking into another). Remove the duplicates from the dataset files")
+        raise DataError(f"data source {source!r}: {len(repeated)} sample id(s) appear more than once in a "
+                        f"split: {', '.join(shown)}{more}; each sample must appear once. Remove the "
+                        "repeated rows from the dataset files")
 
 
 def refuse_single_class(train_rows: Sequence[Mapping[str, Any]], source: str) -> None:

@@ -104,9 +104,16 @@ def test_a_single_class_train_split(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_are_named(tmp_path: Path) -> None:
-    rows = ROWS + [{**ROWS[1]}]
-    message = error_of(release(tmp_path, rows, test=[{**ROWS[2], "label": 0}]))
-    assert "hateful_memes-1 (2× in train)" in message and "hateful_memes-2 (2× in train/test)" in message
+    rows = ROWS + [{**ROWS[1]}, {**ROWS[3]}]
+    message = error_of(release(tmp_path, rows))
+    assert "2 sample id(s) appear more than once in a split" in message
+    assert "hateful_memes-1 (2× in train), hateful_memes-3 (2× in train)" in message
+
+
+def test_an_id_may_repeat_across_splits(tmp_path: Path) -> None:
+    """Many datasets number each split from 0; that is not a leak."""
+    data = read_source("hateful_memes", {}, str(release(tmp_path, test=[dict(r) for r in ROWS])))
+    assert data.splits["test"].column("id").to_pylist() == data.splits["train"].column("id").to_pylist()
 
 
 def test_wrong_kinds_in_built_rows_name_split_and_id() -> None:
