@@ -89,7 +89,7 @@ def check_paths(scenario: Scenario) -> list[str]:
     paths = [("data.root", scenario.data.root)] + ([] if hf_model else [("model.path", scenario.model.path)])
     paths += [(f"data.{where}.root", src.root) for where, src in _further_sources(scenario)]
     for path, value in paths:
-        if value and not Path(value).expanduser().exists():
+        if value and not _exists(value):
             problems.append(f"{path}: {value!r} does not exist; fix the path (or the environment "
                             f"variable it comes from)")
     if hf_model and not scenario.model.path:
@@ -99,6 +99,13 @@ def check_paths(scenario: Scenario) -> list[str]:
 
         problems += [f"model.path: {p}" for p in [model_path_problem(scenario.model.path)] if p]
     return problems
+
+
+def _exists(value: str) -> bool:
+    try:  # a name over the file system's limit raises instead of answering
+        return Path(value).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 @register_semantic_check

@@ -23,10 +23,12 @@ evaluated round, from the predictions a run keeps with ``eval.save_predictions``
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 from pathlib import Path
 
-from fedray.errors import FedRayError
+from fedray.config.yamlio import read_yaml_file
+from fedray.errors import ConfigError, FedRayError
 
 HELP = "tables (methods × scenarios), curves, communication and fairness over run directories"
 
@@ -59,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
     paths = find_runs(args.dirs)
     if not paths:
         raise FedRayError(f"no run directories (config.yaml + history.jsonl) under {' '.join(args.dirs)}")
+    for path in paths:
+        check_run_files(path)
     if args.invalid is not None:
         from fedray.report.invalid import invalid_view
 
@@ -92,3 +96,30 @@ def main(args: argparse.Namespace) -> int:
     figures = accuracy_curves(runs, out) + client_spread(runs, out)
     print(f"\n{len(figures)} figures and the tables in {out}")
     return 0
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Read a run directory's config.yaml and history.jsonl as the tables will, and raise one
+    :class:`FedRayError` naming the file (and line) that cannot be read, before any table is written."""
+    config = read_yaml_file(run_dir / "config.yaml", "run config", "")
+    if not isinstance(config, dict):
+        raise ConfigError([f"holds a {type(config).__name__}, expected the mapping fedray writes; the run "
+                           "directory is damaged, leave it out of the report"],
+                          source=str(run_dir / "config.yaml"))
+    history = run_dir / "history.jsonl"
+    try:
+        lines = history.read_bytes().splitlines()
+    except OSError as exc:
+        raise FedRayError(f"cannot read {history}: {exc.strerror or exc}") from None
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            cut = " (it is the last line: a run stopped mid-write may have cut it)" if n == len(lines) else ""
+            raise FedRayError(f"{history} line {n} is not a JSON round record{cut}; resume the run to "
+                              "repair it, or delete that line, or leave this run out of the report") from None
+        if not isinstance(record, dict) or not isinstance(record.get("round"), int):
+            raise FedRayError(f"{history} line {n} is not a round record (no integer 'round'); delete that "
+                              "line, or leave this run out of the report")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from fedray.cli.progress import PROGRESS_MODES, progress_display
 from fedray.config.load import load_scenario
+from fedray.config.safety import directory_problems
 from fedray.engine.history import RoundRecord
 from fedray.engine.observers import RoundObserver, RunStart
-from fedray.errors import FedRayError
+from fedray.errors import ConfigError, FedRayError
 
 HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
 
@@ -89,6 +90,8 @@ def main(args: argparse.Namespace) -> int:
         raise FedRayError("give a scenario file (e.g. scenarios/mini.yaml) or --resume RUN_DIR")
     else:
         scenario = load_scenario(args.scenario, args.overrides)
+        if args.run_dir and directory_problems(args.run_dir, "--run-dir"):  # before anything is written
+            raise ConfigError(directory_problems(args.run_dir, "--run-dir"), source="command line")
     mode = build_run_mode(scenario)
     strategy = f", strategy {scenario.strategy.name}" if mode.uses_strategy else ""
     print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "

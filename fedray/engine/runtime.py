@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import TextIO
 import ray
 
 from fedray.config.schema import ResourcesConfig
+from fedray.errors import SchedulingError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,12 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
         plain_prefixes_when_redirected(sys.stdout)
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
     if address:
-        context = ray.init(address=address, **kwargs)
+        require_reachable(address)
+        try:
+            context = ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            raise SchedulingError(f"cannot connect to the Ray cluster at {address!r}: {exc}; start it "
+                                  "(`ray start --head`) or fix resources.ray_address") from None
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
@@ -112,6 +120,29 @@ def actor_output(session_dir: str | None, job_id: str) -> list[str]:
         for line in dict.fromkeys(own):
             counts[line] = counts.get(line, 0) + 1
     return [line + (f"  [×{n} workers]" if n > 1 else "") for line, n in counts.items()]
+
+
+#: Seconds to wait for a cluster address to accept a connection before the run fails (Ray itself
+#: would retry an unreachable address for minutes).
+CONNECT_TIMEOUT_S = 30.0
+_HOST_PORT = re.compile(r"^(?:ray://)?\[?(?P<host>[^\[\]]+?)\]?:(?P<port>\d+)$")
+
+
+def require_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout_s`` with a :class:`SchedulingError` if ``host:port`` (or ``ray://host:port``)
+    accepts no TCP connection; other forms (``auto``) are left to Ray."""
+    match = _HOST_PORT.match(address.strip())
+    if not match:
+        return
+    host, port = match.group("host"), int(match.group("port"))
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise SchedulingError(f"the Ray cluster at {address!r} cannot be reached ({reason}, waited up to "
+                              f"{timeout_s:g} s); start it (`ray start --head --port {port}`) or fix "
+                              "resources.ray_address (null starts Ray locally)") from None
 
 
 #: The logger of Ray's notice, and the notice's first words.

@@ -42,6 +42,7 @@ from fedray.config.paths import (
     resolve_field_path,
     set_paths,
 )
+from fedray.config.safety import name_problems
 from fedray.config.schema import Scenario, spec
 from fedray.config.yamlio import read_yaml_file
 from fedray.errors import ConfigError, FedRayError
@@ -230,7 +231,7 @@ def space_from_dict(raw: Any, overrides: Sequence[str] = (), base_dir: str | Pat
     fixed, fixed_problems = normalize_paths(_mapping(given.get("overrides")), "overrides")
     problems += dim_problems + fixed_problems
     if config is not None:
-        problems += _search_problems(config, dims)
+        problems += _search_problems(config, dims) + name_problems(config.name)  # the sweep's directory
     files = config.scenario if config is not None else _strings(given.get("scenario"))
     bases, base_problems = _bases(files, Path(base_dir), fixed)
     problems += base_problems

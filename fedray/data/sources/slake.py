@@ -53,7 +53,7 @@ def load_slake(params: SlakeParams, root: str) -> SourceData:
     require_file(base / "train.json", "data.root must be the Slake1.0 folder (or its parent) holding "
                  "train.json, validate.json, test.json and imgs/; extract the SLAKE 1.0 release there")
     image_dir = _image_dir(base)
-    images = ImageReader(params.max_image_side)
+    images = ImageReader(params.max_image_side, root=root)
     rows: dict[str, list[dict[str, Any]]] = {}
     for split, names in SPLIT_FILES.items():
         name = next((n for n in names if (base / n).is_file()), None)
