@@ -80,7 +80,7 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
-        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=LEAN_SYSTEM_CONFIG, **kwargs)
+        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=dict(LEAN_SYSTEM_CONFIG), **kwargs)  # ray.init adds keys to it
     session_dir = context.address_info.get("session_dir")
     if not kwargs["log_to_driver"]:
         logger.info("the actors' output (library warnings, prints) goes to Ray's session logs, %s/logs, "
