@@ -80,7 +80,8 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
-        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=dict(LEAN_SYSTEM_CONFIG), **kwargs)  # ray.init adds keys to it
+        system_config = dict(LEAN_SYSTEM_CONFIG)  # a copy: ray.init adds its own keys to the dict it gets
+        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=system_config, **kwargs)
     session_dir = context.address_info.get("session_dir")
     if not kwargs["log_to_driver"]:
         logger.info("the actors' output (library warnings, prints) goes to Ray's session logs, %s/logs, "
