@@ -141,6 +141,7 @@ def test_joining_a_cluster_leaves_its_settings_alone(monkeypatch):
     monkeypatch.setattr(runtime.ray, "init", lambda **kwargs: calls.append(kwargs) or _FakeContext())
     for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
         monkeypatch.setenv(key, value)
+    monkeypatch.setattr(runtime, "require_reachable", lambda address: None)  # no cluster in a test
     runtime.ensure_ray(ResourcesConfig(ray_address="ray://head:10001"))
     assert calls[0]["address"] == "ray://head:10001" and "_system_config" not in calls[0]
 
