@@ -18,7 +18,7 @@ from fedray.config.load import register_semantic_check
 from fedray.config.schema import Scenario, SourceConfig
 from fedray.data.modality import MODALITY_SCENARIOS
 from fedray.data.partition import PARTITIONERS_BY_MODE
-from fedray.data.sources import DATA_SOURCES, reads_files
+from fedray.data.sources import DATA_SOURCES, needs_root
 from fedray.engine.modes import RUN_MODES
 from fedray.errors import FedRayError
 from fedray.models import MODEL_BUILDERS
@@ -74,24 +74,38 @@ def _options_problems(registry: Registry, name: str, options: Mapping[str, Any],
 
 
 def _source_root_problems(scenario: Scenario) -> list[str]:
-    sources = [("data", scenario.data.source, scenario.data.root)]
-    sources += [(f"data.{where}", src.source, src.root) for where, src in _further_sources(scenario)]
+    d = scenario.data
+    sources = [("data", d.source, d.root, d.options)]
+    sources += [(f"data.{where}", s.source, s.root, s.options) for where, s in _further_sources(scenario)]
     return [f"{path}.root: data source {name!r} reads files; set {path}.root to its directory"
-            for path, name, root in sources if name in DATA_SOURCES and reads_files(name) and not root]
+            for path, name, root, opts in sources if name in DATA_SOURCES and needs_root(name, opts)
+            and not root]
 
 
 @register_semantic_check
 def check_paths(scenario: Scenario) -> list[str]:
     problems = []
-    paths = [("data.root", scenario.data.root), ("model.path", scenario.model.path)]
+    hf_model = scenario.model.name == "hf"
+    paths = [("data.root", scenario.data.root)] + ([] if hf_model else [("model.path", scenario.model.path)])
     paths += [(f"data.{where}.root", src.root) for where, src in _further_sources(scenario)]
     for path, value in paths:
-        if value and not Path(value).expanduser().exists():
+        if value and not _exists(value):
             problems.append(f"{path}: {value!r} does not exist; fix the path (or the environment "
                             f"variable it comes from)")
-    if scenario.model.name == "hf" and not scenario.model.path:
+    if hf_model and not scenario.model.path:
         problems.append("model.path: model.name=hf needs the directory of a saved Hugging Face model")
+    elif hf_model and not Path(scenario.model.path).expanduser().is_dir():
+        from fedray.models.hub_cache import model_path_problem  # a directory or an id in the hub cache
+
+        problems += [f"model.path: {p}" for p in [model_path_problem(scenario.model.path)] if p]
     return problems
+
+
+def _exists(value: str) -> bool:
+    try:  # a name over the file system's limit raises instead of answering
+        return Path(value).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 @register_semantic_check

@@ -21,7 +21,10 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import torch
+
+from fedray.lazy import lazy_import
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 #: Byte alignment of every tensor in the buffer: a multiple of every element size, and of cache lines.
 ALIGN = 64
@@ -81,7 +84,7 @@ class Layout:
         return sum(slot.nbytes for slot in self.slots)
 
 
-class FlatState(Mapping[str, torch.Tensor]):
+class FlatState(Mapping[str, "torch.Tensor"]):
     """An adapter state held as one byte buffer; ``state[key]`` is a view, never a copy."""
 
     __slots__ = ("layout", "buffer", "_views", "_typed")

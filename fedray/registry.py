@@ -4,6 +4,12 @@ Plug-ins (strategies, objectives, data sources, partitioners, modality scenarios
 engines) are chosen by a lowercase registered name; an unknown name raises an error that lists the names
 that are known. Each entry declares its parameters as a frozen dataclass (see
 :mod:`fedray.config.params`), registered beside it, so the loader checks them at load time.
+
+A registry whose entries live in modules that import heavy libraries (the model builders) can hold
+*declarations* (a name and its parameter class) and the package whose modules register the entries
+(:meth:`Registry.defer_to`): a scenario is then checked by name and parameters without importing model
+code, and the package is imported the first time an entry is used or a name is asked for that is not
+declared. Each module still registers what it defines; a declaration only says it early.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from fedray.config.params import NoParams, parse_params
 from fedray.errors import FedRayError
+from fedray.plugins import load_plugins
 
 T = TypeVar("T")
 
@@ -37,6 +44,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._params: dict[str, type] = {}
+        self._declared: dict[str, type] = {}
+        self._pending_package: str | None = None
 
     def register(self, name: str, params: type | None = None) -> Callable[[T], T]:
         """Decorator that registers its target under ``name`` with its parameter dataclass.
@@ -48,16 +57,39 @@ class Registry(Generic[T]):
         def add(obj: T) -> T:
             if key in self._entries and self._entries[key] is not obj:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
+            declared = params or getattr(obj, "Params", None) or NoParams
+            if key in self._declared and self._declared[key] is not declared:
+                raise ValueError(f"{self.kind} {key!r} was declared with parameters "
+                                 f"{self._declared[key].__name__} but registers {declared.__name__}; "
+                                 "make the declaration name the class its module registers")
             self._entries[key] = obj
-            self._params[key] = params or getattr(obj, "Params", None) or NoParams
+            self._params[key] = declared
             return obj
 
         return add
 
+    def declare(self, name: str, params: type | None = None) -> None:
+        """Say that the package given to :meth:`defer_to` registers ``name`` with parameters ``params``
+        (default :class:`NoParams`): the name and its parameters are then known without that import."""
+        self._declared[name.lower()] = params or NoParams
+
+    def defer_to(self, package: str) -> None:
+        """The entries are registered by the modules of ``package``, imported (with
+        :func:`import_submodules`) when an entry is first used or an undeclared name is asked for."""
+        self._pending_package = package
+
+    def _import_pending(self) -> None:
+        package, self._pending_package = self._pending_package, None  # cleared first: a module may ask
+        if package is not None:
+            import_submodules(package)
+
     def params_class(self, name: str) -> type:
-        """The parameter dataclass of the entry ``name``."""
+        """The parameter dataclass of the entry ``name`` (a declared one's without importing it)."""
+        key = str(name).lower()
+        if key not in self._entries and key in self._declared:
+            return self._declared[key]
         self.get(name)
-        return self._params[str(name).lower()]
+        return self._params[key]
 
     def parse(self, name: str, options: Mapping[str, Any] | None, path: str) -> tuple[Any | None, list[str]]:
         """Typed parameters of ``name`` built from ``options``: (instance or None, every problem).
@@ -89,7 +121,10 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the entry for ``name`` or raise :class:`UnknownNameError` naming the known ones."""
+        load_plugins()  # installed packages' plug-ins register on first lookup (fedray.plugins)
         key = str(name).lower()
+        if key not in self._entries:
+            self._import_pending()
         if key not in self._entries:
             raise UnknownNameError(self.unknown_message(name))
         return self._entries[key]
@@ -101,10 +136,17 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}.{hint}"
 
     def names(self) -> list[str]:
+        load_plugins()
+        self._import_pending()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return str(name).lower() in self._entries
+        load_plugins()
+        key = str(name).lower()
+        if key in self._entries or key in self._declared:
+            return True
+        self._import_pending()
+        return key in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

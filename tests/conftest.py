@@ -14,6 +14,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Prepared samples and vision features go to a directory of this test session, never to the user's
 # cache (set before any Ray worker starts, so actors inherit it).
 os.environ["FEDRAY_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-cache-")
+# Sweep-signing keys (fedray.tune.trust) go to a temporary config directory, not the user's.
+os.environ["FEDRAY_CONFIG_DIR"] = tempfile.mkdtemp(prefix="fedray-test-config-")
+# datasets converts parquet/json/csv copies into its cache: keep those conversions out of the user's.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-hf-datasets-")
 
 
 @pytest.fixture(scope="session")

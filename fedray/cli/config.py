@@ -3,6 +3,8 @@
 The first prints the scenario as the loader resolves it (every section, defaults filled in, overrides
 applied) as YAML that ``fedray run`` accepts, followed, as YAML comments, by the parameters of each
 plug-in the scenario chooses: type, bounds, default, one-line help and the value this scenario gives.
+Given a sweep file (``tune_spaces/*.yaml``) it prints the sweep resolved the same way, then each base
+scenario as the sweep's trials start from it (as YAML comments).
 The second lists every registered plug-in of a kind (or of every kind) with its parameters, so a user
 can see what ``strategy.eta`` or ``modality.missing_rate`` accepts without reading the source.
 
@@ -76,10 +78,30 @@ def main(args: argparse.Namespace) -> int:
         raise FedRayError("fedray config show needs a scenario file (e.g. fedray config show "
                           "scenarios/mini.yaml) or --plugins KIND")
     import fedray.checks  # noqa: F401  (registry-aware checks, as `fedray validate` runs them)
+    from fedray.cli.validate import is_sweep_file
 
+    if is_sweep_file(args.scenario):
+        from fedray.tune.space import load_space
+
+        print(show_sweep(load_space(args.scenario, args.overrides), args.scenario, args.overrides))
+        return 0
     scenario = load_scenario(args.scenario, args.overrides)  # raises ConfigError listing all problems
     print(show_scenario(scenario, args.scenario, args.overrides))
     return 0
+
+
+def show_sweep(space: Any, source: str, overrides: Sequence[str] = ()) -> str:
+    """A sweep file resolved: its own fields with defaults, then each base scenario as every trial
+    starts from it (the sweep's ``overrides`` applied; the searched fields then vary per trial)."""
+    applied = f" with {' '.join(overrides)}" if overrides else ""
+    lines = [f"# sweep {space.name!r} from {source}{applied}, every field resolved "
+             f"({space.expected_trials()} trials)", dump_yaml(scenario_to_dict(space.config)).rstrip()]
+    searched = ", ".join(d.path for d in space.dimensions) or "none"
+    for label, base in space.bases.items():
+        lines += ["", f"# base scenario {label!r} with the sweep's overrides (searched per trial: "
+                      f"{searched})",
+                  *(f"#   {line}" for line in dump_yaml(dict(base)).rstrip().splitlines())]
+    return "\n".join(lines)
 
 
 def registry_of(kind: str) -> Any:

@@ -10,6 +10,8 @@ plan) without starting Ray.
   style writes them, and the text the model sees, rendered by the scenario's chat template (through the
   model's processor, built without the model where the builder allows). ``--test`` shows the main test
   set's prompts instead (full modalities, as evaluation renders them).
+- ``check [--max-images N]`` verifies the local copies of the scenario's datasets before a long run: files
+  present, rows per split, images readable (see :mod:`fedray.cli.data_check`); exit 2 lists the problems.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fedray.cli import data_check
 from fedray.config.load import load_scenario
 
-HELP = "a scenario's data before a run: who holds what (inspect), what the model is shown (show)"
+HELP = ("a scenario's data before a run: who holds what (inspect), what the model is shown (show), whether "
+        "the local copies are whole (check)")
 INSPECT_HELP = "inspect a scenario's data: per-client sizes, labels and modalities"
 SHOW_HELP = "show samples as a client trains on them: prompt, target, rendered chat template"
 MODALITY_ORDER = ("image+text", "image", "text", "none")
@@ -42,6 +46,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     show.add_argument("--limit", type=int, default=3, help="samples per client (default 3)")
     show.add_argument("--test", action="store_true", help="the main test set's prompts instead")
     show.add_argument("--json", action="store_true", help="print a JSON list of samples")
+    check = sub.add_parser("check", help=data_check.HELP, description=data_check.HELP)
+    data_check.add_arguments(check)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -49,6 +55,8 @@ def main(args: argparse.Namespace) -> int:
         from fedray.cli.data_show import show
 
         return show(args)
+    if args.data_command == "check":
+        return data_check.check(args)
     return inspect(args)
 
 

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from fedray.cli.progress import PROGRESS_MODES, progress_display
 from fedray.config.load import load_scenario
+from fedray.config.safety import directory_problems
 from fedray.engine.history import RoundRecord
 from fedray.engine.observers import RoundObserver, RunStart
-from fedray.errors import FedRayError
+from fedray.errors import ConfigError, FedRayError
 
 HELP = "run a scenario: federated LoRA fine-tuning on Ray actors"
 
@@ -23,6 +25,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh in a --run-dir that holds a run: the old run is moved aside "
                              "to <dir>.replaced-<time>")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="live progress: bars on a terminal (live), plain lines for logs (plain), "
+                             "none (off); auto picks live or plain from where the output goes")
 
 
 #: Test metrics shown on the progress line and in the summary table, with their short names.
@@ -91,10 +96,13 @@ def main(args: argparse.Namespace) -> int:
         raise FedRayError("give a scenario file (e.g. scenarios/mini.yaml) or --resume RUN_DIR")
     else:
         scenario = load_scenario(args.scenario, args.overrides)
+        if args.run_dir and directory_problems(args.run_dir, "--run-dir"):  # before anything is written
+            raise ConfigError(directory_problems(args.run_dir, "--run-dir"), source="command line")
     mode = build_run_mode(scenario)
+    observers = [TensorBoardLogger(), progress_display(args.progress), ProgressLines()]
     try:
         simulation = Simulation(scenario, args.resume or args.run_dir, resume=bool(args.resume),
-                                overwrite=args.overwrite, observers=[TensorBoardLogger(), ProgressLines()])
+                                overwrite=args.overwrite, observers=observers)
     except FinishedRunError as finished:
         print(f"fedray: {finished}", flush=True)
         return 0
@@ -102,9 +110,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"fedray: {args.resume} has finished all its rounds; nothing to resume. Its results: "
               f"{Path(args.resume) / 'summary.json'}", flush=True)
         return 0
+    strategy = f", strategy {scenario.strategy.name}" if mode.uses_strategy else ""
     print(f"fedray: {scenario.name} ({mode.name}): {mode.header(scenario.partition.num_clients)}, modality "
-          f"{scenario.modality.name}, strategy {scenario.strategy.name}, model {scenario.model.name}",
-          flush=True)
+          f"{scenario.modality.name}{strategy}, model {scenario.model.name}", flush=True)
     summary = simulation.execute()
     print()
     print(summary_table(summary.rounds))

@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,7 @@ def main(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - start
         # Statuses as saved in the experiment state: after Ctrl+C, Tune saves the state and only then
         # stops the running trials, so the saved state (not `results`) tells unfinished trials apart.
-        saved = {t.trial_id: t.status for t in tune.ExperimentAnalysis(experiment).trials}
-        rows = sweep_rows(space, results, saved)
+        rows = sweep_rows(space, results, _saved_statuses(experiment))
     finally:
         if started:
             import ray
@@ -91,6 +91,21 @@ def _init_ray(space: Any) -> bool:
     return ensure_ray(replace(resources, ray_address=address))
 
 
+def _saved_statuses(experiment: str) -> dict[str, str]:
+    """Trial id → status from the experiment state Tune saved, read (it holds pickles) only once its
+    signature checks out (fedray.tune.trust); otherwise none, and the rows fall back on the results."""
+    from ray import tune
+
+    from fedray.tune.trust import UntrustedStateError, verify_state
+
+    try:
+        verify_state(experiment)
+    except UntrustedStateError as err:
+        print(f"fedray tune: not reading the saved trial statuses: {err}", file=sys.stderr)
+        return {}
+    return {t.trial_id: t.status for t in tune.ExperimentAnalysis(experiment).trials}
+
+
 def _check_snapshot(space: Any, out: Path, resume: bool) -> None:
     from fedray.config.load import scenario_to_dict
 
@@ -108,27 +123,29 @@ def sweep_rows(space: Any, results: Any, statuses: dict[str, str]) -> list[dict[
     """One row per trial of a finished (or interrupted) Tune ResultGrid; ``statuses`` maps trial ids
     to their Tune status."""
     metric, mode = space.config.metric, space.config.mode
-    trials = results._experiment_analysis.trials  # aligned with the ResultGrid's results
-    varied = [k for k in space.param_space() if len({json.dumps(t.config.get(k), default=str)
-                                                     for t in trials}) > 1]
+    varied = [k for k in space.param_space() if len({json.dumps(r.config.get(k), default=str)
+                                                     for r in results}) > 1]
     rows = []
-    for trial, result in zip(trials, results):
-        rounds = space.trial_scenario(trial.config).federation.rounds
+    for result in results:
+        config = dict(result.config)
+        trial_id = Path(result.path).name.removeprefix("trial_")  # see fedray.tune.trainable.trial_dirname
+        rounds = space.trial_scenario(config).federation.rounds
         df = result.metrics_dataframe
         records = [] if df is None or metric not in getattr(df, "columns", ()) else df.to_dict("records")
         records = [r for r in records if _finite(r.get(metric))]
         best = (max if mode == "max" else min)(records, key=lambda r: r[metric]) if records else {}
         last = records[-1] if records else {}
         done = int(last.get("server_round", 0))
-        row = {"trial": trial.trial_id, **{k: trial.config.get(k) for k in varied},
-               "status": _status(statuses.get(trial.trial_id, trial.status), done, rounds), "rounds": done,
+        status = statuses.get(trial_id, "ERROR" if result.error else "TERMINATED")
+        row = {"trial": trial_id, **{k: config.get(k) for k in varied},
+               "status": _status(status, done, rounds), "rounds": done,
                f"best_{metric}": best.get(metric), "best_round": best.get("server_round"),
                f"last_{metric}": last.get(metric)}
-        select = space.trial_scenario(trial.config).eval.select_metric
+        select = space.trial_scenario(config).eval.select_metric
         for split in ("val_", "test_"):
             if split + select != metric:
                 row[f"{split}{select}@best"] = best.get(split + select)
-        row["config"] = dict(trial.config)
+        row["config"] = config
         rows.append(row)
     return rows
 

@@ -32,21 +32,26 @@ or ``$TORCH_EXTENSIONS_DIR``). SGD stays torch's (no build).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from fedray.client.objectives import AdapterState, LocalObjective, ObjectiveRun
 from fedray.client.train import Steps, Trainer, TrainStats, make_optimizer
 from fedray.config.schema import TrainConfig, spec
 from fedray.errors import FedRayError
-from fedray.models.collate import IGNORE_INDEX, Collator
+from fedray.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from fedray.models.collate import Collator
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 logger = logging.getLogger(__name__)
 
@@ -140,18 +145,25 @@ def ds_config(params: DeepSpeedParams, train: TrainConfig, world_size: int) -> d
     }
 
 
-class _WithObjective(torch.nn.Module):
-    """The module DeepSpeed wraps: the model's loss, scaled for this rank's share, plus the objective's
-    terms, all computed inside forward so ZeRO-3 has the trainable params gathered."""
+@functools.cache
+def _with_objective_class() -> type:
+    """The class of the module DeepSpeed wraps, defined on first use: its base class is torch's, and
+    this module imports torch only when it trains (the driver imports it to check scenarios)."""
 
-    def __init__(self, model: Any, run: ObjectiveRun) -> None:
-        super().__init__()
-        self.model = model
-        self.run = run
+    class _WithObjective(torch.nn.Module):
+        """The module DeepSpeed wraps: the model's loss, scaled for this rank's share, plus the
+        objective's terms, all computed inside forward so ZeRO-3 has the trainable params gathered."""
 
-    def forward(self, batch: Mapping[str, torch.Tensor], scale: float) -> torch.Tensor:
-        task_loss = self.model(**batch).loss * scale
-        return self.run.loss(self.model, task_loss)
+        def __init__(self, model: Any, run: ObjectiveRun) -> None:
+            super().__init__()
+            self.model = model
+            self.run = run
+
+        def forward(self, batch: Mapping[str, torch.Tensor], scale: float) -> torch.Tensor:
+            task_loss = self.model(**batch).loss * scale
+            return self.run.loss(self.model, task_loss)
+
+    return _WithObjective
 
 
 class ZeroSteps(Steps):
@@ -181,7 +193,7 @@ class ZeroSteps(Steps):
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.params = params
         model.zero_grad(set_to_none=True)  # DeepSpeed accumulates into whatever a previous fit left
-        wrapper = _WithObjective(model, run)
+        wrapper = _with_objective_class()(model, run)
         if self.settings.zero_stage == 3:
             for param in params:  # used by the objective outside the modules that own them
                 deepspeed.zero.register_external_parameter(wrapper, param)
@@ -253,6 +265,8 @@ class DeepSpeedTrainer(Trainer):
 
 def _loss_scale(labels: torch.Tensor, has_rows: bool, world: int) -> float:
     """N·t_r/t: this rank's share of the batch's answer tokens (1.0 for a group of one)."""
+    from fedray.models.collate import IGNORE_INDEX
+
     if world == 1:
         return 1.0
     # Causal-LM losses predict token t+1 from t: the first label never counts.

@@ -80,37 +80,33 @@ def classification_metrics(predictions: Sequence[int | None], targets: Sequence[
 
 
 def _macro_f1(pred: np.ndarray, true: np.ndarray) -> float:
+    """scikit-learn's macro F1 over the classes present; ``-1`` (invalid) is in no class's labels, so an
+    invalid answer is a false negative of its true class and a false positive of none."""
+    from sklearn.metrics import f1_score
+
     present = np.union1d(true, pred[pred >= 0])
-    scores = []
-    for c in present:
-        tp = np.sum((pred == c) & (true == c))
-        fp = np.sum((pred == c) & (true != c))
-        fn = np.sum((pred != c) & (true == c))
-        scores.append(2 * tp / (2 * tp + fp + fn))  # F1 = 2tp / (2tp + fp + fn); > 0 denominators here
-    return float(np.mean(scores))
+    return float(f1_score(true, pred, labels=present, average="macro", zero_division=0.0))
 
 
 def roc_auc(scores: Sequence[float], targets: Sequence[int]) -> float:
-    """Binary ROC-AUC of continuous ``scores`` (higher = class 1); NaN unless both classes are present.
+    """Binary ROC-AUC of continuous ``scores`` (higher = class 1) by scikit-learn; NaN unless both classes
+    are present.
 
-    The Mann–Whitney statistic: the probability that a random positive outscores a random negative, ties
-    counting half, computed from average ranks: (Σ ranks of positives − P(P+1)/2) / (P·N).
+    The scores are replaced by their dense ranks first: the AUC depends only on their order (ties count
+    half), and option log-likelihood margins may be ±inf, which scikit-learn refuses.
     """
+    from sklearn.metrics import roc_auc_score
+
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(targets).reshape(-1)
     if s.shape != y.shape:
         raise ValueError(f"{s.size} scores for {y.size} targets")
     if not np.isin(y, (0, 1)).all() or np.isnan(s).any():
         raise ValueError("roc_auc needs targets in {0, 1} and scores that are not NaN")
-    positives = int(y.sum())
-    negatives = y.size - positives
-    if positives == 0 or negatives == 0:
+    if y.size == 0 or y.min() == y.max():
         return math.nan
-    order = np.argsort(s, kind="stable")
-    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
-    ranks = np.empty(s.size)
-    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based, ties share their mean rank
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    _, ranks = np.unique(s, return_inverse=True)  # same order and ties; ±inf become ordinary ranks
+    return float(roc_auc_score(y, ranks))
 
 
 # -- one task's generations ------------------------------------------------------------------------

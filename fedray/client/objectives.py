@@ -14,16 +14,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Callable, ClassVar, Optional, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar
 
 from fedray.config.params import params_or_raise
 from fedray.config.schema import spec
 from fedray.errors import ConfigError, FedRayError
+from fedray.lazy import lazy_import
 from fedray.registry import Registry
 
-AdapterState = dict[str, torch.Tensor]
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
+
+if TYPE_CHECKING:
+    AdapterState = dict[str, torch.Tensor]
+else:  # the loader reads the fields' types to check parameters; that must not import torch
+    AdapterState = dict[str, Any]
 
 OBJECTIVES: Registry[type] = Registry("client objective")
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from fedray.client.objectives import AdapterState, LocalObjective, ObjectiveRun
 from fedray.config.schema import TrainConfig
-from fedray.models.collate import Collator, Encodings, input_dtype
-from fedray.models.lora import get_adapter_state
+from fedray.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from fedray.models.collate import Collator, Encodings
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ def local_train(
     ``rows`` are sample rows (encoded at every step, as they come) or prepared
     :class:`~fedray.models.collate.Encodings` (a step then only selects, pads and stacks).
     """
+    from fedray.models.collate import input_dtype  # model code: imported where a model trains
+
     steps = steps or Steps()
     samples = collator.encodings(rows)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -192,5 +197,7 @@ class Trainer:
             objective: LocalObjective, global_state: AdapterState,
             rng: np.random.Generator) -> tuple[TrainStats, AdapterState]:
         """Train ``model`` (its global adapter already loaded); return stats and the new adapter."""
+        from fedray.models.lora import get_adapter_state  # model code: imported where a model trains
+
         stats = local_train(model, collator, rows, cfg, objective, global_state, rng, self.new_steps())
         return stats, get_adapter_state(model)

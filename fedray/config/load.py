@@ -23,6 +23,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from fedray.config.paths import collect_overrides, deep_merge, extra_field, join_path
+from fedray.config.safety import ENV_ALLOWED, ENV_PREFIX, env_allowed, scenario_reach_problems
 from fedray.config.schema import Scenario
 from fedray.config.yamlio import dump_yaml, parse_yaml, read_yaml_file
 from fedray.errors import ConfigError
@@ -49,16 +50,22 @@ def register_semantic_check(fn: SemanticCheck) -> SemanticCheck:
     return fn
 
 
-def expand_env(obj: Any, path: str = "") -> tuple[Any, list[str]]:
+register_semantic_check(scenario_reach_problems)  # run name, output root, cluster address
+
+
+def expand_env(obj: Any, path: str = "",
+               allowed: Callable[[str], bool] | None = None) -> tuple[Any, list[str]]:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``obj``; return (result, problems).
 
     A string that is exactly one reference is re-read as YAML so that ``${ROUNDS}`` can be a number.
+    With ``allowed``, a variable it refuses is a problem and is not read (scenarios allow ``FEDRAY_*``
+    and a few locations, so a scenario cannot copy an arbitrary variable into config.yaml).
     """
     if isinstance(obj, Mapping):
-        pairs = [(k, expand_env(v, join_path(path, str(k)))) for k, v in obj.items()]
+        pairs = [(k, expand_env(v, join_path(path, str(k)), allowed)) for k, v in obj.items()]
         return {k: v for k, (v, _) in pairs}, [p for _, (_, probs) in pairs for p in probs]
     if isinstance(obj, (list, tuple)):
-        pairs = [expand_env(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        pairs = [expand_env(v, f"{path}[{i}]", allowed) for i, v in enumerate(obj)]
         return [v for v, _ in pairs], [p for _, probs in pairs for p in probs]
     if not isinstance(obj, str) or "${" not in obj:
         return obj, []
@@ -66,6 +73,11 @@ def expand_env(obj: Any, path: str = "") -> tuple[Any, list[str]]:
 
     def substitute(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
+        if allowed is not None and not allowed(name):
+            problems.append(f"{path or 'value'}: ${{{name}}} is not expanded: a scenario reads only "
+                            f"{ENV_PREFIX}* variables and {', '.join(sorted(ENV_ALLOWED))}; export "
+                            f"{ENV_PREFIX}{name}=... and write ${{{ENV_PREFIX}{name}}}")
+            return match.group(0)  # left as written, so no second problem follows from an empty value
         value = os.environ.get(name)
         if value:  # like the shell's ${VAR:-x}: an empty variable also takes the default
             return value
@@ -141,6 +153,12 @@ def _build(cls: type, raw: Any, path: str, lenient: bool = False) -> tuple[Any, 
         kwargs[name] = value
     if extra and (undeclared or extra in kwargs):
         problems += _merge_extras(kwargs, extra, undeclared, path)
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:  # a required field absent (or, leniently, dropped for a bad value): nothing to build
+        given = {str(k) for k in raw}
+        problems += [f"{join_path(path, n)}: required; give it a value" for n in missing if n not in given]
+        return _INVALID, problems
     if blocked and not lenient:
         return _INVALID, problems
     if lenient and kwargs.get(extra) is _INVALID:
@@ -225,9 +243,14 @@ def _range_problems(value: Any, metadata: Mapping, path: str) -> list[str]:
         return []
     if isinstance(value, float) and not math.isfinite(value):  # no setting can mean ±inf or NaN
         return [f"{path}: got {value!r}, must be a finite number"]
-    return [f"{path}: got {value!r}, must be {symbol} {metadata[key]:g}"
+    return [f"{path}: got {value!r}, must be {symbol} {bound_text(metadata[key])}"
             for key, symbol, ok in _BOUNDS
             if metadata.get(key) is not None and not ok(value, metadata[key])]
+
+
+def bound_text(bound: float) -> str:
+    """A bound as people write it: ``0.5``, ``1024``, ``1,000,000`` (not ``1e+06``)."""
+    return f"{int(bound):,}" if float(bound).is_integer() and abs(bound) >= 10_000 else f"{bound:g}"
 
 
 def _unknown_key(name: str, known: list[str], path: str) -> str:
@@ -259,7 +282,7 @@ def scenario_from_dict(raw: Mapping, overrides: Sequence[str] = (), source: str 
     """Validate a raw scenario mapping (plus overrides) into a :class:`Scenario` or raise ConfigError."""
     tree, problems = collect_overrides(overrides)
     merged = deep_merge(raw, tree) if isinstance(raw, Mapping) else raw  # non-mapping: reported below
-    expanded, env_problems = expand_env(merged)
+    expanded, env_problems = expand_env(merged, allowed=env_allowed)
     scenario, build_problems = build_dataclass(Scenario, expanded)
     problems += env_problems + build_problems
     # With schema problems, the registry-aware checks see a best-effort scenario (defaults in place of

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, get_type_hints
 
-from fedray.config.load import build_dataclass, describe_type
+from fedray.config.load import bound_text, build_dataclass, describe_type
 from fedray.errors import ConfigError
 
 _FIELD_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*|\[\d+\])*")
@@ -52,7 +52,7 @@ def describe_params(cls: type) -> list[dict[str, Any]]:
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        bounds = " ".join(f"{symbol} {f.metadata[key]:g}" for key, symbol in
+        bounds = " ".join(f"{symbol} {bound_text(f.metadata[key])}" for key, symbol in
                           (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
                           if f.metadata.get(key) is not None)
         rows.append({"name": f.name, "type": describe_type(hints[f.name]), "default": default,

@@ -7,6 +7,8 @@ field generically and report all problems at once. Rules that span fields live i
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Mapping, Optional
 
@@ -82,7 +84,7 @@ class PartitionConfig:
     """How training samples are split over clients; the partitioner's own parameters (``alpha``) inline."""
 
     name: str = spec("dirichlet", help="registered partitioner: iid, dirichlet or quantity")
-    num_clients: int = spec(10, ge=1)
+    num_clients: int = spec(10, ge=1, le=1_000_000, help="how many clients (at most a million)")
     min_client_size: int = spec(10, ge=1, help="every client gets at least this many samples")
     mode: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: reproduce the FedMLLM scripts' splits exactly for the same seed")
@@ -135,17 +137,19 @@ class PromptsConfig:
 class TinyVlmConfig:
     """Sizes of the offline LLaVA-style model built from config (no download)."""
 
-    image_size: int = spec(32, ge=8, help="side of the square input image, in pixels")
+    image_size: int = spec(32, ge=8, le=4096, help="side of the square input image, in pixels")
     patch_size: int = spec(8, ge=1, help="side of a vision patch (image_size must be a multiple)")
-    vision_hidden_size: int = spec(64, ge=8, help="width of the vision tower")
-    vision_layers: int = spec(2, ge=1, help="transformer layers of the vision tower")
-    vision_heads: int = spec(4, ge=1, help="attention heads of the vision tower")
-    text_hidden_size: int = spec(128, ge=8, help="width of the language model (its MLP is twice as wide)")
-    text_layers: int = spec(2, ge=1, help="decoder layers of the language model")
-    text_heads: int = spec(4, ge=1, help="attention heads of the language model")
-    text_kv_heads: int = spec(2, ge=1, help="key/value heads (grouped-query attention)")
-    vocab_size: int = spec(1024, ge=300, help="upper bound on the byte-level BPE vocabulary")
-    max_position_embeddings: int = spec(512, ge=32, help="longest sequence the language model accepts")
+    vision_hidden_size: int = spec(64, ge=8, le=65536, help="width of the vision tower")
+    vision_layers: int = spec(2, ge=1, le=1024, help="transformer layers of the vision tower")
+    vision_heads: int = spec(4, ge=1, le=1024, help="attention heads of the vision tower")
+    text_hidden_size: int = spec(128, ge=8, le=65536,
+                                 help="width of the language model (its MLP is twice as wide)")
+    text_layers: int = spec(2, ge=1, le=1024, help="decoder layers of the language model")
+    text_heads: int = spec(4, ge=1, le=1024, help="attention heads of the language model")
+    text_kv_heads: int = spec(2, ge=1, le=1024, help="key/value heads (grouped-query attention)")
+    vocab_size: int = spec(1024, ge=300, le=1_000_000, help="upper bound on the byte-level BPE vocabulary")
+    max_position_embeddings: int = spec(512, ge=32, le=10_000_000,
+                                        help="longest sequence the language model accepts")
     init_seed: int = spec(0, ge=0, help="seed of the base weights (same on every actor)")
 
     def problems(self) -> list[str]:
@@ -173,10 +177,11 @@ class AssembledConfig:
                    "(None: looked up under $FEDRAY_ASSETS, see `make assets-real`)")
     vision_weights: Optional[str] = spec(
         None, help="EfficientNet-Lite0 ImageNet state dict (.pth) (None: looked up under $FEDRAY_ASSETS)")
-    image_size: int = spec(224, ge=32, help="side of the square image fed to the vision encoder")
+    image_size: int = spec(224, ge=32, le=4096, help="side of the square image fed to the vision encoder")
     image_grid: int = spec(2, ge=1, le=7, help="image features average-pooled to grid×grid tokens "
                                                   "(7: EfficientNet-Lite0's full 7×7 map at 224 px)")
-    projector_hidden: int = spec(512, ge=0, help="hidden width of the MLP projector (0: one linear layer)")
+    projector_hidden: int = spec(512, ge=0, le=65536,
+                                 help="hidden width of the MLP projector (0: one linear layer)")
     init_seed: int = spec(0, ge=0, help="seed of the projector's initial weights (same on every actor)")
 
 
@@ -198,7 +203,7 @@ class ModelConfig:
     cache_vision_features: bool = spec(
         True, help="compute a frozen vision tower without LoRA once per image and reuse its output (exact; "
                    "llava and assembled, see docs/models.md); false: run it at every step")
-    max_length: int = spec(256, ge=16, help="token limit per sample (prompt + answer)")
+    max_length: int = spec(256, ge=16, le=10_000_000, help="token limit per sample (prompt + answer)")
     tiny: TinyVlmConfig = spec(default_factory=TinyVlmConfig, help="tiny-vlm: the builder's parameters")
     assembled: AssembledConfig = spec(default_factory=AssembledConfig,
                                       help="assembled: the builder's parameters")
@@ -208,7 +213,7 @@ class ModelConfig:
 class LoraConfig:
     """LoRA adapter settings and which extra modules are trained and aggregated."""
 
-    rank: int = spec(8, ge=1)
+    rank: int = spec(8, ge=1, le=65536)
     alpha: float = spec(16.0, gt=0.0)
     dropout: float = spec(0.0, ge=0.0, lt=1.0)
     target_modules: Optional[str] = spec(
@@ -228,6 +233,20 @@ class LoraConfig:
     trainable: tuple[str, ...] = spec(
         (), help="regexes over full module paths (e.g. 'llm\\.model\\.norm'): the outermost modules that "
                  "match are trained in full and aggregated, like modules_to_save")
+
+    def problems(self) -> list[str]:
+        patterns = [("lora.target_modules", self.target_modules)] if self.target_modules is not None else []
+        patterns += [(f"lora.trainable[{i}]", p) for i, p in enumerate(self.trainable)]
+        return [problem for path, pattern in patterns for problem in regex_problems(path, pattern)]
+
+
+def regex_problems(path: str, pattern: str) -> list[str]:
+    """A regular expression that does not compile: said at load time, not in every actor."""
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        return [f"{path}: {pattern!r} is not a regular expression ({err}); fix it (escape . ( [ with \\)"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -258,9 +277,10 @@ class RoundScheduleConfig:
 class TrainConfig:
     """Local training on each client."""
 
-    local_steps: Optional[int] = spec(10, ge=1, help="optimizer steps per fit (or use local_epochs)")
-    local_epochs: Optional[float] = spec(None, gt=0.0, help="passes over the client data per fit")
-    batch_size: int = spec(8, ge=1)
+    local_steps: Optional[int] = spec(10, ge=1, le=10_000_000,
+                                      help="optimizer steps per fit (or use local_epochs)")
+    local_epochs: Optional[float] = spec(None, gt=0.0, le=100_000, help="passes over the client data per fit")
+    batch_size: int = spec(8, ge=1, le=1_000_000)
     optimizer: Literal["adamw", "sgd"] = spec("adamw", help="local optimizer, new every fit (sgd: plain, "
                                                              "as SCAFFOLD's analysis assumes)")
     lr: float = spec(1e-3, gt=0.0)
@@ -303,14 +323,16 @@ class ObjectiveConfig:
 class FederationConfig:
     """The round loop."""
 
-    rounds: int = spec(10, ge=1)
-    clients_per_round: int = spec(3, ge=1)
+    rounds: int = spec(10, ge=1, le=1_000_000, help="server rounds (at most a million)")
+    clients_per_round: int = spec(3, ge=1, le=1_000_000)
     min_fit_clients: int = spec(1, ge=1, help="a round with fewer successful fits fails the run")
-    round_timeout_s: float = spec(600.0, gt=0.0, help="fits not back by then count as failures")
-    checkpoint_every: int = spec(1, ge=0, help="checkpoint every N rounds for --resume (0: never)")
+    round_timeout_s: float = spec(600.0, gt=0.0, le=10_000_000,
+                                  help="fits not back by then count as failures (at most ~115 days)")
+    checkpoint_every: int = spec(1, ge=0, le=1_000_000,
+                                 help="checkpoint every N rounds for --resume (0: never)")
     client_states_in_memory: int = spec(256, ge=1, help="client states kept in memory on the "
                                         "aggregator's node; the rest spill to the run directory")
-    fit_retries: int = spec(0, ge=0, help="retries of a fit whose actor died, on another actor "
+    fit_retries: int = spec(0, ge=0, le=100, help="retries of a fit whose actor died, on another actor "
                                         "(0: the client is a failure for that round)")
     sampler: Literal["fedray", "fedmllm"] = spec(
         "fedray", help="fedmllm: the reference's cohorts (Python random seeded with the round, then sample)")
@@ -323,7 +345,8 @@ class SystemConfig:
     availability: float = spec(1.0, gt=0.0, le=1.0, help="chance a client can be sampled in a round")
     dropout: float = spec(0.0, ge=0.0, lt=1.0, help="chance a sampled client drops out, losing its update")
     slow_fraction: float = spec(0.0, ge=0.0, le=1.0, help="share of clients that are slow (fixed per client)")
-    slow_factor: float = spec(1.0, ge=1.0, help="how many times longer a slow client's fit takes")
+    slow_factor: float = spec(1.0, ge=1.0, le=1_000_000,
+                              help="how many times longer a slow client's fit takes")
 
 
 @dataclass(frozen=True)
@@ -332,24 +355,33 @@ class EvalConfig:
 
     every: int = spec(1, ge=0, help="evaluate every N rounds (0: only at the end)")
     at_start: bool = spec(True, help="evaluate the initial global model as round 0")
-    batch_size: int = spec(32, ge=1)
+    batch_size: int = spec(32, ge=1, le=1_000_000)
     max_new_tokens: Optional[int] = spec(
-        None, ge=1, help="tokens generated per answer (None: the eval set's longest answer in this model's "
+        None, ge=1, le=1_000_000,
+        help="tokens generated per answer (None: the eval set's longest answer in this model's "
                          "tokens, so no answer is cut short)")
     conditions: tuple[Literal["full", "image_only", "text_only"], ...] = spec(
         ("full",), help="test conditions: full modalities, and/or with text or image removed")
     option_scores: bool = spec(True, help="score binary multiple-choice options by log-likelihood (ROC-AUC)")
-    select_metric: str = spec("accuracy", help="validation metric that picks the best round")
+    select_metric: str = spec("accuracy", help="validation metric that picks the best round: one the "
+                                               "evaluation produces (accuracy, macro_f1, auc, invalid_rate, "
+                                               "accuracy_open/_closed, their fedmllm_* forms, ...)")
     protocol: tuple[Literal["strict", "fedmllm"], ...] = spec(
         ("strict",), help="how answers are scored: strict (fedray's parser: exact options, an invalid "
                           "bucket) and/or fedmllm (the reference's parser and metrics, keys fedmllm_*)")
+    save_predictions: bool = spec(False, help="write each evaluated round's test answers (prompt, generated "
+                                              "text, parsed answer, correctness) to "
+                                              "predictions/round_NNN.jsonl")
 
     def problems(self) -> list[str]:
         out = []
         if not self.protocol:
             out.append("eval.protocol: empty; give at least one of strict, fedmllm")
+        if not self.conditions:
+            out.append("eval.conditions: empty, so nothing would be tested; give at least full")
         if len(set(self.protocol)) != len(self.protocol):
             out.append(f"eval.protocol: {list(self.protocol)} names a protocol twice")
+        out += select_metric_problems(self)
         metric = self.select_metric.rsplit("/", 1)[-1]
         if self.protocol and "strict" not in self.protocol and not metric.startswith("fedmllm_"):
             out.append(f"eval.select_metric: {self.select_metric!r} is a strict-protocol metric, but "
@@ -358,19 +390,54 @@ class EvalConfig:
         return out
 
 
+#: The metrics a validation split can produce (fedray.client.metrics, fedray.client.protocols), by protocol;
+#: ``accuracy_qtype/<type>`` also, and a ``choice/``, ``label/`` or ``vqa/`` prefix on a mixed set.
+STRICT_METRICS = frozenset({"accuracy", "macro_f1", "invalid_rate", "auc", "accuracy_open",
+                            "accuracy_closed"})
+FEDMLLM_METRICS = frozenset({"fedmllm_accuracy", "fedmllm_f1", "fedmllm_auc", "fedmllm_fallback_rate",
+                             "fedmllm_accuracy_open", "fedmllm_accuracy_closed"})
+_ROW_KINDS = ("choice/", "label/", "vqa/")
+
+
+def select_metric_problems(cfg: EvalConfig) -> list[str]:
+    """``eval.select_metric`` must be a metric the evaluation produces, or no round is ever chosen."""
+    name = cfg.select_metric
+    base = next((name[len(k):] for k in _ROW_KINDS if name.startswith(k)), name)
+    fedmllm = base.startswith("fedmllm_")
+    head, slash, _ = base.partition("/")
+    known = base in STRICT_METRICS | FEDMLLM_METRICS or \
+        bool(slash) and head in ("accuracy_qtype", "fedmllm_accuracy_qtype")
+    if not known:
+        close = difflib.get_close_matches(base, sorted(STRICT_METRICS | FEDMLLM_METRICS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return [f"eval.select_metric: {name!r} is not a metric the evaluation produces, so no best round "
+                f"would ever be chosen; {hint}known: {', '.join(sorted(STRICT_METRICS | FEDMLLM_METRICS))}"]
+    if fedmllm and "fedmllm" not in cfg.protocol:
+        return [f"eval.select_metric: {name!r} is a fedmllm-protocol metric, but eval.protocol is "
+                f"{list(cfg.protocol)}; add fedmllm to eval.protocol or select a strict metric"]
+    if base == "auc" and not cfg.option_scores:
+        return ["eval.select_metric: 'auc' comes from option scores, but eval.option_scores is false; "
+                "set it true or select another metric"]
+    return []
+
+
 @dataclass(frozen=True)
 class ResourcesConfig:
     """The client actor pool and where Ray runs."""
 
-    actors: Optional[int] = spec(2, ge=1, help="client actor groups in the pool (None: as many as the "
+    actors: Optional[int] = spec(2, ge=1, le=100_000,
+                                 help="client actor groups in the pool (None: as many as the "
                                                "cluster's CPUs and GPUs fit)")
-    actors_per_client: int = spec(1, ge=1, help="actors that train one client together as one DeepSpeed "
+    actors_per_client: int = spec(1, ge=1, le=4096,
+                                  help="actors that train one client together as one DeepSpeed "
                                                 "data-parallel group, reserved with a placement group")
-    cpus_per_actor: float = spec(1.0, ge=0.0)
-    gpus_per_actor: float = spec(0.0, ge=0.0, help="fractions allowed, e.g. 0.25")
-    torch_threads: Optional[int] = spec(None, ge=1, help="torch threads per actor (None: from cpus)")
+    cpus_per_actor: float = spec(1.0, ge=0.0, le=4096)
+    gpus_per_actor: float = spec(0.0, ge=0.0, le=64, help="fractions allowed, e.g. 0.25")
+    torch_threads: Optional[int] = spec(None, ge=1, le=1024, help="torch threads per actor (None: from cpus)")
     cap_gpu_memory: bool = spec(True, help="each actor limits its GPU memory to its share gpus_per_actor")
-    ray_address: Optional[str] = spec(None, help="existing cluster address (None: start locally)")
+    ray_address: Optional[str] = spec(None, help="existing cluster address, host:port, ray://host:port or "
+                                                 "auto (None: start locally); one that cannot be reached "
+                                                 "within 30 s fails the run")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,14 @@ from fedray.flat import FlatState
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
 from fedray.models.features import VisionFeatures
-from fedray.models.lora import AdapterState, adapter_bytes_breakdown, adapter_slots, apply_lora, state_nbytes
+from fedray.models.lora import (
+    AdapterState,
+    adapter_bytes_breakdown,
+    adapter_slots,
+    apply_lora,
+    peft_adapter_config,
+    state_nbytes,
+)
 from fedray.seeding import derive_rng, derive_seed, torch_seeded
 
 logger = logging.getLogger(__name__)
@@ -105,7 +112,8 @@ class ClientActor:
         return {"pid": os.getpid(), "device": str(self.device), "trainable_params": trainable,
                 "total_params": total, "threads": torch.get_num_threads(), "rank": self.rank,
                 "adapter_bytes": adapter_bytes_breakdown(self.model),
-                "adapter_keys": list(self.adapter.layout.keys), "build_s": self.build_s}
+                "adapter_keys": list(self.adapter.layout.keys), "build_s": self.build_s,
+                "adapter_config": peft_adapter_config(self.model)}
 
     def rendezvous(self) -> tuple[str, int]:
         """Rank 0 of a group: the address and a free port its process group will listen on."""

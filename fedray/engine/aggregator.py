@@ -182,9 +182,11 @@ class AggregatorActor:
         return FlatState.pack(state, layout)
 
     # -- files ----------------------------------------------------------------------------------
-    def save_adapter(self, name: str, state: Mapping[str, Any] | None = None) -> str:
-        """Write ``state`` (default: the global adapter) as ``<run>/<name>.safetensors``."""
-        return str(write_adapter(self.run_path, self.global_state if state is None else state, name))
+    def save_adapter(self, name: str, state: Mapping[str, Any] | None = None,
+                     config: Mapping[str, Any] | None = None) -> str:
+        """Write ``state`` (default: the global adapter) as the PEFT adapter directory ``<run>/<name>/``,
+        with ``config`` (PEFT's adapter config, from a client actor) as its ``adapter_config.json``."""
+        return str(write_adapter(self.run_path, self.global_state if state is None else state, name, config))
 
     def save_checkpoint(self, server_round: int, driver: dict[str, Any]) -> float:
         """Write the run's checkpoint: this actor's state with the driver's ``driver`` part; return the

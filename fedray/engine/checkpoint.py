@@ -165,10 +165,10 @@ class _TensorFreeUnpickler(pickle.Unpickler):
 _DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "int8", "uint8", "bool"}
 
 
-def write_adapter(run_path: Path, state: Mapping[str, Any], name: str) -> Path:
-    """Write an adapter as ``<run_path>/<name>.safetensors`` atomically (write, then rename)."""
-    from safetensors.torch import save_file
+def write_adapter(run_path: Path, state: Mapping[str, Any], name: str,
+                  config: Mapping[str, Any] | None = None) -> Path:
+    """Write an adapter as the PEFT adapter directory ``<run_path>/<name>/`` (weights, and PEFT's
+    ``adapter_config.json`` when ``config`` is given; see :mod:`fedray.engine.adapter_files`)."""
+    from fedray.engine.adapter_files import write_adapter_dir
 
-    path = Path(run_path) / f"{name}.safetensors"
-    return write_atomically(path, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()},
-                                                        str(tmp)))
+    return write_adapter_dir(Path(run_path) / name, state, config)

@@ -61,6 +61,11 @@ class RunMode:
     #: The aggregator keeps each client's adapter instead of aggregating them (and a client's next fit
     #: starts from its own).
     isolated = False
+    #: The server rule (``strategy``) shapes the result; headers name it only then.
+    uses_strategy = True
+    #: Adapters travel between server and clients; otherwise the history records 0 bytes (the simulation
+    #: still hands adapters to actors, but a real deployment of the mode sends nothing).
+    communicates = True
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -108,6 +113,10 @@ class RunMode:
         record.validation = scorer.validate(state)
         return state
 
+    def traffic(self, bytes_down: int, bytes_up: int) -> tuple[int, int]:
+        """The bytes a round of this mode sends down and up, given what the simulation moved."""
+        return (bytes_down, bytes_up) if self.communicates else (0, 0)
+
     def header(self, num_clients: int) -> str:
         """How the run's clients and rounds go, in a few words for the terminal."""
         return (f"{num_clients} clients, {self.scenario.federation.clients_per_round} per round, "
@@ -143,6 +152,8 @@ class Local(RunMode):
 
     name = "local"
     isolated = True
+    uses_strategy = False
+    communicates = False
 
     def fits_per_round(self, num_clients: int) -> int:
         return num_clients
@@ -168,7 +179,8 @@ class Local(RunMode):
         return None
 
     def header(self, num_clients: int) -> str:
-        return f"{num_clients} clients, each alone every round, {self.rounds} rounds"
+        return (f"{num_clients} clients, each alone every round, {self.rounds} rounds, no aggregation, "
+                "no communication")
 
 
 @RUN_MODES.register("zero_shot")
@@ -176,6 +188,8 @@ class ZeroShot(RunMode):
     """No training: the initial model is evaluated once, as round 0."""
 
     name = "zero_shot"
+    uses_strategy = False
+    communicates = False
 
     @property
     def rounds(self) -> int:
@@ -186,7 +200,8 @@ class ZeroShot(RunMode):
         return True
 
     def header(self, num_clients: int) -> str:
-        return f"{num_clients} clients, no training (the initial model is evaluated once)"
+        return (f"{num_clients} clients, no training: the initial model is evaluated once "
+                "(no rounds, no strategy)")
 
 
 def pooled(specs: Sequence[ClientSpec]) -> ClientSpec:

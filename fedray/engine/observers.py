@@ -4,6 +4,10 @@ The run directory's history, TensorBoard, the terminal's progress lines and Ray 
 :class:`RoundObserver` s handed to :class:`~fedray.engine.simulation.Simulation`, which calls every hook
 in the order the observers were given. The engine imports none of them: the layer that starts a run
 (the CLI, a Tune trial, a script) picks its observers.
+
+Besides the rounds, the engine reports the long work inside them as :class:`Progress` steps (start-up
+phases, fits done in a round, evaluation samples scored), so a live display never sits silent while a
+model loads or a round of a real model runs for minutes.
 """
 
 from __future__ import annotations
@@ -28,8 +32,35 @@ class RunStart:
     last_round: int  # the run mode's last round (0 for a run that trains nothing)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far one piece of long work has got: ``done`` of ``total`` (``total`` 0: a phase that has
+    no count, which is begun with ``done`` 0 and ended with ``done`` 1).
+
+    ``stage`` says what kind of work it is (one of :data:`PROGRESS_STAGES`); ``label`` says, in words
+    a user reads, which one ("loading the model on 2 client actors", "round 3", "test set").
+    """
+
+    stage: str
+    label: str
+    done: int
+    total: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= max(self.total, 1)
+
+
+#: The stages the engine reports: start-up phases, one round's fits, one evaluation pass.
+PROGRESS_STAGES = ("startup", "fit", "eval")
+
+
 class RoundObserver:
     """Hooks called by the round loop; each does nothing unless a subclass overrides it."""
+
+    def on_progress(self, step: Progress) -> None:
+        """As long work advances: start-up phases (before :meth:`on_start`), each fit that comes
+        back, each evaluation shard scored. For live displays; nothing may depend on it."""
 
     def on_start(self, start: RunStart) -> None:
         """Once, after data and actors are ready and before the first round (round 0 included)."""
@@ -60,6 +91,10 @@ class Observers(RoundObserver):
 
     def __init__(self, observers: Iterable[RoundObserver]) -> None:
         self.members = list(observers)
+
+    def on_progress(self, step: Progress) -> None:
+        for observer in self.members:
+            observer.on_progress(step)
 
     def on_start(self, start: RunStart) -> None:
         for observer in self.members:

@@ -12,7 +12,8 @@ leaves an unschedulable request pending forever, so a pool that cannot start wit
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+import time
+from typing import Any, Callable, Mapping, Sequence
 
 import ray
 
@@ -196,13 +197,21 @@ class ActorPool:
         return fresh
 
     def evaluate(self, state_ref: Any, set_name: str, num_rows: int, timeout_s: float,
-                 condition: str = "full", score_options: bool = False) -> EvalShard:
-        """Evaluate rows 0..num_rows-1 of one eval set, sharded over the actors in contiguous blocks."""
+                 condition: str = "full", score_options: bool = False,
+                 on_rows: Callable[[int], None] | None = None) -> EvalShard:
+        """Evaluate rows 0..num_rows-1 of one eval set, sharded over the actors in contiguous blocks;
+        ``on_rows`` hears each shard's row count as it comes back (for progress displays)."""
         bounds = [round(i * num_rows / len(self.actors)) for i in range(len(self.actors) + 1)]
-        refs = [actor.evaluate.remote(state_ref, EvalRequest(set_name, tuple(range(lo, hi)), condition,
-                                                             score_options))
-                for actor, lo, hi in zip(self.actors, bounds, bounds[1:]) if hi > lo]
-        shards: list[EvalShard] = ray.get(refs, timeout=timeout_s)
+        refs = {actor.evaluate.remote(state_ref, EvalRequest(set_name, tuple(range(lo, hi)), condition,
+                                                             score_options)): hi - lo
+                for actor, lo, hi in zip(self.actors, bounds, bounds[1:]) if hi > lo}
+        deadline, pending = time.monotonic() + timeout_s, list(refs)
+        while on_rows is not None and pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                break  # the get below raises the timeout
+            on_rows(refs[done[0]])
+        shards: list[EvalShard] = ray.get(list(refs), timeout=max(0.0, deadline - time.monotonic()))
         scores = [s for shard in shards for s in shard.option_logprobs or []] if score_options else None
         return EvalShard(generations=[g for shard in shards for g in shard.generations],
                          option_logprobs=scores)

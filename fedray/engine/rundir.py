@@ -80,12 +80,12 @@ class RunDir:
         resumed run reads its rounds back from it (``keep_through``: the resumed checkpoint's round)."""
         return HistoryWriter(self.history_path, keep_through)
 
-    def save_adapter(self, state: AdapterState, name: str = "global_adapter") -> Path:
-        """Write an adapter as ``<name>.safetensors`` atomically (write, then rename)."""
-        from safetensors.torch import save_file
+    def save_adapter(self, state: AdapterState, name: str = "global_adapter",
+                     config: dict | None = None) -> Path:
+        """Write an adapter as the PEFT adapter directory ``<name>/`` (:mod:`fedray.engine.adapter_files`)."""
+        from fedray.engine.adapter_files import write_adapter_dir
 
-        return write_atomically(self.path / f"{name}.safetensors", lambda tmp: save_file(
-            {k: v.contiguous() for k, v in state.items()}, str(tmp)))
+        return write_adapter_dir(self.path / name, state, config)
 
     def save_summary(self, summary: dict) -> Path:
         """Write ``summary.json`` (the run's headline results) atomically."""

@@ -1,10 +1,15 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
-No dashboard; the cluster's own logging at WARNING, less the notice Ray prints on every start of a local
+No dashboard. A local cluster that this process starts prestarts no idle Python workers
+(:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more when the driver
+connects, and in a run none of them hosted an actor (each actor got a worker of its own, measured with
+fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
+The cluster's own logging at WARNING, less the notice Ray prints on every start of a local
 cluster that token authentication is on (its default, which stays); and the actors' output (worker
 stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs
-instead of being forwarded to the driver's terminal. Both unless asked for: ``fedray --debug`` or
-``FEDRAY_ACTOR_LOGS=1``.
+instead of being forwarded to the driver's terminal (the engine copies this run's into ``run.log`` at
+its end: :func:`actor_output`). Both unless asked for: ``fedray --debug`` or ``FEDRAY_ACTOR_LOGS=1``,
+which forward the actors' lines, without colour codes when the output is not a terminal.
 A client's failure still reaches the driver, with its traceback, through the failed call itself.
 """
 
@@ -12,14 +17,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 import ray
 
 from fedray.config.schema import ResourcesConfig
+from fedray.errors import SchedulingError
+
+logger = logging.getLogger(__name__)
 
 #: Environment every fedray worker process gets: nothing may reach a model hub at run time.
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
               "HF_DATASETS_OFFLINE": "1"}
+
+#: Ray settings of a local cluster started for one run: workers start when an actor needs one.
+LEAN_SYSTEM_CONFIG = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 
 #: Set to 1 to see the actors' output on the driver's terminal.
 ACTOR_LOGS_ENV = "FEDRAY_ACTOR_LOGS"
@@ -31,21 +48,102 @@ def actor_logs_wanted() -> bool:
         logging.getLogger("fedray").isEnabledFor(logging.DEBUG)
 
 
-def ensure_ray(resources: ResourcesConfig) -> bool:
-    """Connect to ``resources.ray_address`` or start a local Ray; True when this call started it."""
+@dataclass(frozen=True)
+class RayStart:
+    """What :func:`ensure_ray` did: true when it started (or joined) Ray, so the caller shuts it down;
+    ``session_dir`` is this machine's Ray session directory then (its ``logs/`` hold the actors' output)."""
+
+    started: bool
+    session_dir: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.started
+
+
+def ensure_ray(resources: ResourcesConfig) -> RayStart:
+    """Connect to ``resources.ray_address`` or start a local Ray; true when this call started it."""
     if ray.is_initialized():
-        return False
+        return RayStart(False)
     os.environ.update(WORKER_ENV)
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
                   runtime_env={"env_vars": WORKER_ENV})
+    if kwargs["log_to_driver"]:
+        plain_prefixes_when_redirected(sys.stdout)
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
     if address:
-        ray.init(address=address, **kwargs)
+        require_reachable(address)
+        try:
+            context = ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            raise SchedulingError(f"cannot connect to the Ray cluster at {address!r}: {exc}; start it "
+                                  "(`ray start --head`) or fix resources.ray_address") from None
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-    return True
+        system_config = dict(LEAN_SYSTEM_CONFIG)  # a copy: ray.init adds its own keys to the dict it gets
+        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=system_config, **kwargs)
+    session_dir = context.address_info.get("session_dir")
+    if not kwargs["log_to_driver"]:
+        logger.info("the actors' output (library warnings, prints) goes to Ray's session logs, %s/logs, "
+                    "not to the terminal (fedray --debug or %s=1 shows it there); this run's is copied "
+                    "here at its end", session_dir, ACTOR_LOGS_ENV)
+    return RayStart(True, session_dir)
+
+
+def plain_prefixes_when_redirected(stream: TextIO) -> None:
+    """Forwarded actor lines carry a coloured ``(ClientActor pid=...)`` prefix: ANSI codes in a log
+    file. Ray's documented ``RAY_COLOR_PREFIX=0`` turns the colour off; set it (unless the user did)
+    when ``stream`` is not a terminal."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if not terminal:
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+
+
+#: Lines Ray writes at the top of every worker's log file, not the worker's own output.
+_LOG_MARKERS = (":job_id:", ":actor_name:", ":task_name:")
+
+
+def actor_output(session_dir: str | None, job_id: str) -> list[str]:
+    """The stderr of job ``job_id``'s workers on this machine (read from ``session_dir/logs``), each
+    distinct line once, with how many workers wrote it: what the terminal was spared, for the run log."""
+    if not session_dir:
+        return []
+    counts: dict[str, int] = {}
+    for path in sorted(Path(session_dir, "logs").glob(f"worker-*-{job_id}-*.err")):
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:  # a worker's file may be rotated away; its lines are simply missing
+            continue
+        own = (text.rstrip() for text in lines if text.strip() and not text.startswith(_LOG_MARKERS))
+        for line in dict.fromkeys(own):
+            counts[line] = counts.get(line, 0) + 1
+    return [line + (f"  [×{n} workers]" if n > 1 else "") for line, n in counts.items()]
+
+
+#: Seconds to wait for a cluster address to accept a connection before the run fails (Ray itself
+#: would retry an unreachable address for minutes).
+CONNECT_TIMEOUT_S = 30.0
+_HOST_PORT = re.compile(r"^(?:ray://)?\[?(?P<host>[^\[\]]+?)\]?:(?P<port>\d+)$")
+
+
+def require_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout_s`` with a :class:`SchedulingError` if ``host:port`` (or ``ray://host:port``)
+    accepts no TCP connection; other forms (``auto``) are left to Ray."""
+    match = _HOST_PORT.match(address.strip())
+    if not match:
+        return
+    host, port = match.group("host"), int(match.group("port"))
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise SchedulingError(f"the Ray cluster at {address!r} cannot be reached ({reason}, waited up to "
+                              f"{timeout_s:g} s); start it (`ray start --head --port {port}`) or fix "
+                              "resources.ray_address (null starts Ray locally)") from None
 
 
 #: The logger of Ray's notice, and the notice's first words.

@@ -39,12 +39,12 @@ from fedray.engine.faults import AGGREGATOR_RESTARTS, actor_dead, stop_message, 
 from fedray.engine.files import RunDirWriteError
 from fedray.engine.history import RoundRecord
 from fedray.engine.modes import build_run_mode
-from fedray.engine.observers import Observers, RoundObserver, RunStart
+from fedray.engine.observers import Observers, Progress, RoundObserver, RunStart
 from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.resume import ResumePlan, config_fingerprint, plan_resume
 from fedray.engine.rundir import RunDir
-from fedray.engine.runtime import ensure_ray
+from fedray.engine.runtime import RayStart, actor_output, ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
 from fedray.engine.startup import StartupClock
 from fedray.engine.summary import RunSummary
@@ -105,9 +105,9 @@ class Simulation:
             self.summary.best_round = None if self.plan.best_round is True else self.plan.best_round
             return self.summary
         started_ray = completed = False
-        clock = StartupClock()
+        clock = StartupClock(self.observers.on_progress)
         try:
-            with clock.phase("ray.init"):
+            with clock.phase("ray.init", "starting Ray"):
                 started_ray = ensure_ray(self.scenario.resources)
             self._start(clock)
             first = self._restore() + 1 if self.resume else 1
@@ -164,24 +164,26 @@ class Simulation:
         """The actors and the aggregator start first (models, imports) and the data is built meanwhile;
         the actors take it when it is ready. ``clock`` records how long each step kept the driver."""
         s = self.scenario
-        with clock.phase("actors + aggregator started"):
+        with clock.phase("actors + aggregator started", "starting the client actors"):
             setup = ClientSetup.from_scenario(s, train=self.mode.train_config())
             self.pool = ActorPool(s.resources, setup, fits_per_round=self.mode.fits_per_round(
                 self._training_clients()), fit_retries=s.federation.fit_retries, wait=False)
             self.aggregator = self._start_aggregator()
             self.states = AggregatorStates(self.aggregator)
-        with clock.phase("data (actors loading meanwhile)"):
+        with clock.phase("data (actors loading meanwhile)", "building the data (models loading)"):
             self._prepare_data()
             # One object per table set: Ray resolves top-level ObjectRef arguments only.
             self.pool.attach_data(ray.put(self.data.train), ray.put(Evaluator.eval_tables(self.data)),
                                   train_needs(self.specs), self.scenario.data.cache_dir)
-            self.evaluator = Evaluator(s.eval, self.data, self.pool)
-        with clock.phase("actors ready"):
+            self.evaluator = Evaluator(s.eval, self.data, self.pool, setup.prompt, self.run.path,
+                                       on_progress=self.observers.on_progress)
+        with clock.phase("actors ready", f"loading the model on {len(self.pool.actors)} actor(s)"):
             self.pool.wait_ready()
-        with clock.phase("aggregator ready"):
+        with clock.phase("aggregator ready", "initial adapter to the aggregator"):
             self.adapter_nbytes = ray.get(self.aggregator.set_global.remote(self.pool.initial_adapter_ref()),
                                           timeout=120)
         self.pool_adapter_keys = sorted(self.pool.info[0]["adapter_keys"])
+        self.adapter_config = self.pool.info[0]["adapter_config"]  # PEFT's, saved beside each adapter
         clock.report(self.pool.info, self.adapter_nbytes)
 
     def _training_clients(self) -> int:
@@ -263,11 +265,24 @@ class Simulation:
 
         forward = ResultBatches(lambda batch: self.aggregator.add_results.remote(
             server_round, *(ref for pair in batch for ref in pair)), self.adapter_nbytes)
+        returned: list[int] = []
+
+        def on_result(report_ref: Any, params_ref: Any, report: Any) -> None:
+            forward(report_ref, params_ref, report)
+            returned.append(report.client_id)
+            self._fit_progress(server_round, len(returned), len(tasks))
+
+        self._fit_progress(server_round, 0, len(tasks))
         try:
             return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
-                                 objectives, on_result=forward)
+                                 objectives, on_result=on_result)
         finally:
             forward.flush()
+            self._fit_progress(server_round, len(tasks), len(tasks))  # failed fits end the round too
+
+    def _fit_progress(self, server_round: int, done: int, total: int) -> None:
+        if total:
+            self.observers.on_progress(Progress("fit", f"round {server_round}", done, total))
 
     def _objectives(self, server_round: int, cohort: list[int]) -> dict[int, Any]:
         """Each member's objective as its own ObjectRef: it goes from the aggregator to the fit, and
@@ -295,8 +310,8 @@ class Simulation:
         if weights:
             losses = [r.metrics["train_loss"] for r in outcome.reports]
             record.train_loss = float(np.average(losses, weights=weights))
-        record.bytes_down = self.adapter_nbytes * dispatched
-        record.bytes_up = sum(r.params_nbytes for r in outcome.reports)
+        record.bytes_down, record.bytes_up = self.mode.traffic(
+            self.adapter_nbytes * dispatched, sum(r.params_nbytes for r in outcome.reports))
         record.compute_s = sum(r.fit_s for r in outcome.reports)
         record.memory_mb = {"actor_peak": max((r.peak_mem_mb for r in outcome.reports), default=0.0),
                             "driver_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -330,6 +345,7 @@ class Simulation:
         if evaluate:
             start = time.perf_counter()
             best_state = self.mode.evaluate(record, self.evaluator, self.states, len(self.specs))
+            self.evaluator.write_predictions(record.server_round)
             self._consider_best(record, best_state)
             record.time_s["eval"] = time.perf_counter() - start
         logger.info("round %d: clients=%s loss=%s eval=%s", record.server_round, record.clients,
@@ -354,7 +370,8 @@ class Simulation:
             self.best_validation = record.validation[metric]
             self.summary.best_round = record.server_round
             if best_state is not None:  # the local baseline has one adapter per client, none global
-                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state), timeout=120)
+                ray.get(self.aggregator.save_adapter.remote("best_adapter", best_state, self.adapter_config),
+                        timeout=120)
 
     def _checkpoint_if_due(self, server_round: int) -> None:
         every = self.scenario.federation.checkpoint_every
@@ -379,13 +396,14 @@ class Simulation:
         (or when it resumes a run that stopped inside its final save)."""
         return not self.resume or self.rounds_done > 0 or self.plan.checkpoint_round == self.mode.rounds
 
-    def _finish(self, started_ray: bool, completed: bool) -> None:
+    def _finish(self, started_ray: RayStart | bool, completed: bool) -> None:
         aggregator = getattr(self, "aggregator", None)
         keep_files = not self._may_replace_results()
         if aggregator is not None and getattr(self, "adapter_nbytes", None) is not None and not keep_files \
                 and not getattr(self, "aggregator_lost", False):
             try:  # (the aggregator has a global adapter once start-up got that far)
-                ray.get(aggregator.save_adapter.remote("global_adapter"), timeout=120)
+                config = getattr(self, "adapter_config", None)
+                ray.get(aggregator.save_adapter.remote("global_adapter", None, config), timeout=120)
             except Exception as exc:  # keep the original error; the history is already on disk
                 logger.error("could not save the final global adapter: %s", _cause(exc))
                 logger.debug("the final global adapter's error", exc_info=True)
@@ -396,6 +414,7 @@ class Simulation:
         if getattr(self, "pool", None) is not None:
             self.pool.shutdown()
         if started_ray:
+            _log_actor_output(started_ray)
             ray.shutdown()
         try:
             self.observers.on_finish(self.summary, completed)
@@ -409,6 +428,13 @@ def _apply_system(record: RoundRecord, cohort: list[int], system: SystemDraw, nu
                      "dropped": [c for c in cohort if c in system.dropped],
                      "slow": [c for c in cohort if c in system.slowdown]}
     return [c for c in cohort if c not in record.system["dropped"]]
+
+
+def _log_actor_output(start: RayStart | bool) -> None:
+    """Copy this run's actor output (kept off the terminal) into the run log."""
+    lines = actor_output(getattr(start, "session_dir", None), ray.get_runtime_context().get_job_id())
+    if lines:
+        logger.info("the actors' output (not shown on the terminal):\n%s", "\n".join(lines))
 
 
 def _cause(exc: BaseException) -> str:

@@ -4,6 +4,8 @@ The driver's steps are timed as they happen (``ray.init``, starting the actors a
 building the data while the actors load their models, waiting for the actors, the aggregator taking the
 initial adapter); the process's own age when the engine starts covers the imports and the scenario
 load; each actor reports how long its model took to build (in its own process, overlapping the rest).
+Each step is also announced as it begins and ends (a ``startup`` :class:`~fedray.engine.observers.Progress`),
+so a terminal shows what the seconds before round 1 are spent on while they pass.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+from fedray.engine.observers import Progress
 
 logger = logging.getLogger("fedray.engine.simulation")
 
@@ -29,19 +33,24 @@ def process_age_s() -> float | None:
 class StartupClock:
     """Times the driver's start-up steps and logs them as one line (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_progress: Callable[[Progress], None] | None = None) -> None:
         self.before_engine_s = process_age_s()  # imports, scenario load, run directory
         self.began = time.perf_counter()
         self.phases: dict[str, float] = {}
         self._reported_round = False
+        self._on_progress = on_progress or (lambda step: None)
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: str, label: str | None = None) -> Iterator[None]:
+        """Time step ``name`` (its key in the logged split); ``label`` is what a user reads meanwhile."""
+        label = label or name
+        self._on_progress(Progress("startup", label, 0))
         start = time.perf_counter()
         try:
             yield
         finally:
             self.phases[name] = time.perf_counter() - start
+            self._on_progress(Progress("startup", label, 1))
 
     def split(self) -> dict[str, float]:
         """Each step's seconds, the process's age before the engine started first."""

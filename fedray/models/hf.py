@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from fedray.config.schema import ModelConfig
 from fedray.errors import ModelError
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
 from fedray.models.families import ADAPTERS, FAMILIES, Family
+from fedray.models.hub_cache import cached_snapshot, looks_like_repo_id
 from fedray.models.memory import prepare_for_training, quantization_kwargs
 from fedray.registry import Registry
 
@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 # A loader turns (directory, config, from_pretrained kwargs) into (model, processor).
 Loader = Callable[[Path, ModelConfig, dict[str, Any]], tuple[Any, Any]]
 LOADERS: Registry[Loader] = Registry("model loader")
-
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-
 
 def resolve_model_path(path: str | None) -> Path:
     """The model directory ``path`` names: itself, or its snapshot in the local Hugging Face cache."""
@@ -44,25 +41,10 @@ def resolve_model_path(path: str | None) -> Path:
     directory = Path(path).expanduser()
     if directory.is_dir():
         return check_model_dir(directory, path)
-    if not _REPO_ID.fullmatch(path) or directory.exists():
+    if not looks_like_repo_id(path):
         raise ModelError(f"model.path={path!r} does not exist or is not a directory; point it at a model "
                          f"saved with save_pretrained (config.json + weights + processor files)")
-    return check_model_dir(Path(_cached_snapshot(path)), path)
-
-
-def _cached_snapshot(repo_id: str) -> str:
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    cache = constants.HF_HUB_CACHE  # read at call time: HF_HOME / HF_HUB_CACHE decide it
-    try:
-        return snapshot_download(repo_id, local_files_only=True, cache_dir=cache)
-    except (LocalEntryNotFoundError, HFValidationError) as exc:
-        raise ModelError(
-            f"model.path={repo_id!r} is neither a local directory nor a model in the local Hugging Face "
-            f"cache ({cache}); fedray never downloads. Download it beforehand on a machine with network "
-            f"access (hf download {repo_id}, with HF_HOME/HF_HUB_CACHE pointing at the cache the actors "
-            f"see), or set model.path to a directory saved with save_pretrained") from exc
+    return check_model_dir(Path(cached_snapshot(path)), path)
 
 
 def check_model_dir(directory: Path, path: str | None = None) -> Path:

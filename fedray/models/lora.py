@@ -48,6 +48,22 @@ def apply_lora(model: Any, cfg: LoraConfig, family: str = "llava") -> Any:
         ) from exc
 
 
+def peft_adapter_config(model: Any) -> dict[str, Any]:
+    """The LoRA-wrapped ``model``'s PEFT config as the dict PEFT writes to ``adapter_config.json``.
+
+    Taken from the built model rather than from the scenario, so that it is what PEFT actually applied:
+    the resolved target-module regex of the family preset and the full paths ``lora.trainable`` chose,
+    all under ``modules_to_save``. ``inference_mode`` is set, as PEFT does on save. Plain JSON types
+    only (it travels to the aggregator, which imports no peft).
+    """
+    import json
+
+    config = model.peft_config["default"].to_dict()
+    config["inference_mode"] = True
+    config = {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+    return json.loads(json.dumps(config))  # PeftType (a str enum) → str, tuples → lists
+
+
 def get_adapter_state(model: Any) -> FlatState:
     """The adapter tensors as one fresh CPU buffer (a read-only mapping of views; safe to ship, and the
     copy is the caller's: the model's own tensors are never handed out)."""

@@ -1,7 +1,8 @@
 """Figures from run directories (matplotlib, Agg backend: no display needed).
 
-- ``curves-<scenario>.png``: the test metric against ``server_round``, one line per method (the mean over
-  its runs, with a ± std band when there are several);
+- ``curves-<scenario>.png``: the test metric against ``server_round``, one line per table row: a method
+  and its varied settings (see :func:`fedray.report.tables.row_labels`; the mean over the row's runs, which
+  differ only by seed, with a ± std band when there are several);
 - ``clients-<scenario>.png``: per-client values of the last per-client evaluation (local baseline), one
   box per method.
 """
@@ -17,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fedray.report.tables import RunInfo
+from fedray.report.tables import RunInfo, row_labels
 
 
 def _pyplot():
@@ -37,9 +38,9 @@ def accuracy_curves(runs: Sequence[RunInfo], out: str | Path) -> list[Path]:
     """One PNG per scenario; returns the files written."""
     plt = _pyplot()
     by_scenario: dict[str, dict[str, list[RunInfo]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
+    for run, label in zip(runs, row_labels(runs)):
         if run.curve:
-            by_scenario[run.scenario][run.method].append(run)
+            by_scenario[run.scenario][label].append(run)
     written = []
     for scenario, methods in sorted(by_scenario.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -74,10 +75,10 @@ def client_spread(runs: Sequence[RunInfo], out: str | Path) -> list[Path]:
     """One box plot per scenario of the per-client values; nothing when no run has them."""
     plt = _pyplot()
     by_scenario: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
+    for run, label in zip(runs, row_labels(runs)):
         values = [v for v in run.client_values.values() if math.isfinite(v)]
         if values:
-            by_scenario[run.scenario][run.method].extend(values)
+            by_scenario[run.scenario][label].extend(values)
     written = []
     for scenario, methods in sorted(by_scenario.items()):
         names = sorted(methods)

@@ -7,10 +7,15 @@ missing: a sweep's scheduler kills the trials it stops early). Everything is rea
   the strategy name, with ``-<variant>`` when the strategy's variant is not ``standard``
   (``fedadagrad-fedmllm``) and ``+<objective>`` when the client objective is not ``plain``
   (``fedavg+fedprox``);
+- **setting**: within a (method, scenario) cell, every scenario field that differs among its runs other
+  than name and seed (a sweep's searched values: ``train.lr=0.001, lora.rank=4``); rows are per method
+  *and* setting, so different configurations are never averaged (:mod:`fedray.report.settings`);
 - **scenario**: the scenario's ``name`` with the parts naming the method or the seed removed
   (``offline-aligned-a0.5-fedadam-seed1`` → ``offline-aligned-a0.5``);
 - **value**: the test value of ``eval.select_metric`` at the round the validation split picked (the first
   best, as the engine picks it), or at the last evaluated round when there is no validation split;
+- **communication**: the adapter bytes of the history, and 0 for the modes that send nothing (``local``,
+  ``zero_shot``; older local runs recorded the simulation's hand-offs to actors);
 - **protocol values**: at that same round, each evaluation protocol's headline metrics (strict
   ``accuracy``, ``macro_f1``, ``auc`` beside fedmllm's ``fedmllm_accuracy``, ``fedmllm_f1``,
   ``fedmllm_auc``), for the table that sets the two protocols side by side.
@@ -31,7 +36,9 @@ import numpy as np
 import yaml
 
 from fedray.engine.history import read_history
+from fedray.engine.modes import RUN_MODES
 from fedray.errors import FedRayError
+from fedray.report.settings import setting_labels
 
 _SEED_PART = re.compile(r"^(seed|s)\d+$", re.IGNORECASE)
 #: Each strict headline metric with its fedmllm-protocol counterpart (see fedray.client.protocols).
@@ -56,6 +63,7 @@ class RunInfo:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (server_round, test metric)
     client_values: dict[str, float] = field(default_factory=dict)  # last per-client evaluation
     protocol_values: dict[str, float] = field(default_factory=dict)  # PROTOCOL_PAIRS keys at that round
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config.yaml
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -119,12 +127,18 @@ def load_run(path: str | Path, metric: str | None = None) -> RunInfo:
         value=_number(chosen["eval"].get(metric)) if chosen else math.nan,
         best_round=chosen["round"] if chosen else None,
         rounds=max((h["round"] for h in history), default=0),
-        mib_sent=sum(h.get("bytes_sent") or 0 for h in history) / 2**20,
+        mib_sent=sum(h.get("bytes_sent") or 0 for h in history) / 2**20 if _communicates(config) else 0.0,
         curve=[(h["round"], _number(h["eval"].get(metric))) for h in evaluated],
         client_values={str(c): _number(m.get(metric)) for c, m in last_clients.items()},
         protocol_values={k: _number(chosen["eval"][k]) for pair in PROTOCOL_PAIRS for k in pair
                          if chosen and k in chosen["eval"]},
+        config=config,
     )
+
+
+def _communicates(config: dict[str, Any]) -> bool:
+    mode = config.get("mode", "federated")
+    return RUN_MODES.get(mode).communicates if mode in RUN_MODES else True
 
 
 def _selected_round(evaluated: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
@@ -155,18 +169,28 @@ def _cell(values: Sequence[float], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
 
 
+def row_labels(runs: Sequence[RunInfo]) -> list[str]:
+    """Each run's table row: its method, with its varied settings in brackets when the runs of its
+    (method, scenario) cell differ in more than the seed (see :mod:`fedray.report.settings`)."""
+    settings = setting_labels([(r.method, r.scenario) for r in runs], [r.config for r in runs])
+    return [f"{r.method} [{s}]" if s else r.method for r, s in zip(runs, settings)]
+
+
 def _grid(runs: Sequence[RunInfo]) -> tuple[list[str], list[str], dict[tuple[str, str], list[RunInfo]]]:
+    """Row labels (method and setting), scenarios, and the runs of each (row, scenario) cell."""
     groups: dict[tuple[str, str], list[RunInfo]] = defaultdict(list)
-    for run in runs:
-        groups[(run.method, run.scenario)].append(run)
-    methods = sorted({r.method for r in runs}, key=_method_order)
+    labels = row_labels(runs)
+    for run, label in zip(runs, labels):
+        groups[(label, run.scenario)].append(run)
+    methods = sorted(set(labels), key=_method_order)
     scenarios = sorted({r.scenario for r in runs})
     return methods, scenarios, groups
 
 
-def _method_order(method: str) -> tuple[int, str]:
+def _method_order(label: str) -> tuple[int, str]:
     baselines = ("zero_shot", "local", "centralized")
-    return (baselines.index(method), method) if method in baselines else (len(baselines), method)
+    method = label.split(" [")[0]
+    return (baselines.index(method), label) if method in baselines else (len(baselines), label)
 
 
 def results_table(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
@@ -224,10 +248,11 @@ def fairness_table(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
 
 
 def runs_rows(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
-    """One line per run, for the CSV."""
-    return [{"method": r.method, "scenario": r.scenario, "seed": r.seed, "metric": r.metric,
+    """One line per run, for the CSV (``row``: the table row the run counts in)."""
+    return [{"method": r.method, "row": label, "scenario": r.scenario, "seed": r.seed, "metric": r.metric,
              "value": r.value, "best_round": r.best_round, "rounds": r.rounds,
-             "mib_sent": round(r.mib_sent, 3), "path": str(r.path)} for r in runs]
+             "mib_sent": round(r.mib_sent, 3), "path": str(r.path)}
+            for r, label in zip(runs, row_labels(runs))]
 
 
 def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

@@ -3,14 +3,15 @@
 :class:`TensorBoardLogger` is a round observer (:class:`~fedray.engine.observers.RoundObserver`) that
 the CLI and Tune trials hand to a run. In ``<run dir>/tensorboard`` (or the ``log_dir`` it was given)
 it writes, at step ``server_round``, ``train_loss``, ``eval/<metric>``, ``validation/<metric>``,
-``time_s/<phase>``, ``bytes/{sent,down,up}`` and ``aggregate/<metric>``. It uses
-``torch.utils.tensorboard.SummaryWriter`` when the ``tensorboard`` package is installed, else
-``tensorboardX.SummaryWriter`` (which Ray Tune's own logger uses) when that is; with neither it writes
-nothing (``enabled`` is False, and one INFO line says so) and a run goes on unchanged. It flushes after
-every round, so a run that is killed (a sweep's scheduler stops trials that way) keeps its curves.
-A resumed run opens its writer with ``purge_step`` at its first round: the rounds the stopped run wrote
-after its last checkpoint are redone, and TensorBoard drops their first points, so each round shows once.
-A round that goes back within a run (a restarted aggregator redoes rounds) reopens the writer the same way.
+``time_s/<phase>``, ``bytes/{sent,down,up}`` and ``aggregate/<metric>``. It writes with
+``tensorboardX.SummaryWriter`` (a dependency; Ray Tune's own logger uses it too), not
+``torch.utils.tensorboard``: the driver that runs it imports no torch (docs/architecture.md). Without
+tensorboardX it writes nothing (``enabled`` is False, and one INFO line says so) and a run goes on
+unchanged. It flushes after every round, so a run that is killed (a sweep's scheduler stops trials that
+way) keeps its curves. A resumed run opens its writer with ``purge_step`` at its first round: the rounds
+the stopped run wrote after its last checkpoint are redone, and TensorBoard drops their first points, so
+each round shows once. A round that goes back within a run (a restarted aggregator redoes rounds)
+reopens the writer the same way.
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ from typing import Any
 from fedray.engine.history import RoundRecord
 from fedray.engine.observers import RoundObserver, RunStart
 from fedray.engine.summary import RunSummary
+from fedray.lazy import hidden
 
 logger = logging.getLogger(__name__)
 
 
 def _summary_writer_class() -> Any:
+    """tensorboardX's writer, imported without letting it import torch (it probes for torch only to
+    accept torch tensors; this logger hands it floats); None where tensorboardX is not installed."""
     try:
-        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-    except ImportError:
-        try:
+        with hidden("torch"):
             from tensorboardX import SummaryWriter
-        except ImportError:
-            return None
+    except ImportError:
+        return None
     return SummaryWriter
 
 

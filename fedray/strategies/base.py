@@ -24,14 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Sequence
 
-import torch
-
 from fedray.client.objectives import LocalObjective
 from fedray.config.params import NoParams, params_or_raise
 from fedray.errors import FedRayError
 from fedray.flat import FlatState
+from fedray.lazy import lazy_import
 
-AdapterState = dict[str, torch.Tensor]
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
+
+AdapterState = dict[str, "torch.Tensor"]
 
 #: The new global adapter and the rule's own metrics for the round.
 Aggregate = tuple[AdapterState, dict[str, float]]

@@ -25,13 +25,14 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional, Sequence, get_args
 
-import torch
-
 from fedray.config.schema import spec
+from fedray.lazy import lazy_import
 from fedray.seeding import derive_seed
 from fedray.strategies import fedavg, fedavgm, fedopt  # noqa: F401  (register the inner rules)
 from fedray.strategies.base import Accumulator, AdapterState, ClientResult, Strategy, StrategyParams
 from fedray.strategies.registry import STRATEGIES, build_strategy, register
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 #: Rules whose output depends on the clients only through their unweighted mean (with equal weights).
 MeanBasedRule = Literal["fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"]

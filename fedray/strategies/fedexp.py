@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from fedray.config.schema import spec
+from fedray.lazy import lazy_import
 from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy, StrategyParams
 from fedray.strategies.registry import register
 from fedray.strategies.updates import apply_update, pseudo_gradient
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,13 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
-
 from fedray.config.schema import spec
+from fedray.lazy import lazy_import
 from fedray.strategies.base import Accumulator, AdapterState, Aggregate, Strategy, StrategyParams, Variant
 from fedray.strategies.registry import register
 from fedray.strategies.updates import MeanAccumulator, MeanFold, apply_update, update_weights
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 
 @dataclass(frozen=True)

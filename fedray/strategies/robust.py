@@ -10,13 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
-
 from fedray.config.schema import spec
 from fedray.errors import FedRayError
+from fedray.lazy import lazy_import
 from fedray.strategies.base import AdapterState, Aggregate, ClientResult, Strategy
 from fedray.strategies.registry import register
 from fedray.strategies.updates import weighted_mean
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 
 def _sorted_stack(results: Sequence[ClientResult], key: str) -> torch.Tensor:

@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import torch
-
 from fedray.client.objectives import CONTROL_DELTA, CONTROL_VARIATE, LocalObjective, ScaffoldObjective
 from fedray.config.schema import spec
 from fedray.errors import FedRayError
+from fedray.lazy import lazy_import
 from fedray.strategies.base import (
     Accumulator,
     AdapterState,
@@ -30,6 +29,8 @@ from fedray.strategies.base import (
 )
 from fedray.strategies.registry import register
 from fedray.strategies.updates import MeanFold, apply_update, update_weights
+
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
 
 
 @dataclass(frozen=True)

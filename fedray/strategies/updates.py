@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Callable, Sequence
 
-import torch
-
 from fedray.flat import FlatState, Layout
+from fedray.lazy import lazy_import
 from fedray.strategies.base import Accumulator, AdapterState, Aggregate, ClientResult
 
-State = Mapping[str, torch.Tensor]
+torch = lazy_import("torch")  # imported by the first computation (fedray.lazy)
+
+State = Mapping[str, "torch.Tensor"]
 
 
 class MeanFold:

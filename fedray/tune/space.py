@@ -42,9 +42,11 @@ from fedray.config.paths import (
     resolve_field_path,
     set_paths,
 )
+from fedray.config.safety import name_problems
 from fedray.config.schema import Scenario, spec
 from fedray.config.yamlio import read_yaml_file
 from fedray.errors import ConfigError, FedRayError
+from fedray.tune.loggers import logger_problems
 
 DIMENSION_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 MAX_CHECKED_POINTS = 256  # grid points whose scenarios are all built at load time
@@ -107,9 +109,12 @@ class SweepConfig:
     num_samples: int = spec(1, ge=1, help="random draws (random/optuna) or grid repeats (grid)")
     max_concurrent_trials: Optional[int] = spec(None, ge=1, help="None: as many as resources allow")
     placement: PlacementConfig = spec(default_factory=PlacementConfig)
+    loggers: Mapping[str, Any] = spec(default_factory=_frozen_dict,
+                                      help="extra experiment loggers by name → options, e.g. {mlflow: {}} "
+                                           "(TensorBoard is always on)")
 
     def problems(self) -> list[str]:
-        out = []
+        out = logger_problems(self.loggers)
         if not self.scenario:
             out.append("scenario: give a base scenario file (or a list of them)")
         if not (self.metric.startswith(("val_", "test_")) or self.metric == "train_loss"):
@@ -226,7 +231,7 @@ def space_from_dict(raw: Any, overrides: Sequence[str] = (), base_dir: str | Pat
     fixed, fixed_problems = normalize_paths(_mapping(given.get("overrides")), "overrides")
     problems += dim_problems + fixed_problems
     if config is not None:
-        problems += _search_problems(config, dims)
+        problems += _search_problems(config, dims) + name_problems(config.name)  # the sweep's directory
     files = config.scenario if config is not None else _strings(given.get("scenario"))
     bases, base_problems = _bases(files, Path(base_dir), fixed)
     problems += base_problems

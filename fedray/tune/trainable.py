@@ -20,8 +20,11 @@ kills its actor and removes its group; the client actors and the aggregator are 
 go with it.
 
 **Run directories.** A trial's fedray run directory is ``<trial dir>/run`` when the sweep's storage is
-local, else ``<trial working dir>/run`` synced to the storage as a trial artifact. When a restored sweep
-restarts a trial whose run directory holds an engine checkpoint, the run continues from it.
+local, else ``<trial working dir>/run`` synced to the storage as a trial artifact and, after each new
+engine checkpoint, reported as a ``tune.Checkpoint`` (:mod:`fedray.tune.checkpoints`). When a restored
+sweep restarts a trial whose run directory holds an engine checkpoint (or, remote, whose latest Tune
+checkpoint does), the run continues from it. Only Ray Tune's public API is used (``tune.report``,
+``tune.get_context``, ``tune.get_checkpoint``, ``tune.Checkpoint``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fedray.engine.observers import RoundObserver, RunStart
 from fedray.engine.summary import RunSummary
 from fedray.errors import FedRayError
 from fedray.report.tensorboard import TensorBoardLogger
+from fedray.tune.checkpoints import restore_run_dir, trial_report
 from fedray.tune.space import TuneSpace
 
 TRAINABLE_NAME = "fedray_trial"
@@ -53,14 +57,14 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
     return out
 
 
-def trial_run_dir() -> Path:
+def trial_run_dir(experiment_path: str) -> Path:
     """The fedray run directory of the current Tune trial (see the module docstring)."""
-    # Ray exposes the persistent trial directory only through the session's storage context.
-    from ray.train._internal.session import get_session
+    from ray import tune
 
-    storage = get_session().storage
-    local = storage.storage_filesystem.type_name == "local"
-    return Path(storage.trial_fs_path if local else storage.trial_working_directory) / "run"
+    context = tune.get_context()
+    if "://" in experiment_path:  # the trial's working directory, synced to the storage as an artifact
+        return Path(context.get_trial_dir()) / "run"
+    return Path(experiment_path) / f"trial_{context.get_trial_id()}" / "run"
 
 
 def _prepare_run_dir(run_dir: Path) -> bool:
@@ -106,7 +110,7 @@ class TuneReporter(RoundObserver):
             self.report(self.final)
 
 
-def make_trainable(space: TuneSpace) -> Callable[[dict[str, Any]], None]:
+def make_trainable(space: TuneSpace, experiment_path: str) -> Callable[[dict[str, Any]], None]:
     """The Tune function trainable: build the trial's scenario, run it, report each evaluated round."""
     metric = space.config.metric
 
@@ -116,10 +120,13 @@ def make_trainable(space: TuneSpace) -> Callable[[dict[str, Any]], None]:
         from fedray.engine.simulation import run
 
         scenario = space.trial_scenario(config)
-        run_dir = trial_run_dir()
+        run_dir = trial_run_dir(experiment_path)
+        remote = "://" in experiment_path
+        if remote:  # the working directory is new: the engine checkpoint comes back from Tune's
+            restore_run_dir(run_dir, tune.get_checkpoint())
         resume = _prepare_run_dir(run_dir)
-        run(scenario, run_dir, observers=[TensorBoardLogger(), TuneReporter(metric, tune.report)],
-            resume=resume)
+        reporter = TuneReporter(metric, trial_report(remote, run_dir))
+        run(scenario, run_dir, observers=[TensorBoardLogger(), reporter], resume=resume)
 
     fedray_trial.__name__ = fedray_trial.__qualname__ = TRAINABLE_NAME
     return fedray_trial
@@ -153,7 +160,8 @@ def _trial_resources(space: TuneSpace) -> Callable[[dict[str, Any]], Any]:
 
 
 def trial_dirname(trial: Any) -> str:
-    """Short trial directory names (Tune's default repeats every parameter)."""
+    """Short trial directory names (Tune's default repeats every parameter); :func:`trial_run_dir`
+    finds a trial's directory by this name."""
     return f"trial_{trial.trial_id}"
 
 
@@ -169,24 +177,42 @@ def _scheduler(space: TuneSpace) -> Any:
 
 
 def _search(space: TuneSpace) -> Any:
-    cfg = space.config.search
+    """The search algorithm, limited to ``max_concurrent_trials`` running trials.
+
+    The limit is set here rather than in ``TuneConfig``: given a search algorithm, Tune applies
+    ``TuneConfig.max_concurrent_trials`` only by wrapping a ``Searcher`` in a ``ConcurrencyLimiter``,
+    and ignores it (with a warning) for a ``BasicVariantGenerator``, which random and grid search are.
+    """
+    cfg, limit = space.config.search, space.config.max_concurrent_trials
     if cfg.name == "optuna":
+        from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=cfg.seed)
+        searcher = OptunaSearch(seed=cfg.seed)
+        return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=cfg.seed)
+    return BasicVariantGenerator(random_state=cfg.seed, max_concurrent=limit or 0)
 
 
-def trainable_for(space: TuneSpace) -> Any:
+def tune_config(space: TuneSpace) -> Any:
+    """Tune's ``TuneConfig`` for ``space``: metric, scheduler, search (with the concurrency limit)."""
+    from ray import tune
+
+    cfg = space.config
+    return tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, scheduler=_scheduler(space),
+                           search_alg=_search(space), num_samples=cfg.num_samples,
+                           reuse_actors=False, trial_dirname_creator=trial_dirname)
+
+
+def trainable_for(space: TuneSpace, experiment_path: str) -> Any:
     """The trainable with its per-trial placement group attached (the same for a fresh or restored sweep)."""
     from ray import tune
 
     for label in space.bases:  # a pool size that Tune could only refuse trial by trial: say so now
         trial_bundles(space, {"scenario": label, **{d.path: d.values[0] for d in space.dimensions}})
 
-    return tune.with_resources(make_trainable(space), _trial_resources(space))
+    return tune.with_resources(make_trainable(space, experiment_path), _trial_resources(space))
 
 
 def split_experiment_path(path: str) -> tuple[str, str]:
@@ -195,34 +221,49 @@ def split_experiment_path(path: str) -> tuple[str, str]:
     return head, name
 
 
+def sweep_callbacks(space: TuneSpace, experiment_path: str) -> list[Any]:
+    """Tune callbacks of every sweep: the state signer (see :mod:`fedray.tune.trust`) and the optional
+    loggers of the sweep file (TensorBoard is Tune's default and stays on)."""
+    from fedray.tune.loggers import logger_callbacks
+    from fedray.tune.trust import StateSigner
+
+    return [StateSigner(experiment_path), *logger_callbacks(space.config.loggers, experiment_path)]
+
+
 def build_tuner(space: TuneSpace, experiment_path: str) -> Any:
     """A fresh Tuner for ``space`` writing to ``experiment_path`` (``<storage>/<name>``)."""
     from ray import tune
 
     storage, name = split_experiment_path(experiment_path)
     local = "://" not in storage
-    cfg = space.config
     return tune.Tuner(
-        trainable_for(space),
+        trainable_for(space, experiment_path),
         param_space=space.param_space(),
-        tune_config=tune.TuneConfig(
-            metric=cfg.metric, mode=cfg.mode, scheduler=_scheduler(space), search_alg=_search(space),
-            num_samples=cfg.num_samples, max_concurrent_trials=cfg.max_concurrent_trials,
-            reuse_actors=False, trial_dirname_creator=trial_dirname),
+        tune_config=tune_config(space),
         run_config=tune.RunConfig(
             name=name, storage_path=storage, verbose=1,
             failure_config=tune.FailureConfig(max_failures=0),
-            sync_config=tune.SyncConfig(sync_artifacts=not local)),
+            sync_config=tune.SyncConfig(sync_artifacts=not local),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # remote storage only (checkpoints.py)
+            callbacks=sweep_callbacks(space, experiment_path)),
     )
 
 
 def restore_tuner(space: TuneSpace, experiment_path: str) -> Any:
     """The interrupted sweep at ``experiment_path``: finished trials are kept, unfinished and errored
-    ones run again (continuing from their engine checkpoint where there is one)."""
+    ones run again (continuing from their engine checkpoint where there is one).
+
+    Tune's saved state holds pickles, so it is restored only after :func:`~fedray.tune.trust.verify_state`
+    has checked that this user's fedray wrote every file of it.
+    """
     from ray import tune
+
+    from fedray.tune.trust import drop_trial_errors, verify_state
 
     if not tune.Tuner.can_restore(experiment_path):
         raise FedRayError(f"no sweep to resume at {experiment_path}: it has no Tune experiment state. "
                           "Start it without --resume (check --storage and the sweep's name)")
-    return tune.Tuner.restore(experiment_path, trainable=trainable_for(space), resume_errored=True)
-
+    verify_state(experiment_path)
+    drop_trial_errors(experiment_path)
+    return tune.Tuner.restore(experiment_path, trainable=trainable_for(space, experiment_path),
+                              resume_errored=True)

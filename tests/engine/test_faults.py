@@ -149,8 +149,10 @@ def test_a_dead_aggregator_is_restarted_from_the_checkpoint(ray_cluster, tmp_pat
     assert [r.server_round for r in summary.rounds] == [0, 1, 2, 3]
     whole = read_history(tmp_path / "whole" / "history.jsonl")
     assert _without_timings(read_history(tmp_path / "restarted" / "history.jsonl")) == _without_timings(whole)
-    assert (tmp_path / "restarted" / "global_adapter.safetensors").read_bytes() == \
-        (tmp_path / "whole" / "global_adapter.safetensors").read_bytes()
+    from fedray.engine.adapter_files import adapter_weights_path
+
+    assert adapter_weights_path(tmp_path / "restarted", "global_adapter").read_bytes() == \
+        adapter_weights_path(tmp_path / "whole", "global_adapter").read_bytes()
 
 
 def test_a_dead_aggregator_stops_the_run_with_the_resume_command(ray_cluster, tmp_path):

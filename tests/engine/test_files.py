@@ -46,9 +46,9 @@ def test_checkpoint_and_adapter_writes_on_a_full_disk(tmp_path, monkeypatch):
     import safetensors.torch
 
     monkeypatch.setattr(safetensors.torch, "save_file", _half_written_then_full)
-    with pytest.raises(RunDirWriteError, match="global_adapter.safetensors: the disk is full"):
+    with pytest.raises(RunDirWriteError, match="adapter_model.safetensors: the disk is full"):
         write_adapter(tmp_path, {"w": torch.ones(1)}, "global_adapter")
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.rglob("*.tmp"))
     assert checkpoint_module.inspect_checkpoint(tmp_path).round == 1
 
 

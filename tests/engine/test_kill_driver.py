@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fedray.engine.adapter_files import adapter_weights_path
 from fedray.engine.history import read_history
 from fedray.engine.simulation import Simulation
 from tests.engine.driver_killer import PHASES
@@ -61,7 +62,8 @@ def test_killed_driver_resumes_to_the_uninterrupted_history(ray_cluster, tmp_pat
     whole = read_history(tmp_path / "whole" / "history.jsonl")
     resumed = read_history(cut / "history.jsonl")
     assert _without_timings(resumed) == _without_timings(whole), f"kills at {first}, {second}"
-    for name in ("global_adapter.safetensors", "best_adapter.safetensors"):
-        assert (cut / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    for name in ("global_adapter", "best_adapter"):
+        assert adapter_weights_path(cut, name).read_bytes() == \
+            adapter_weights_path(tmp_path / "whole", name).read_bytes(), name
     summary = json.loads((cut / "summary.json").read_text())
     assert summary["rounds_completed"] == ROUNDS

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from fedray.engine.adapter_files import has_adapter
 from fedray.engine.history import read_history
 from fedray.engine.simulation import Simulation
 from tests.engine.test_simulation import small_scenario
@@ -59,7 +60,7 @@ def test_local_picks_its_best_round_on_the_clients_mean_validation(ray_cluster, 
     assert all("accuracy_std" in h["validation"] for h in history[1:])  # a mean over the clients
     best = max(history, key=lambda h: (h["validation"]["accuracy"], -h["round"]))
     assert summary.best_round == best["round"]
-    assert not (tmp_path / "best_adapter.safetensors").exists()  # no global adapter to keep
+    assert not has_adapter(tmp_path, "best_adapter")  # no global adapter to keep
 
 
 def test_validation_picks_the_best_round_and_conditions_are_scored(ray_cluster, tmp_path):
@@ -71,6 +72,6 @@ def test_validation_picks_the_best_round_and_conditions_are_scored(ray_cluster, 
     assert all(h["validation"]["n"] > 0 for h in history)
     best = max(history, key=lambda h: (h["validation"]["accuracy"], -h["round"]))
     assert summary.best_round == best["round"]
-    assert (tmp_path / "best_adapter.safetensors").exists()
+    assert has_adapter(tmp_path, "best_adapter")
     # digits have no text: removing the image leaves the question alone, scored separately.
     assert "text_only/accuracy" in history[-1]["eval"] and "accuracy" in history[-1]["eval"]

@@ -186,7 +186,7 @@ def test_report_names_a_damaged_history(tmp_path, capsys):
     history.write_text(history.read_text() + "garbage\n" + '{"round": 9}\n')
     assert cli(["report", str(run)]) == 2
     err = capsys.readouterr().err
-    assert "history.jsonl, line 4: not a round record" in err and "Traceback" not in err
+    assert "history.jsonl" in err and "line 4" in err and "Traceback" not in err
 
 
 def test_a_finished_run_without_checkpoint_has_nothing_to_resume(tmp_path, capsys):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from fedray.config import load_scenario, scenario_from_dict
 from fedray.data.manifest import read_manifest
+from fedray.engine.adapter_files import read_adapter
 from fedray.engine.history import read_history
 from fedray.engine.simulation import Simulation
 from fedray.errors import SchedulingError
@@ -24,7 +24,7 @@ def small_scenario(**federation):
         "lora": {"rank": 4, "modules_to_save": ["multi_modal_projector"]},
         "train": {"local_steps": 2, "batch_size": 4, "lr": 3e-3},
         "federation": {"rounds": 2, "clients_per_round": 3, **federation},
-        "eval": {"every": 1, "batch_size": 12, "max_new_tokens": 3},
+        "eval": {"every": 1, "batch_size": 12, "max_new_tokens": 3, "save_predictions": True},
         "resources": {"actors": 2, "cpus_per_actor": 0.5},
     }
     return scenario_from_dict(raw)
@@ -50,7 +50,7 @@ def test_two_round_run_writes_history_manifest_config_and_adapter(finished_run):
     manifest = read_manifest(run_dir / "manifest.json")
     assert sum(c["num_samples"] for c in manifest["clients"]) == 120
     assert load_scenario(run_dir / "config.yaml") == sim.scenario  # reproducible from the run dir
-    adapter = load_file(str(run_dir / "global_adapter.safetensors"))
+    adapter = read_adapter(run_dir, "global_adapter")
     assert set(adapter) == set(sim.pool_adapter_keys)
     assert summary.final_eval == history[-1]["eval"]
 
@@ -77,9 +77,42 @@ def test_global_adapter_changes_and_same_config_gives_same_numbers(finished_run,
     second = read_history(tmp_path / "history.jsonl")
     assert [r["train_loss"] for r in first] == [r["train_loss"] for r in second]
     assert [r["eval"] for r in first] == [r["eval"] for r in second]
-    a = load_file(str(run_dir / "global_adapter.safetensors"))
-    b = load_file(str(tmp_path / "global_adapter.safetensors"))
+    a = read_adapter(run_dir, "global_adapter")
+    b = read_adapter(tmp_path, "global_adapter")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_run_dir_adapter_loads_with_peft_on_the_base_rebuilt_from_its_config(finished_run):
+    from peft import PeftModel
+
+    from fedray.engine.export import build_run_base, wrapped_run_model
+
+    _, _, run_dir = finished_run
+    fedray_model, _ = wrapped_run_model(run_dir, "final")
+    peft_model = PeftModel.from_pretrained(build_run_base(run_dir).model, run_dir / "global_adapter")
+    input_ids = torch.arange(5, 25).reshape(2, 10)
+    with torch.no_grad():
+        expected = fedray_model.eval()(input_ids=input_ids).logits
+        got = peft_model.eval()(input_ids=input_ids).logits
+    assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+    for written in (run_dir / "global_adapter").iterdir():  # written by the aggregator actor, readable by all
+        assert written.stat().st_mode & 0o777 == 0o644, written
+
+
+def test_each_evaluated_round_keeps_its_test_answers(finished_run):
+    from fedray.engine.predictions import prediction_rounds, read_predictions
+
+    _, _, run_dir = finished_run
+    history = read_history(run_dir / "history.jsonl")
+    assert prediction_rounds(run_dir) == [0, 1, 2]
+    records = list(read_predictions(run_dir, 2))
+    assert len(records) == history[-1]["eval"]["n"] == 24
+    assert {"id", "prompt", "generated", "parsed", "answer", "correct", "valid"} <= set(records[0])
+    assert records[0]["prompt"].startswith("<image>\n")  # digits: an image and the question
+    accuracy = sum(r["correct"] for r in records) / len(records)
+    assert accuracy == pytest.approx(history[-1]["eval"]["accuracy"])
+    invalid_rate = sum(not r["valid"] for r in records) / len(records)
+    assert invalid_rate == pytest.approx(history[-1]["eval"]["invalid_rate"])
 
 
 def test_round_deadline_turns_fits_into_failures_and_stops_below_quorum(ray_cluster, tmp_path):

@@ -106,11 +106,11 @@ def test_checkpoint_holds_plain_tensors_and_resumes(tmp_path):
 
 
 def test_adapters_are_written_by_the_aggregator(tmp_path):
-    from safetensors.torch import load_file
+    from fedray.engine.adapter_files import read_adapter
 
     actor = AggregatorActor(_setup(), _initial(), str(tmp_path))
     actor.save_adapter("global_adapter")
-    written = load_file(str(tmp_path / "global_adapter.safetensors"))
+    written = read_adapter(tmp_path, "global_adapter")
     assert all(torch.equal(written[k], _initial()[k]) for k in written)
 
 

@@ -30,12 +30,12 @@ MIB = 2**20
 
 def make_run(path: Path, name: str, curve: list[tuple[float, float]], *, strategy: str = "fedavg",
              objective: str = "plain", mode: str = "federated", seed: int = 0, summary: bool = True,
-             clients: dict[int, float] | None = None) -> Path:
+             clients: dict[int, float] | None = None, train: dict | None = None) -> Path:
     """A run directory whose round r (1-based) has test accuracy curve[r-1][0] and validation
     accuracy curve[r-1][1] (NaN: no validation), 1 MiB sent per round."""
     path.mkdir(parents=True)
     raw = {"name": name, "seed": seed, "mode": mode, "strategy": {"name": strategy},
-           "objective": {"name": objective}}
+           "objective": {"name": objective}, **({"train": train} if train else {})}
     dump_scenario(scenario_from_dict(raw), path / "config.yaml")
     writer = HistoryWriter(path / "history.jsonl")
     writer.append(RoundRecord(server_round=0, eval={"accuracy": 0.0}))
@@ -99,6 +99,33 @@ def test_paper_table_is_mean_and_std_over_seeds(runs):
     comm = {r["method"]: r for r in communication_table(infos)}
     assert comm["fedavg"]["offline-aligned-a0.5"] == "3.0 ± 0.0"
     assert comm["fedadam"]["offline-aligned-a0.5"] == "2.0"
+
+
+def test_a_two_configuration_sweep_gives_two_rows_and_seeds_are_still_averaged(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for trial, (lr, seed, test) in enumerate([(0.001, 0, 0.1), (0.001, 1, 0.3), (0.01, 0, 0.0)]):
+        make_run(sweep / f"trial_{trial}" / "run", f"mini-seed{seed}", [(test, 0.5)], seed=seed,
+                 train={"lr": lr})
+    infos = [load_run(p) for p in find_runs([sweep])]
+    rows = {r["method"]: r["mini"] for r in results_table(infos)}
+    assert rows == {"fedavg [train.lr=0.001]": "0.200 ± 0.100 (2)", "fedavg [train.lr=0.01]": "0.000 (1)"}
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out)]) == 0
+    assert "fedavg [train.lr=0.01]" in capsys.readouterr().out
+    assert "row" in (out / "runs.csv").read_text().splitlines()[0]
+
+
+def test_runs_differing_in_name_and_seed_only_share_a_row(runs):
+    infos = [load_run(runs / "a"), load_run(runs / "b")]
+    assert [r["method"] for r in results_table(infos)] == ["fedavg"]
+
+
+def test_baselines_that_send_nothing_are_charged_nothing(tmp_path):
+    local = load_run(make_run(tmp_path / "local", "mini", [(0.4, 0.4)], mode="local"))  # history: 1 MiB
+    zero = load_run(make_run(tmp_path / "zero", "mini", [], mode="zero_shot"))
+    assert local.mib_sent == 0.0 and zero.mib_sent == 0.0
+    comm = {r["method"]: r["mini"] for r in communication_table([local, zero])}
+    assert comm == {"zero_shot": "0.0", "local": "0.0"}
 
 
 def test_fairness_uses_per_client_evaluations_and_skips_runs_without(runs):

@@ -184,3 +184,16 @@ def test_trial_bundles_reserve_the_driver_and_every_client_actor():
     space = sweep(overrides={"resources.actors": 3, "resources.cpus_per_actor": 2,
                              "resources.gpus_per_actor": 0.5}, placement={"driver_cpus": 0.25})
     assert trial_bundles(space, {"scenario": "mini"}) == [{"CPU": 0.25}] + [{"CPU": 2.0, "GPU": 0.5}] * 3
+
+
+def test_loggers_are_checked_by_name_and_typed_options():
+    assert dict(sweep(loggers={"mlflow": {}}).config.loggers) == {"mlflow": {}}
+    text = "\n".join(problems_of(loggers={"mlfow": {}, "mlflow": {"trackin_uri": "x"}}))
+    assert "unknown sweep logger 'mlfow'" in text and "did you mean 'mlflow'" in text.lower()
+    assert "loggers.mlflow.trackin_uri" in text and "'tracking_uri'" in text
+
+
+def test_shrinking_overrides_from_the_docs_apply():
+    space = load_space(ROOT / "tune_spaces" / "offline-grid.yaml",
+                       ["name=grid-smoke", "overrides.federation.rounds=2", "space.seed=[0]"])
+    assert space.max_rounds() == 2 and space.expected_trials() == 4 * 5

@@ -113,3 +113,24 @@ def test_interrupted_sweep_resumes_keeping_finished_trials(tmp_path):
     for run_dir in out.glob("trial_*/run"):  # a restarted trial's history has each round once
         rounds = [h["round"] for h in read_history(run_dir / "history.jsonl")]
         assert rounds == sorted(set(rounds)) and rounds[0] == 1
+
+
+@pytest.mark.slow  # about a minute on 2 shared cores
+def test_remote_storage_trials_checkpoint_their_run_directory_through_tune(ray_cluster, tmp_path,
+                                                                           monkeypatch):
+    """A storage URI (file:// here, as s3:// would be) puts the run directory in the trial's working
+    directory; each new engine checkpoint travels to the storage as a Tune checkpoint."""
+    from fedray.tune.trust import verify_state
+
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    space = write_sweep(tmp_path, scheduler={"name": "none"}, placement={"driver_cpus": 1.0},
+                        overrides={"federation.rounds": 2})
+    storage = tmp_path / "remote"
+    assert main(["tune", str(space), "--storage", storage.as_uri(), "--out", str(tmp_path / "out")]) == 0
+    (row,) = read_rows(tmp_path / "out" / "results.csv")
+    assert row["status"] == "completed" and row["rounds"] == "2"
+    (trial,) = (storage / "t").glob("trial_*")
+    (checkpoint,) = trial.glob("checkpoint_*")  # the latest one kept
+    assert (checkpoint / "checkpoint.pt").exists()
+    assert [h["round"] for h in read_history(checkpoint / "history.jsonl")] == [1, 2]
+    verify_state(f"{storage.as_uri()}/t")

@@ -22,7 +22,7 @@ import pyarrow as pa
 from fedray.config.params import params_or_raise
 from fedray.config.schema import DataConfig, SourceConfig
 from fedray.data.schema import validate_table
-from fedray.data.sources.base import DATA_SOURCES, SPLITS, SourceData, SourceFn, reads_files
+from fedray.data.sources.base import DATA_SOURCES, SPLITS, SourceData, SourceFn, needs_root, reads_files
 from fedray.errors import DataError
 from fedray.registry import import_submodules
 from fedray.seeding import derive_rng, derive_seed
@@ -83,7 +83,9 @@ def read_source(name: str, options: Mapping[str, Any] | None = None, root: str |
     if "root" in options:
         raise DataError(f"data.options.root is not an option; set data.root for source {name!r}")
     params = params_or_raise(DATA_SOURCES.params_class(name), options, path)
-    return fn(params, _existing_root(name, root)) if reads_files(name) else fn(params)
+    if not reads_files(name):
+        return fn(params)
+    return fn(params, _existing_root(name, root) if root is not None or needs_root(name, options) else None)
 
 
 def _existing_root(name: str, root: str | None) -> str:
@@ -165,4 +167,4 @@ def _cap(table: pa.Table, cap: int | None, rng: np.random.Generator) -> pa.Table
 import_submodules(__name__)
 
 __all__ = ["DATA_SOURCES", "SPLITS", "DatasetSplits", "SourceData", "SourceFn", "load_further",
-           "load_primary", "load_source", "read_source", "reads_files"]
+           "load_primary", "load_source", "needs_root", "read_source", "reads_files"]

@@ -41,3 +41,15 @@ DATA_SOURCES: Registry[SourceFn] = Registry("data source")
 def reads_files(name: str) -> bool:
     """Whether source ``name`` reads a dataset directory (``data.root``); its parameter class says so."""
     return bool(getattr(DATA_SOURCES.params_class(name), "reads_files", False))
+
+
+def needs_root(name: str, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether source ``name`` with ``options`` must be given ``data.root``.
+
+    A source that reads files needs it, unless its parameter class's ``needs_root(options)`` says
+    otherwise (the ``hf`` source reading a dataset from the Hugging Face cache by id).
+    """
+    if not reads_files(name):
+        return False
+    decide = getattr(DATA_SOURCES.params_class(name), "needs_root", None)
+    return bool(decide(dict(options or {}))) if decide is not None else True

@@ -64,7 +64,7 @@ def load_crisismmd(params: CrisisMMDParams, root: str) -> SourceData:
     """
     task, label_field, agreed = params.task, params.label_field, params.agreed
     base = find_base(Path(root), SPLIT_DIR, ("CrisisMMD_v2.0",))
-    images = ImageReader(params.max_image_side)
+    images = ImageReader(params.max_image_side, root=root)
     rows: dict[str, list[dict[str, Any]]] = {}
     for split, suffix in SPLIT_FILES.items():
         path = _split_file(base, task, agreed, suffix, required=split == "train")

@@ -8,7 +8,10 @@ bilinear resampling, since vision towers expect more than 8 pixels a side.
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -38,12 +41,9 @@ def load_digits_source(params: DigitsParams) -> SourceData:
 # Arrow tables are immutable, so repeated loads in one process (tests, CLI, tune trials) can share one.
 @functools.lru_cache(maxsize=4)
 def _build_table(image_size: int) -> pa.Table:
-    # Heavy import; only pay for it when the source is used.
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    images, targets = _digits_arrays()
     rows = []
-    for i, (pixels, label) in enumerate(zip(digits.images, digits.target)):
+    for i, (pixels, label) in enumerate(zip(images, targets)):
         # 0..16 → 0..255 grey; white digit on black, as in the original scans' inverted form.
         grey = np.clip(np.rint(pixels * (255.0 / 16.0)), 0, 255).astype(np.uint8)
         img = Image.fromarray(grey).resize((image_size, image_size), Image.Resampling.BILINEAR)
@@ -59,3 +59,19 @@ def _build_table(image_size: int) -> pa.Table:
             "source": "digits",
         })
     return samples_to_table(rows)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images (1797, 8, 8) float64, targets (1797,) int): scikit-learn's digits.csv.gz read directly,
+    since importing scikit-learn (with scipy and pandas) cost the driver about 100 MiB and a second;
+    ``load_digits`` reads the same file the same way, and is the fallback should the file move."""
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.exists():
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target
+    with gzip.open(path, "rt") as rows:
+        data = np.loadtxt(rows, delimiter=",")  # (1797, 65): 64 pixels, then the digit
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)

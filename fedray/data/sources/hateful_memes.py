@@ -50,7 +50,7 @@ class HatefulMemesParams:
 def load_hateful_memes(params: HatefulMemesParams, root: str) -> SourceData:
     """Memes with their text and the question "Is the content hateful?"; answers not-hateful / hateful."""
     base = Path(root)
-    images = ImageReader(params.max_image_side)
+    images = ImageReader(params.max_image_side, root=root)
     layout = detect_layout(base, ("train.jsonl",), params.layout, SOURCE)
     files = ({p.stem: [p] for p in sorted(base.glob("*.jsonl"))} if layout == "original"
              else hf_split_files(base, layout))
@@ -83,7 +83,7 @@ def _sample(rec: Record, split: str, base: Path, images: ImageReader) -> dict[st
     return {
         "id": f"{SOURCE}-{rec.require('id')}",
         "image": images.cell(rec.require("img"), base, rec.where),
-        "text": rec.get("text"),
+        "text": rec.text("text"),
         "question": QUESTION,
         "choices": list(CHOICES),
         "answer": CHOICES[label],

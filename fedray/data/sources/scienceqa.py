@@ -47,7 +47,7 @@ class ScienceQAParams:
 def load_scienceqa(params: ScienceQAParams, root: str) -> SourceData:
     """Question, choices and the correct choice (``label`` = its index), with the image where there is one."""
     base = find_base(Path(root), "problems.json", (SUBDIR,))
-    images = ImageReader(params.max_image_side)
+    images = ImageReader(params.max_image_side, root=root)
     layout = detect_layout(base, ("problems.json",), params.layout, SOURCE)
     if layout == "original":
         rows = _original_rows(base, images)

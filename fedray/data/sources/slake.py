@@ -27,7 +27,10 @@ from fedray.errors import DataError
 SOURCE = "slake"
 TASK = "medical_vqa"
 #: fedray split → the release's file.
-SPLIT_FILES: dict[str, str] = {"train": "train.json", "validation": "validate.json", "test": "test.json"}
+#: fedray split → its file in the release (the Hugging Face copy renames validate.json to validation.json).
+SPLIT_FILES: dict[str, tuple[str, ...]] = {"train": ("train.json",),
+                                           "validation": ("validate.json", "validation.json"),
+                                           "test": ("test.json",)}
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,11 @@ def load_slake(params: SlakeParams, root: str) -> SourceData:
     require_file(base / "train.json", "data.root must be the Slake1.0 folder (or its parent) holding "
                  "train.json, validate.json, test.json and imgs/; extract the SLAKE 1.0 release there")
     image_dir = _image_dir(base)
-    images = ImageReader(params.max_image_side)
+    images = ImageReader(params.max_image_side, root=root)
     rows: dict[str, list[dict[str, Any]]] = {}
-    for split, name in SPLIT_FILES.items():
-        if (base / name).is_file():
+    for split, names in SPLIT_FILES.items():
+        name = next((n for n in names if (base / n).is_file()), None)
+        if name is not None:
             rows[split] = [_sample(rec, image_dir, images) for rec in read_json_records(base / name)
                            if not english_only or rec.require("q_lang") == "en"]
     return SourceData(splits=build_tables(rows, SOURCE), label_names=(), task=TASK)

@@ -45,7 +45,7 @@ class VqaRadParams:
 def load_vqa_rad(params: VqaRadParams, root: str) -> SourceData:
     """Image, question and free-text answer, with ``answer_type`` "open"/"closed" and ``question_type``."""
     base = Path(root)
-    images = ImageReader(params.max_image_side)
+    images = ImageReader(params.max_image_side, root=root)
     layout = detect_layout(base, (JSON_NAME,), params.layout, SOURCE)
     if layout == "original":
         rows = _original_rows(base, images)

@@ -101,3 +101,10 @@ def test_bad_records(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"test\.json record 1 has no field 'q_lang'"):
         load(base)
     assert load(base, english_only=False).splits["test"].num_rows == 1
+
+
+def test_the_hugging_face_copy_names_its_validation_file_validation_json(tmp_path: Path) -> None:
+    base = write_release(tmp_path)
+    (base / "validate.json").rename(base / "validation.json")  # as BoKelvin/SLAKE ships it
+    data = load(base)
+    assert data.splits["validation"].column("id").to_pylist() == ["slake-10"]
