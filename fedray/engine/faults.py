@@ -63,5 +63,6 @@ def stop_message(exc: BaseException, run_path: Path, rounds: Sequence[int], last
         return None
     saved = (f"the history holds rounds {rounds[0]}–{rounds[-1]}" if rounds else "no round was completed") + \
         ("; no checkpoint" if last_checkpoint is None else f"; the checkpoint is at round {last_checkpoint}")
-    command = f"fedray run --resume {run_path}" if last_checkpoint is not None else "start the run again"
-    return f"the run stopped: {what}. Saved: {saved}. To go on, {fix} with: {command}"
+    if last_checkpoint is None:
+        return f"the run stopped: {what}. Saved: {saved}. To go on, start the run again"
+    return f"the run stopped: {what}. Saved: {saved}. To go on, {fix} with: fedray run --resume {run_path}"
