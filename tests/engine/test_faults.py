@@ -4,6 +4,7 @@ goes on; with retries the fit is redone on another actor."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -130,9 +131,26 @@ def _aggregator_killer(box: dict, at_round: int, times: int):
     def on_round(record):
         if record.server_round == at_round and len(kills) < times:
             kills.append(record.server_round)
-            ray.kill(box["sim"].aggregator, no_restart=True)
+            aggregator = box["sim"].aggregator
+            ray.kill(aggregator, no_restart=True)
+            _wait_until_dead(aggregator)
 
     return on_round
+
+
+def _wait_until_dead(actor, limit_s: float = 60.0) -> None:
+    """``ray.kill`` returns before the actor is gone; a call sent meanwhile may still be served (a
+    race on a loaded machine). The death must come where the test puts it: wait for it."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.global_nbytes.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:  # busy or dying: ask again
+            continue
+        time.sleep(0.05)
+    raise AssertionError("the killed aggregator still answers")
 
 
 def test_a_dead_aggregator_is_restarted_from_the_checkpoint(ray_cluster, tmp_path):
