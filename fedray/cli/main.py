@@ -11,6 +11,7 @@ from fedray.cli import baselines as baselines_cmd
 from fedray.cli import bench as bench_cmd
 from fedray.cli import config as config_cmd
 from fedray.cli import data as data_cmd
+from fedray.cli import evidence as evidence_cmd
 from fedray.cli import report as report_cmd
 from fedray.cli import run as run_cmd
 from fedray.cli import tune as tune_cmd
@@ -19,7 +20,7 @@ from fedray.errors import FedRayError
 
 SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd, "config": config_cmd, "data": data_cmd,
                "baselines": baselines_cmd, "bench": bench_cmd,
-               "tune": tune_cmd, "report": report_cmd}
+               "tune": tune_cmd, "report": report_cmd, "evidence": evidence_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:
