@@ -59,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a glyphs source option, e.g. --option image_size=32 (repeatable)")
     parser.add_argument("--source", default="glyphs", help="data source (glyphs, digits)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {list(ARMS)}")
     parser.add_argument("--tiny", action="append", default=[], metavar="KEY=VALUE",
                         help="a model.tiny field, e.g. --tiny vision=efficientnet_lite0 --tiny image_size=96")
     return parser.parse_args()
@@ -144,7 +145,7 @@ def main() -> None:
     print(f"{args.source} {options or '(defaults)'}: {len(train_rows)} train / {len(test_rows)} test rows, "
           f"{len(splits.label_names)} classes ({', '.join(splits.label_names)}); seed {args.seed}")
     results = []
-    for name in ARMS:
+    for name in args.arms.split(","):
         results.append(run_arm(name, train_rows, test_rows, splits.label_names, args))
         r = results[-1]
         per_class = ", ".join(f"{k} {v:.2f}" for k, v in r["per_class"].items())

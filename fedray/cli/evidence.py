@@ -38,6 +38,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="replace the marked evidence section of this file (created if missing)")
     report.add_argument("--plots", default=None, help="folder for the curves (default: beside --write)")
     report.add_argument("--cite", default=None, help="the command to cite (default: make evidence)")
+    report.add_argument("--section", default="evidence",
+                        help="name of the marked section --write replaces (default evidence)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,6 +67,7 @@ def run_grid(args: argparse.Namespace) -> int:
         return 0
     from fedray.engine.runtime import ensure_ray
 
+    began = time.perf_counter()
     started = ensure_ray(todo[0][1].resources)
     try:
         for index, (cell, scenario) in enumerate(todo, 1):
@@ -74,6 +77,7 @@ def run_grid(args: argparse.Namespace) -> int:
             import ray
 
             ray.shutdown()
+    print(f"grid {grid.name}: {len(todo)} runs in {(time.perf_counter() - began) / 60:.1f} min")
     return 0
 
 
@@ -98,9 +102,6 @@ def _run_cell(cell: Any, scenario: Any, out: Path, progress: str) -> None:
 
 
 # -- report ---------------------------------------------------------------------------------------------
-MARK_START, MARK_END = "<!-- evidence:start -->", "<!-- evidence:end -->"
-
-
 def report(args: argparse.Namespace) -> int:
     from fedray.report.evidence import Observation, Observations, evidence_markdown
     from fedray.report.tables import find_runs, load_run
@@ -120,9 +121,10 @@ def report(args: argparse.Namespace) -> int:
         base = Path(args.write).parent if args.write else Path.cwd()
         body += "\n### Curves (test accuracy per evaluated round, mean ± std over seeds)\n\n" + "\n".join(
             f"![{p.stem}]({_relative(p, base)})" for p in written) + "\n"
-    section = "\n".join([MARK_START, _provenance(args, Path(args.root), len(runs)), "", body, MARK_END])
+    start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
+    section = "\n".join([start, _provenance(args, Path(args.root), len(runs)), "", body, end])
     if args.write:
-        _replace_section(Path(args.write), section)
+        _replace_section(Path(args.write), section, start, end)
         print(f"wrote the evidence section of {args.write} ({len(runs)} runs)")
     else:
         print(section)
@@ -153,12 +155,12 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _replace_section(path: Path, section: str) -> None:
-    """Put ``section`` between the evidence markers of ``path`` (appended when there are none)."""
+def _replace_section(path: Path, section: str, start: str, end: str) -> None:
+    """Put ``section`` (markers included) where the ``start``…``end`` markers of ``path`` are, or append it."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if MARK_START in text and MARK_END in text:
-        head, _, rest = text.partition(MARK_START)
-        _, _, tail = rest.partition(MARK_END)
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"

@@ -83,24 +83,25 @@ _PLAIN_AND_AUG = tuple(s for c in CONDITIONS for s in (c, f"{c}-aug"))
 GRIDS: dict[str, Grid] = {
     "reduced": Grid(
         name="reduced",
-        scenarios=("aligned-a0.5", "missing-b0.5", "missing-b0.5-aug", "hybrid-q0.4"),
+        scenarios=("aligned-a0.5", "missing-b0.5", "missing-b0.5-aug"),
         methods=("zero_shot", "local", "centralized", "fedavg", "fedadagrad-fedmllm+adaptive_prox"),
         seeds=(0, 1, 2),
-        budget=("federation.rounds=10", "eval.every=5"),
-        description="4 scenarios × 5 methods × 3 seeds, 10 rounds of 4 clients × 10 local steps"),
+        budget=("federation.rounds=10", "eval.every=5", "eval.at_start=false"),
+        description="3 scenarios × 5 methods × 3 seeds, 10 rounds of 4 clients × 10 local steps"),
     "full": Grid(
         name="full",
         scenarios=_PLAIN_AND_AUG,
         methods=_ALL_METHODS,
         seeds=(0, 1, 2),
-        budget=("federation.rounds=20", "eval.every=5"),
+        budget=("federation.rounds=20", "eval.every=5", "eval.at_start=false"),
         description="24 scenarios (12 conditions, plain and augmented) × 7 methods × 3 seeds, 20 rounds"),
     "smoke": Grid(
         name="smoke",
         scenarios=("missing-b0.5",),
         methods=("local", "fedavg"),
         seeds=(0, 1),
-        budget=("federation.rounds=2", "eval.every=1", "train.local_steps=2", "data.max_test_samples=64"),
+        budget=("federation.rounds=2", "eval.every=1", "eval.at_start=false", "train.local_steps=2",
+                "data.max_test_samples=64"),
         description="the pipeline end to end in a few minutes: 1 scenario × 2 methods × 2 seeds, 2 rounds"),
 }
 

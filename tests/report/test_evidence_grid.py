@@ -19,9 +19,9 @@ from fedray.report.tables import method_of
 def test_the_reduced_grid_has_every_scenario_method_and_seed_once():
     grid = get_grid("reduced")
     cells = grid.cells()
-    assert len(cells) == len(grid.scenarios) * len(grid.methods) * len(grid.seeds) == 60
+    assert len(cells) == len(grid.scenarios) * len(grid.methods) * len(grid.seeds) == 45
     assert len({(c.scenario, c.method, c.seed) for c in cells}) == len(cells)
-    assert len(grid.seeds) >= 3 and [c.seed for c in cells[:20]] == [0] * 20  # seed-major
+    assert len(grid.seeds) >= 3 and [c.seed for c in cells[:15]] == [0] * 15  # seed-major
     assert {c.run_dir(Path("out")) for c in cells[:2]} == {Path("out/aligned-a0.5/zero_shot/seed0"),
                                                           Path("out/aligned-a0.5/local/seed0")}
 
