@@ -88,3 +88,35 @@ def test_report_writes_the_marked_section_with_claims(tmp_path):
     assert "| federated > local-only | **reproduced** | federated > local-only in 1 of 1 cells, mean +0.267" in text
     curves = list((tmp_path / "docs" / "results").glob("curves-*.png"))
     assert len(curves) == 1 and f"]({curves[0].relative_to(doc.parent)})" in text
+
+
+def test_run_skips_finished_cells_resumes_checkpointed_ones_and_restarts_the_rest(tmp_path, monkeypatch,
+                                                                                 capsys):
+    import fedray.engine.runtime as runtime
+    import fedray.engine.simulation as simulation
+    from fedray.engine.summary import RunSummary
+
+    out = tmp_path / "out"
+    cells = get_grid("smoke").cells()
+    done, checkpointed, broken = (c.run_dir(out) for c in cells[:3])
+    for path in (done, checkpointed, broken):
+        path.mkdir(parents=True)
+    (done / "summary.json").write_text("{}")
+    (checkpointed / "config.yaml").write_text("name: x\n")
+    (checkpointed / "checkpoint.pt").write_bytes(b"")
+    (broken / "config.yaml").write_text("name: x\n")  # stopped before its first checkpoint
+    calls = []
+
+    def fake_run(scenario, run_dir, resume=False):
+        calls.append((Path(run_dir), resume, scenario.seed))
+        assert resume or not Path(run_dir).exists()  # a fresh start gets an empty place
+        return RunSummary(run_dir=Path(run_dir))
+
+    monkeypatch.setattr(simulation, "run", fake_run)
+    monkeypatch.setattr(runtime, "ensure_ray", lambda resources: False)
+    assert cli_main(["evidence", "run", "--grid", "smoke", "--out", str(out)]) == 0
+    assert calls == [(checkpointed, True, cells[1].seed), (broken, False, cells[2].seed),
+                     (cells[3].run_dir(out), False, cells[3].seed)]
+    assert "1 done, 3 to run" in capsys.readouterr().out
+    timings = [json.loads(line) for line in (out / "timings.jsonl").read_text().splitlines()]
+    assert [t["resumed"] for t in timings] == [True, False, False]
