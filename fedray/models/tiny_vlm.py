@@ -4,6 +4,10 @@ Nothing is downloaded: weights are initialised from ``model.tiny.init_seed`` (th
 every client shares one base model), the tokenizer is the built-in byte-level BPE and the image processor
 is CLIP's PIL implementation. :func:`save_tiny_vlm` writes it as a regular Hugging Face model directory
 that the ``hf`` builder loads.
+
+``model.tiny.vision`` chooses the eye (the :data:`TINY_VISION` registry): ``clip``, the random tower
+above, or ``efficientnet_lite0``, a frozen pretrained ImageNet encoder before the same tiny Llama
+(:mod:`fedray.models.tiny_eye`).
 """
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ def cell_table(obs: Observations) -> list[str]:
 def difference_table(obs: Observations, reference: str) -> list[str]:
     """Markdown: scenarios × methods, method − ``reference`` on the same seeds, mean ± half-width (n)."""
     methods = [m for m in obs.methods if m != reference]
-    lines = [f"| scenario | " + " | ".join(f"{m} − {reference}" for m in methods) + " |",
+    lines = ["| scenario | " + " | ".join(f"{m} − {reference}" for m in methods) + " |",
              "|---" * (len(methods) + 1) + "|"]
     for scenario in obs.scenarios:
         row = []

@@ -20,8 +20,10 @@ from fedray.models.features import VisionFeatures
 from fedray.models.lora import apply_lora
 from fedray.models.tiny_eye import prepare_eye
 from fedray.seeding import torch_seeded
-from tests.models.test_assembled import ROWS
-from tests.models.test_assembled import tiny_assets  # noqa: F401  (a fixture)
+from tests.models.test_assembled import (
+    ROWS,
+    tiny_assets,  # noqa: F401  (a fixture)
+)
 from tests.models.test_features import _assert_same_step
 
 

@@ -6,8 +6,17 @@ import math
 
 import pytest
 
-from fedray.report.evidence import (CLAIMS, Observation, Observations, aligned_counterpart, cell_table,
-                                    check_claim, condition, difference_table, evidence_markdown)
+from fedray.report.evidence import (
+    CLAIMS,
+    Observation,
+    Observations,
+    aligned_counterpart,
+    cell_table,
+    check_claim,
+    condition,
+    difference_table,
+    evidence_markdown,
+)
 from fedray.report.stats import t_quantile
 
 CLAIM = {c.key: c for c in CLAIMS}

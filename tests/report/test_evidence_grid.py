@@ -85,7 +85,8 @@ def test_report_writes_the_marked_section_with_claims(tmp_path):
     assert text.startswith("# Results\n\nbefore\n<!-- evidence:start -->\nMade by `make evidence`")
     assert "old" not in text and text.endswith("<!-- evidence:end -->\nafter\n")
     assert "1.5 min of run time" in text and "| evidence-missing-b0.5 | 0.483 ± " in text
-    assert "| federated > local-only | **reproduced** | federated > local-only in 1 of 1 cells, mean +0.267" in text
+    assert ("| federated > local-only | **reproduced** | federated > local-only in 1 of 1 cells, "
+            "mean +0.267") in text
     curves = list((tmp_path / "docs" / "results").glob("curves-*.png"))
     assert len(curves) == 1 and f"]({curves[0].relative_to(doc.parent)})" in text
 

@@ -7,8 +7,14 @@ import math
 import pytest
 
 from fedray.errors import FedRayError
-from fedray.report.stats import (Interval, mean_interval, paired_differences, t_quantile,
-                                 two_sided_probability, verdict)
+from fedray.report.stats import (
+    Interval,
+    mean_interval,
+    paired_differences,
+    t_quantile,
+    two_sided_probability,
+    verdict,
+)
 
 # Two-sided 95 % critical values of Student's t (standard tables, 3 decimals).
 T_TABLE_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 9: 2.262, 10: 2.228, 30: 2.042}
