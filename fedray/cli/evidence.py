@@ -30,6 +30,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--grid", default="reduced", help="reduced, full or smoke (default reduced)")
     run.add_argument("--out", default="runs/evidence", help="root of the run directories")
     run.add_argument("--dry-run", action="store_true", help="list the runs and their commands, run nothing")
+    for part in ("scenarios", "methods", "seeds"):
+        run.add_argument(f"--{part}", default=None, help=f"comma-separated subset of the grid's {part}")
     run.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     report = sub.add_parser("report", help="tables, claims and curves from a grid's run directories")
     report.add_argument("root", help="directory holding the run directories")
@@ -52,7 +54,7 @@ def run_grid(args: argparse.Namespace) -> int:
     from fedray.config.load import load_scenario
     from fedray.report.evidence_grid import get_grid
 
-    grid = get_grid(args.grid)
+    grid = get_grid(args.grid).subset(args.scenarios, args.methods, args.seeds)
     cells = grid.cells()
     out = Path(args.out)
     print(f"evidence grid {grid.name}: {grid.description}; {len(cells)} runs under {out}")

@@ -13,7 +13,7 @@ regularization of FedMLLM puts its proximal term on the middle language-model la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fedray.errors import FedRayError
@@ -67,6 +67,22 @@ class Grid:
     seeds: tuple[int, ...]
     budget: tuple[str, ...] = ()
     description: str = ""
+
+    def subset(self, scenarios: str | None = None, methods: str | None = None,
+               seeds: str | None = None) -> Grid:
+        """The grid restricted to comma-separated subsets (None: all); asking for more is an error."""
+        def pick(given: str | None, have: tuple, cast: type, what: str) -> tuple:
+            if given is None:
+                return have
+            wanted = tuple(cast(x.strip()) for x in given.split(",") if x.strip())
+            extra = [w for w in wanted if w not in have]
+            if extra:
+                raise FedRayError(f"grid {self.name!r} has no {what} {extra}; it has {list(have)}")
+            return wanted
+
+        return replace(self, scenarios=pick(scenarios, self.scenarios, str, "scenarios"),
+                       methods=pick(methods, self.methods, str, "methods"),
+                       seeds=pick(seeds, self.seeds, int, "seeds"))
 
     def cells(self) -> list[Cell]:
         """Every run, seed-major (a stopped grid has whole seeds done first), then scenario, method."""

@@ -121,3 +121,12 @@ def test_run_skips_finished_cells_resumes_checkpointed_ones_and_restarts_the_res
     assert "1 done, 3 to run" in capsys.readouterr().out
     timings = [json.loads(line) for line in (out / "timings.jsonl").read_text().splitlines()]
     assert [t["resumed"] for t in timings] == [True, False, False]
+
+
+def test_a_subset_keeps_the_budget_and_refuses_what_the_grid_lacks():
+    grid = get_grid("reduced").subset(scenarios="missing-b0.5", methods="local,fedavg", seeds="2")
+    assert [(c.scenario, c.method, c.seed) for c in grid.cells()] == [("missing-b0.5", "local", 2),
+                                                                      ("missing-b0.5", "fedavg", 2)]
+    assert grid.budget == get_grid("reduced").budget
+    with pytest.raises(FedRayError, match=r"has no seeds \[7\]"):
+        get_grid("reduced").subset(seeds="0,7")
