@@ -95,9 +95,11 @@ def answer_index(choices: Sequence[str]) -> dict[str, int]:
     return index
 
 
-def predictions(rows: Sequence[Mapping[str, Any]], generations: Sequence[str]) -> list[int | None]:
-    """The option index each generation names, None where it is not exactly one option (invalid)."""
-    return [answer_index(row["choices"]).get(normalize(g)) for row, g in zip(rows, generations)]
+def predictions(rows: Sequence[Mapping[str, Any]], generations: Sequence[str],
+                label_names: Sequence[str]) -> list[int | None]:
+    """The option index each generation names, None where it is not exactly one option (invalid); an
+    open question (digits: no options) is answered by naming its label."""
+    return [answer_index(row["choices"] or label_names).get(normalize(g)) for row, g in zip(rows, generations)]
 
 
 def score(rows: Sequence[Mapping[str, Any]], predicted: Sequence[int | None],
@@ -131,7 +133,7 @@ def run_arm(name: str, train_rows: list[dict], test_rows: list[dict], label_name
     generations = generate_answers(model, collator, rows, batch_size=64, max_new_tokens=12)
     return {"arm": name, "steps": stats.steps, "loss": stats.last_loss, "train_s": train_s,
             "total_s": time.perf_counter() - start, "example": generations[0],
-            **score(rows, predictions(rows, generations), label_names)}
+            **score(rows, predictions(rows, generations, label_names), label_names)}
 
 
 def main() -> None:
