@@ -99,7 +99,8 @@ def predictions(rows: Sequence[Mapping[str, Any]], generations: Sequence[str],
                 label_names: Sequence[str]) -> list[int | None]:
     """The option index each generation names, None where it is not exactly one option (invalid); an
     open question (digits: no options) is answered by naming its label."""
-    return [answer_index(row["choices"] or label_names).get(normalize(g)) for row, g in zip(rows, generations)]
+    return [answer_index(row["choices"] or label_names).get(normalize(g))
+            for row, g in zip(rows, generations)]
 
 
 def score(rows: Sequence[Mapping[str, Any]], predicted: Sequence[int | None],
