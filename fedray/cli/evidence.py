@@ -68,19 +68,25 @@ def run_grid(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     from fedray.engine.runtime import ensure_ray
+    from fedray.errors import FedRayError
 
-    began = time.perf_counter()
+    began, failed = time.perf_counter(), []
     started = ensure_ray(todo[0][1].resources)
     try:
         for index, (cell, scenario) in enumerate(todo, 1):
-            _run_cell(cell, scenario, out, f"[{index}/{len(todo)}]")
+            try:
+                _run_cell(cell, scenario, out, f"[{index}/{len(todo)}]")
+            except FedRayError as exc:  # one failed run must not cost the grid: it reruns next time
+                failed.append(cell)
+                print(f"[{index}/{len(todo)}] {cell.run_dir(out)} failed: {exc}", flush=True)
     finally:
         if started:
             import ray
 
             ray.shutdown()
-    print(f"grid {grid.name}: {len(todo)} runs in {(time.perf_counter() - began) / 60:.1f} min")
-    return 0
+    print(f"grid {grid.name}: {len(todo) - len(failed)} runs in {(time.perf_counter() - began) / 60:.1f} min"
+          + (f"; {len(failed)} failed (run the same command again to retry them)" if failed else ""))
+    return 1 if failed else 0
 
 
 def _run_cell(cell: Any, scenario: Any, out: Path, progress: str) -> None:

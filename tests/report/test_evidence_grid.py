@@ -130,3 +130,24 @@ def test_a_subset_keeps_the_budget_and_refuses_what_the_grid_lacks():
     assert grid.budget == get_grid("reduced").budget
     with pytest.raises(FedRayError, match=r"has no seeds \[7\]"):
         get_grid("reduced").subset(seeds="0,7")
+
+
+def test_a_failed_run_is_reported_and_the_grid_goes_on(tmp_path, monkeypatch, capsys):
+    import fedray.engine.runtime as runtime
+    import fedray.engine.simulation as simulation
+    from fedray.engine.summary import RunSummary
+
+    seen = []
+
+    def flaky_run(scenario, run_dir, resume=False):
+        seen.append(scenario.seed)
+        if len(seen) == 1:
+            raise FedRayError("actors did not start")
+        return RunSummary(run_dir=Path(run_dir))
+
+    monkeypatch.setattr(simulation, "run", flaky_run)
+    monkeypatch.setattr(runtime, "ensure_ray", lambda resources: False)
+    assert cli_main(["evidence", "run", "--grid", "smoke", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert len(seen) == 4 and "failed: actors did not start" in out and "3 runs in" in out
+    assert "1 failed (run the same command again to retry them)" in out
