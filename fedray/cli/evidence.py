@@ -4,7 +4,7 @@
     fedray evidence report runs/evidence --write docs/results.md
 
 ``run`` goes through the grid's cells (:mod:`fedray.report.evidence_grid`) in one Ray session: a cell
-whose run directory has ``summary.json`` is done and skipped, one with a checkpoint continues from it
+whose ``summary.json`` holds a final evaluation is done and skipped, one with a checkpoint continues from it
 (``fedray run --resume``), any other is started afresh. Each finished run appends its wall time to
 ``<out>/timings.jsonl``. ``report`` reads every run below the root and prints (or writes into a marked
 section of a Markdown file) the cells with 95 % t-intervals over seeds, the paired differences, the
@@ -63,7 +63,7 @@ def run_grid(args: argparse.Namespace) -> int:
             print(f"  {cell.run_dir(out)}: {cell.command()}")
         return 0
     scenarios = [load_scenario(c.scenario_file(), [*c.overrides, *args.overrides]) for c in cells]
-    todo = [(c, s) for c, s in zip(cells, scenarios) if not (c.run_dir(out) / "summary.json").exists()]
+    todo = [(c, s) for c, s in zip(cells, scenarios) if not finished(c.run_dir(out))]
     print(f"{len(cells) - len(todo)} done, {len(todo)} to run")
     if not todo:
         return 0
@@ -87,6 +87,12 @@ def run_grid(args: argparse.Namespace) -> int:
     print(f"grid {grid.name}: {len(todo) - len(failed)} runs in {(time.perf_counter() - began) / 60:.1f} min"
           + (f"; {len(failed)} failed (run the same command again to retry them)" if failed else ""))
     return 1 if failed else 0
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether the run has its final evaluation (a run that failed writes a summary without one)."""
+    path = run_dir / "summary.json"
+    return path.exists() and bool(json.loads(path.read_text(encoding="utf-8")).get("final_eval"))
 
 
 def _run_cell(cell: Any, scenario: Any, out: Path, progress: str) -> None:

@@ -102,10 +102,11 @@ def test_run_skips_finished_cells_resumes_checkpointed_ones_and_restarts_the_res
     done, checkpointed, broken = (c.run_dir(out) for c in cells[:3])
     for path in (done, checkpointed, broken):
         path.mkdir(parents=True)
-    (done / "summary.json").write_text("{}")
+    (done / "summary.json").write_text('{"final_eval": {"accuracy": 0.5}}')
     (checkpointed / "config.yaml").write_text("name: x\n")
     (checkpointed / "checkpoint.pt").write_bytes(b"")
-    (broken / "config.yaml").write_text("name: x\n")  # stopped before its first checkpoint
+    (broken / "config.yaml").write_text("name: x\n")  # stopped before its first checkpoint,
+    (broken / "summary.json").write_text('{"final_eval": {}}')  # failing with an empty summary
     calls = []
 
     def fake_run(scenario, run_dir, resume=False):
