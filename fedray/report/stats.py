@@ -5,10 +5,10 @@ deviation (n − 1 in the denominator). It assumes the values are independent dr
 (seeds are); with n = 1 there is no interval (NaN bounds), never a made-up one.
 
 The t quantile is computed here rather than imported from scipy (present only through scikit-learn, not a
-declared dependency): for an integer
-number of degrees of freedom ν the two-sided probability P(|T| ≤ t) has a closed form as a finite series
-in θ = atan(t/√ν) (Abramowitz & Stegun 26.7.3-4), which :func:`t_quantile` inverts by bisection. The tests
-check it against tabulated values and, where scipy happens to be installed, against ``scipy.stats.t``.
+declared dependency): for an integer number of degrees of freedom ν the two-sided probability
+P(|T| ≤ t) has a closed form as a finite series in θ = atan(t/√ν) (Abramowitz & Stegun 26.7.3-4), which
+:func:`t_quantile` inverts by bisection. The tests check it against tabulated values and, where scipy is
+installed, against ``scipy.stats.t``.
 """
 
 from __future__ import annotations
