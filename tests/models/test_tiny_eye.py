@@ -62,6 +62,15 @@ def test_cached_features_give_the_uncached_loss_and_gradients(tiny_assets):  # n
     _assert_same_step(model, features, Collator(built.processor, max_length=96).train_batch(ROWS))
 
 
+def test_adaptive_regularization_finds_the_tiny_llama_layers(tiny_assets):  # noqa: F811
+    from fedray.client.objectives import num_lm_layers
+
+    built = build_model(_cfg(tiny_assets[1], text_layers=3))
+    with torch_seeded(0):
+        model = apply_lora(built.model, LoraConfig(rank=4, train_projector=True), built.family)
+    assert num_lm_layers(model) == 3  # read from the assembled config's text_config dict
+
+
 def test_missing_weights_name_the_make_target(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDRAY_ASSETS", str(tmp_path))
     with pytest.raises(ModelError, match=r"no efficientnet-lite0-.*\.pth.*make assets-eye"):
