@@ -79,7 +79,7 @@ class ClaimResult:
         ci = (f"95 % CI [{self.interval.low:+.3f}, {self.interval.high:+.3f}]" if self.interval.n > 1
               else "no interval (1 pair)")
         return (f"{self.claim.statement} in {self.cells_positive} of {self.cells} cells, mean "
-                f"{self.interval.mean:+.3f}, {ci}, {self.interval.n} pairs")
+                f"{self.interval.mean:+.3f}, {ci}, {self.interval.n} pair{'s' if self.interval.n != 1 else ''}")
 
 
 class Observations:
