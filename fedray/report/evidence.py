@@ -78,8 +78,9 @@ class ClaimResult:
             return f"{self.claim.statement}: no pairs in these runs"
         ci = (f"95 % CI [{self.interval.low:+.3f}, {self.interval.high:+.3f}]" if self.interval.n > 1
               else "no interval (1 pair)")
+        pairs = f"{self.interval.n} pair" + ("s" if self.interval.n != 1 else "")
         return (f"{self.claim.statement} in {self.cells_positive} of {self.cells} cells, mean "
-                f"{self.interval.mean:+.3f}, {ci}, {self.interval.n} pair{'s' if self.interval.n != 1 else ''}")
+                f"{self.interval.mean:+.3f}, {ci}, {pairs}")
 
 
 class Observations:
