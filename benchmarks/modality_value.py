@@ -27,7 +27,7 @@ from fedray.client.evaluate import generate_answers  # noqa: E402
 from fedray.client.metrics import normalize  # noqa: E402
 from fedray.client.objectives import LocalObjective  # noqa: E402
 from fedray.client.train import local_train  # noqa: E402
-from fedray.config.schema import LoraConfig, ModelConfig, TrainConfig  # noqa: E402
+from fedray.config.schema import LoraConfig, ModelConfig, TinyVlmConfig, TrainConfig  # noqa: E402
 from fedray.data.sources import load_source  # noqa: E402
 from fedray.models.base import build_model  # noqa: E402
 from fedray.models.collate import Collator  # noqa: E402
@@ -58,6 +58,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a glyphs source option, e.g. --option image_size=32 (repeatable)")
+    parser.add_argument("--source", default="glyphs", help="data source (glyphs, digits)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {list(ARMS)}")
+    parser.add_argument("--tiny", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model.tiny field, e.g. --tiny vision=efficientnet_lite0 --tiny image_size=96")
     return parser.parse_args()
 
 
@@ -91,9 +95,12 @@ def answer_index(choices: Sequence[str]) -> dict[str, int]:
     return index
 
 
-def predictions(rows: Sequence[Mapping[str, Any]], generations: Sequence[str]) -> list[int | None]:
-    """The option index each generation names, None where it is not exactly one option (invalid)."""
-    return [answer_index(row["choices"]).get(normalize(g)) for row, g in zip(rows, generations)]
+def predictions(rows: Sequence[Mapping[str, Any]], generations: Sequence[str],
+                label_names: Sequence[str]) -> list[int | None]:
+    """The option index each generation names, None where it is not exactly one option (invalid); an
+    open question (digits: no options) is answered by naming its label."""
+    return [answer_index(row["choices"] or label_names).get(normalize(g))
+            for row, g in zip(rows, generations)]
 
 
 def score(rows: Sequence[Mapping[str, Any]], predicted: Sequence[int | None],
@@ -112,7 +119,8 @@ def run_arm(name: str, train_rows: list[dict], test_rows: list[dict], label_name
             args: argparse.Namespace) -> dict:
     """Fresh model and adapter, ``args.steps`` steps on the arm's rows, strict accuracy on its test rows."""
     keep_image, keep_text = ARMS[name]
-    built = build_model(ModelConfig(max_length=args.max_length))
+    built = build_model(ModelConfig(max_length=args.max_length,
+                                    tiny=TinyVlmConfig(**source_options(args.tiny))))
     with torch_seeded(derive_seed(args.seed, "lora_init")):
         model = apply_lora(built.model, LORA)
     collator = Collator(built.processor, args.max_length)
@@ -126,7 +134,7 @@ def run_arm(name: str, train_rows: list[dict], test_rows: list[dict], label_name
     generations = generate_answers(model, collator, rows, batch_size=64, max_new_tokens=12)
     return {"arm": name, "steps": stats.steps, "loss": stats.last_loss, "train_s": train_s,
             "total_s": time.perf_counter() - start, "example": generations[0],
-            **score(rows, predictions(rows, generations), label_names)}
+            **score(rows, predictions(rows, generations, label_names), label_names)}
 
 
 def main() -> None:
@@ -134,13 +142,13 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     options = source_options(args.option)
-    splits = load_source("glyphs", None, options, args.seed, test_fraction=args.test_fraction)
+    splits = load_source(args.source, None, options, args.seed, test_fraction=args.test_fraction)
     train_rows, test_rows = splits.train.to_pylist(), splits.test.to_pylist()
     chance = 1.0 / len(splits.label_names)
-    print(f"glyphs {options or '(defaults)'}: {len(train_rows)} train / {len(test_rows)} test rows, "
+    print(f"{args.source} {options or '(defaults)'}: {len(train_rows)} train / {len(test_rows)} test rows, "
           f"{len(splits.label_names)} classes ({', '.join(splits.label_names)}); seed {args.seed}")
     results = []
-    for name in ARMS:
+    for name in args.arms.split(","):
         results.append(run_arm(name, train_rows, test_rows, splits.label_names, args))
         r = results[-1]
         per_class = ", ".join(f"{k} {v:.2f}" for k, v in r["per_class"].items())

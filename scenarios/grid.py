@@ -7,7 +7,8 @@ Conditions (FedMLLM §6.4): aligned α ∈ {0.5, 1, 5}; modality missing β ∈ 
 k ∈ {3, 5, 7} image-only clients; hybrid q ∈ {0.2, 0.3, 0.4}; each also with the modality-agnostic prompt
 ("-aug"). The paper datasets read ``${FEDRAY_DATA}`` and ``${FEDRAY_MODEL}`` and reproduce the reference's
 splits (``mode: fedmllm``, seed 42) and prompts (``prompts.style: fedmllm``); the offline grid runs the tiny
-model on the ``glyphs`` task here, in fedray's own wording. Every scenario is scored by both evaluation
+model on the ``glyphs`` task here, in fedray's own wording, and ``evidence/`` the same grid on the tiny
+model with its pretrained eye (``make evidence``). Every scenario is scored by both evaluation
 protocols (strict, and the reference's under ``fedmllm_*`` keys).
 """
 
@@ -80,6 +81,17 @@ OFFLINE_BASE: dict[str, Any] = {
     "federation": {"rounds": 20, "clients_per_round": 4},
     "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy", "protocol": ["strict", "fedmllm"]},
     "resources": {"actors": 2, "cpus_per_actor": 1},
+}
+
+
+# The evidence grid (docs/results.md, `make evidence`): the offline grid on the tiny model with its
+# pretrained eye (EfficientNet-Lite0, `make assets-eye`), every test split scored with the strict protocol
+# only (the claims are about one metric), validation picking the round.
+EVIDENCE_BASE: dict[str, Any] = {
+    **OFFLINE_BASE,
+    "model": {"name": "tiny-vlm", "max_length": 200,
+              "tiny": {"vision": "efficientnet_lite0", "image_size": 96}},
+    "eval": {"every": 5, "batch_size": 64, "select_metric": "accuracy"},
 }
 
 
@@ -160,6 +172,8 @@ def all_scenarios() -> dict[Path, dict[str, Any]]:
     offline.update(offline_task_heterogeneity())
     for stem, scenario in offline.items():
         files[HERE / "offline" / f"{stem}.yaml"] = scenario
+    for stem, scenario in condition_scenarios("evidence", EVIDENCE_BASE, "fedray").items():
+        files[HERE / "evidence" / f"{stem}.yaml"] = scenario
     return files
 
 

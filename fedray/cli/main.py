@@ -12,6 +12,7 @@ from fedray.cli import baselines as baselines_cmd
 from fedray.cli import bench as bench_cmd
 from fedray.cli import config as config_cmd
 from fedray.cli import data as data_cmd
+from fedray.cli import evidence as evidence_cmd
 from fedray.cli import export as export_cmd
 from fedray.cli import report as report_cmd
 from fedray.cli import run as run_cmd
@@ -21,7 +22,8 @@ from fedray.errors import FedRayError
 
 SUBCOMMANDS = {"run": run_cmd, "validate": validate_cmd, "config": config_cmd, "data": data_cmd,
                "baselines": baselines_cmd, "bench": bench_cmd,
-               "tune": tune_cmd, "report": report_cmd, "export": export_cmd}
+               "tune": tune_cmd, "report": report_cmd, "export": export_cmd,
+               "evidence": evidence_cmd}
 
 #: What ``fedray --help`` says above the subcommands (the module docstring is for developers).
 DESCRIPTION = ("fedray simulates federated LoRA fine-tuning of multimodal LLMs on Ray.\n"

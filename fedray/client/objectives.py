@@ -190,7 +190,9 @@ def num_lm_layers(model: Any) -> int:
     """The language model's layer count, from the model config."""
     config = model.config
     text_config = getattr(config, "text_config", None) or config
-    layers = getattr(text_config, "num_hidden_layers", None)
+    # The assembled model (and the tiny eye) keep their language model's config as a plain dict.
+    layers = text_config.get("num_hidden_layers") if isinstance(text_config, dict) \
+        else getattr(text_config, "num_hidden_layers", None)
     if not isinstance(layers, int):
         raise FedRayError("cannot read the language model's num_hidden_layers from the model config; "
                           "adaptive_prox needs it to place its layer window")

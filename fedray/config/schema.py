@@ -151,10 +151,16 @@ class TinyVlmConfig:
     max_position_embeddings: int = spec(512, ge=32, le=10_000_000,
                                         help="longest sequence the language model accepts")
     init_seed: int = spec(0, ge=0, help="seed of the base weights (same on every actor)")
+    vision: Literal["clip", "efficientnet_lite0"] = spec(
+        "clip", help="clip: a random CLIP tower (offline, weak); efficientnet_lite0: the frozen pretrained "
+                     "ImageNet encoder + a trained projector (`make assets-eye`, docs/models.md)")
+    vision_weights: Optional[str] = spec(None, help="efficientnet_lite0: the .pth (None: $FEDRAY_ASSETS)")
+    image_grid: int = spec(2, ge=1, le=7, help="efficientnet_lite0: features pooled to grid×grid tokens")
+    projector_hidden: int = spec(256, ge=0, help="efficientnet_lite0: projector MLP width (0: linear)")
 
     def problems(self) -> list[str]:
         out = []
-        if self.image_size % self.patch_size:
+        if self.vision == "clip" and self.image_size % self.patch_size:
             out.append(f"model.tiny.image_size ({self.image_size}) must be a multiple of "
                        f"model.tiny.patch_size ({self.patch_size})")
         for prefix, hidden, heads in (("vision", self.vision_hidden_size, self.vision_heads),

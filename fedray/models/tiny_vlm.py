@@ -4,16 +4,22 @@ Nothing is downloaded: weights are initialised from ``model.tiny.init_seed`` (th
 every client shares one base model), the tokenizer is the built-in byte-level BPE and the image processor
 is CLIP's PIL implementation. :func:`save_tiny_vlm` writes it as a regular Hugging Face model directory
 that the ``hf`` builder loads.
+
+``model.tiny.vision`` chooses the eye (the :data:`TINY_VISION` registry): ``clip``, the random tower
+above, or ``efficientnet_lite0``, a frozen pretrained ImageNet encoder before the same tiny Llama
+(:mod:`fedray.models.tiny_eye`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from fedray.config.schema import ModelConfig, TinyVlmConfig
 from fedray.models.base import MODEL_BUILDERS, BuiltModel, torch_dtype
 from fedray.models.memory import apply_gradient_checkpointing
 from fedray.models.tokenizer import CHAT_TEMPLATE, build_tiny_tokenizer
+from fedray.registry import Registry
 from fedray.seeding import torch_seeded
 
 
@@ -71,7 +77,13 @@ def _llava_config(tiny: TinyVlmConfig, tokenizer):
 
 @MODEL_BUILDERS.register("tiny-vlm", params=TinyVlmConfig)
 def build_tiny_vlm(cfg: ModelConfig) -> BuiltModel:
-    """Build the tiny LLaVA from ``cfg.tiny``; identical weights for identical config."""
+    """Build the tiny model from ``cfg.tiny`` with the eye ``cfg.tiny.vision`` names; identical weights for
+    identical config."""
+    return TINY_VISION.get(cfg.tiny.vision)(cfg)
+
+
+def build_tiny_llava(cfg: ModelConfig) -> BuiltModel:
+    """The tiny LLaVA: a random, frozen CLIP tower (the default; nothing to fetch)."""
     from transformers import LlavaForConditionalGeneration
 
     processor = _processor(cfg.tiny)
@@ -85,9 +97,22 @@ def build_tiny_vlm(cfg: ModelConfig) -> BuiltModel:
     return BuiltModel(model=model, processor=processor, family="llava")
 
 
+#: The tiny model's eyes by ``model.tiny.vision``.
+TINY_VISION: Registry[Callable[[ModelConfig], BuiltModel]] = Registry("tiny-vlm vision")
+TINY_VISION.register("clip")(build_tiny_llava)
+
+
+@TINY_VISION.register("efficientnet_lite0")
+def _build_tiny_eye(cfg: ModelConfig) -> BuiltModel:
+    # Imported on use: `python -m fedray.models.tiny_eye` must not find itself imported by the package.
+    from fedray.models.tiny_eye import build_tiny_eye
+
+    return build_tiny_eye(cfg)
+
+
 def save_tiny_vlm(cfg: ModelConfig, directory: str | Path) -> Path:
-    """Write the tiny model and its processor as a Hugging Face model directory."""
-    built = build_tiny_vlm(cfg)
+    """Write the tiny LLaVA (``vision: clip``) and its processor as a Hugging Face model directory."""
+    built = build_tiny_llava(cfg)
     directory = Path(directory)
     built.model.save_pretrained(directory)
     built.processor.save_pretrained(directory)
