@@ -59,10 +59,10 @@ def checkpoint_seconds(run_dir: Path) -> dict[int, float]:
     return {r["round"]: r["time_s"].get("checkpoint", 0.0) for r in map(json.loads, lines)}
 
 
-def watch(rounds: int, run_dir: Path) -> list[tuple[int, float, float, float]]:
+def watch(rounds: int, run_dir: Path, extra: list[str] = ()) -> list[tuple[int, float, float, float]]:
     """(round, seconds since the previous round's line, driver MiB, aggregator MiB) per round."""
     cmd = [sys.executable, "-m", "fedray", "run", str(_scenario(run_dir.parent)),
-           f"federation.rounds={rounds}", *OVERRIDES, "--run-dir", str(run_dir)]
+           f"federation.rounds={rounds}", *OVERRIDES, *extra, "--run-dir", str(run_dir)]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     driver, aggregator = psutil.Process(process.pid), None
     history, seen, last, rows = run_dir / "history.jsonl", 0, None, []
@@ -83,9 +83,11 @@ def watch(rounds: int, run_dir: Path) -> list[tuple[int, float, float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("overrides", nargs="*", help="further key=value overrides, e.g. "
+                        "federation.client_states_in_memory=64 (the aggregator's in-memory cap; default 256)")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="fedray-ckpt-scale-")) / "run"
-    rows = watch(args.rounds, run_dir)
+    rows = watch(args.rounds, run_dir, args.overrides)
     checkpoint_s = checkpoint_seconds(run_dir)
     windows = [(2, 11), (args.rounds - 9, args.rounds)] if args.rounds >= 20 else [(2, args.rounds)]
     print(f"{'rounds':>9}  {'s/round':>8}  {'checkpoint s':>12}  {'driver MiB':>10}  {'aggregator MiB':>14}")
