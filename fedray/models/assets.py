@@ -71,25 +71,29 @@ def language_model_path(configured: str | None) -> Path:
 
 def vision_weights_path(configured: str | None) -> Path:
     """The EfficientNet-Lite0 .pth: ``model.assembled.vision_weights``, else ``$FEDRAY_ASSETS``."""
+    return asset_file(configured, "model.assembled.vision_weights", VISION_FILE, FIX)
+
+
+def asset_file(configured: str | None, field: str, name: str, fix: str) -> Path:
+    """The file ``field`` names (it must exist), else ``name`` under ``$FEDRAY_ASSETS``; each failure says
+    ``fix`` (the make target that fetches it)."""
     if configured:
         path = Path(configured).expanduser()
         if path.is_file():
             return path
-        raise ModelError(f"model.assembled.vision_weights={configured!r} does not exist; point it at "
-                         f"{VISION_FILE}, or unset it and {FIX}")
-    root = _root_or_error("model.assembled.vision_weights", VISION_FILE)
-    path = root / VISION_FILE
+        raise ModelError(f"{field}={configured!r} does not exist; point it at {name}, or unset it and {fix}")
+    root = _root_or_error(field, name, fix)
+    path = root / name
     if not path.is_file():
-        raise ModelError(f"no {VISION_FILE} in ${ASSETS_ENV}={str(root)!r}; {FIX}, or set "
-                         f"model.assembled.vision_weights")
+        raise ModelError(f"no {name} in ${ASSETS_ENV}={str(root)!r}; {fix}, or set {field}")
     return path
 
 
-def _root_or_error(field: str, wanted: str) -> Path:
+def _root_or_error(field: str, wanted: str, fix: str = FIX) -> Path:
     root = assets_root()
     if root is None:
         raise ModelError(f"{field} is unset and so is ${ASSETS_ENV}, so {wanted} cannot be found; "
-                         f"{FIX} and export {ASSETS_ENV}=<repo>/.assets (the Makefile does), or set {field}")
+                         f"{fix} and export {ASSETS_ENV}=<repo>/.assets (the Makefile does), or set {field}")
     return root
 
 

@@ -30,6 +30,7 @@ from fedray.models.assets import (
     VISION_MEMBER,
     VISION_PACKAGE,
     VISION_WHEEL,
+    asset_file,
     assets_root,
     extract,
 )
@@ -61,23 +62,7 @@ class TinyEyeProcessor(AssembledProcessor):
 
 def eye_weights_path(configured: str | None) -> Path:
     """``model.tiny.vision_weights``, else the .pth under ``$FEDRAY_ASSETS``; else say how to fetch it."""
-    if configured:
-        path = Path(configured).expanduser()
-        if path.is_file():
-            return path
-        raise ModelError(f"model.tiny.vision_weights={configured!r} does not exist; point it at "
-                         f"{VISION_FILE}, or unset it and {FIX}")
-    root = assets_root()
-    if root is None:
-        raise ModelError(f"model.tiny.vision=efficientnet_lite0 needs {VISION_FILE}, but "
-                         f"model.tiny.vision_weights and $FEDRAY_ASSETS are unset; {FIX} and export "
-                         f"FEDRAY_ASSETS=<repo>/.assets (the Makefile does), or set "
-                         f"model.tiny.vision_weights")
-    path = root / VISION_FILE
-    if not path.is_file():
-        raise ModelError(f"no {VISION_FILE} in $FEDRAY_ASSETS={str(root)!r}; {FIX}, or set "
-                         f"model.tiny.vision_weights")
-    return path
+    return asset_file(configured, "model.tiny.vision_weights", VISION_FILE, FIX)
 
 
 def _language_model(tiny: TinyVlmConfig, tokenizer: Any) -> Any:

@@ -40,12 +40,18 @@ def _variate(value: float) -> dict:
     return {"w": torch.full((3,), value)}
 
 
-def test_a_checkpoint_index_writes_only_changed_states(tmp_path):
-    store = ClientStateStore(tmp_path, max_in_memory=2)
-    for cid in range(6):
+def _checkpointed_store(tmp_path, clients: int, max_in_memory: int):
+    """A store holding clients 0..clients-1 (client i's variate all i), checkpointed: (store, index)."""
+    store = ClientStateStore(tmp_path, max_in_memory=max_in_memory)
+    for cid in range(clients):
         store.update(cid, control_variate=_variate(cid))
-    first = store.checkpoint_index()
-    store.committed(first)
+    index = store.checkpoint_index()
+    store.committed(index)
+    return store, index
+
+
+def test_a_checkpoint_index_writes_only_changed_states(tmp_path):
+    store, first = _checkpointed_store(tmp_path, clients=6, max_in_memory=2)
     assert sorted(first) == list(range(6)) and len(list(tmp_path.iterdir())) == 6
     store.update(1, control_variate=_variate(10.0))  # one client changes before the next checkpoint
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
@@ -59,11 +65,7 @@ def test_a_checkpoint_index_writes_only_changed_states(tmp_path):
 
 
 def test_resuming_from_an_index_gives_back_the_checkpointed_states(tmp_path):
-    store = ClientStateStore(tmp_path, max_in_memory=1)
-    for cid in range(3):
-        store.update(cid, control_variate=_variate(cid))
-    index = store.checkpoint_index()
-    store.committed(index)
+    store, index = _checkpointed_store(tmp_path, clients=3, max_in_memory=1)
     store.update(0, control_variate=_variate(99.0))  # after the checkpoint: lost by a kill
     store.update(2, control_variate=_variate(98.0))
     again = ClientStateStore(tmp_path, max_in_memory=1)

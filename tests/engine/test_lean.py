@@ -109,21 +109,26 @@ def test_a_bad_scenario_is_still_reported_whole_without_torch():
     assert _heavy_modules(code) == []
 
 
-
 class _FakeContext:
     """What ray.init returns, as far as ensure_ray reads it."""
     address_info = {"session_dir": None}
+
+
+def _recorded_ray_init(monkeypatch, runtime) -> list[dict]:
+    """``ray.init`` replaced by a recorder: the keyword arguments of each call."""
+    calls: list[dict] = []
+    monkeypatch.setattr(runtime.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(runtime.ray, "init", lambda **kwargs: calls.append(kwargs) or _FakeContext())
+    for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
+        monkeypatch.setenv(key, value)
+    return calls
 
 
 def test_a_local_ray_is_started_without_dashboard_or_prestarted_workers(monkeypatch):
     from fedray.config.schema import ResourcesConfig
     from fedray.engine import runtime
 
-    calls: list[dict] = []
-    monkeypatch.setattr(runtime.ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(runtime.ray, "init", lambda **kwargs: calls.append(kwargs) or _FakeContext())
-    for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
-        monkeypatch.setenv(key, value)
+    calls = _recorded_ray_init(monkeypatch, runtime)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert runtime.ensure_ray(ResourcesConfig()).started is True
     (kwargs,) = calls
@@ -136,11 +141,7 @@ def test_joining_a_cluster_leaves_its_settings_alone(monkeypatch):
     from fedray.config.schema import ResourcesConfig
     from fedray.engine import runtime
 
-    calls: list[dict] = []
-    monkeypatch.setattr(runtime.ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(runtime.ray, "init", lambda **kwargs: calls.append(kwargs) or _FakeContext())
-    for key, value in runtime.WORKER_ENV.items():  # ensure_ray sets them: restored after the test
-        monkeypatch.setenv(key, value)
+    calls = _recorded_ray_init(monkeypatch, runtime)
     monkeypatch.setattr(runtime, "require_reachable", lambda address: None)  # no cluster in a test
     runtime.ensure_ray(ResourcesConfig(ray_address="ray://head:10001"))
     assert calls[0]["address"] == "ray://head:10001" and "_system_config" not in calls[0]
