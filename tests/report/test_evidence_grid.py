@@ -24,9 +24,9 @@ def test_the_reduced_grid_runs_each_claim_s_pairs_once_per_seed():
     assert [c.seed for c in cells[:9]] == [0] * 9  # seed-major
     by_scenario = {s: {c.method for c in cells if c.scenario == s} for s in grid.scenarios}
     assert by_scenario == {
-        "aligned-a0.5": {"zero_shot", "local", "centralized", "fedavg", "fedadagrad-fedmllm+adaptive_prox"},
-        "missing-b0.5": {"zero_shot", "fedavg", "fedadagrad-fedmllm+adaptive_prox"},
-        "missing-b0.5-aug": {"fedavg"}}
+        "aligned-a0.5": {"zero_shot", "local", "centralized", "fedavg"},
+        "missing-b0.5": {"fedavg", "fedavg+adaptive_prox"},
+        "missing-b0.5-aug": {"fedavg"}, "cross-k5": {"fedavg"}, "hybrid-q0.4": {"fedavg"}}
     assert "federation.rounds=20" in grid.budget
     assert {c.run_dir(Path("out")) for c in cells[:2]} == {Path("out/aligned-a0.5/zero_shot/seed0"),
                                                           Path("out/aligned-a0.5/local/seed0")}
