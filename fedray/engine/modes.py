@@ -128,6 +128,9 @@ class Centralized(RunMode):
     """One client holding every client's rows, trained with the budget of a federated round."""
 
     name = "centralized"
+    #: The rows are pooled where the model trains, so no adapter crosses a network (what moving the
+    #: data would cost is not an adapter's traffic, and the history does not guess it).
+    communicates = False
 
     def train_config(self) -> TrainConfig:
         """As many samples a round as the federated cohort processes, m = ``clients_per_round`` of K

@@ -8,6 +8,7 @@ from typing import Any
 
 from fedray.config.schema import Scenario
 from fedray.engine.history import RoundRecord
+from fedray.engine.modes import build_run_mode
 
 
 @dataclass
@@ -30,9 +31,11 @@ class RunSummary:
         return chosen[0] if chosen else self.final_eval
 
     def to_json(self, scenario: Scenario) -> dict[str, Any]:
-        """``summary.json``: which run this was and its final and best-validation test metrics."""
+        """``summary.json``: which run this was and its final and best-validation test metrics (``strategy``
+        is None in the modes no server rule shapes: local and zero-shot)."""
+        shaped = build_run_mode(scenario).uses_strategy  # local and zero-shot runs aggregate nothing
         return {"name": scenario.name, "mode": scenario.mode, "modality": scenario.modality.name,
-                "strategy": scenario.strategy.name, "seed": scenario.seed,
+                "strategy": scenario.strategy.name if shaped else None, "seed": scenario.seed,
                 "rounds_completed": max((r.server_round for r in self.rounds), default=0),
                 "final_eval": self.final_eval, "best_round": self.best_round,
                 "best_eval": self.best_eval}

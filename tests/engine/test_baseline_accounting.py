@@ -1,4 +1,5 @@
-"""Baselines say what happened: zero-shot has no rounds and no strategy; local sends nothing."""
+"""Baselines say what happened: zero-shot has no rounds and no strategy; local and centralized send
+nothing; summary.json names a strategy only where one shaped the result."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def mode_of(name: str):
 
 
 @pytest.mark.parametrize("name, communicates, uses_strategy", [
-    ("federated", True, True), ("centralized", True, True), ("local", False, False),
+    ("federated", True, True), ("centralized", False, True), ("local", False, False),
     ("zero_shot", False, False)])
 def test_what_each_mode_sends_and_whether_a_strategy_shapes_it(name, communicates, uses_strategy):
     mode = mode_of(name)
@@ -26,3 +27,12 @@ def test_baseline_headers_say_what_happened():
     assert "no rounds" in zero and "no strategy" in zero and "3 rounds" not in zero
     assert "no communication" in mode_of("local").header(6)
     assert mode_of("federated").header(6) == "6 clients, 3 per round, 3 rounds"
+
+
+@pytest.mark.parametrize("name, strategy", [("federated", "fedadam"), ("centralized", "fedadam"),
+                                            ("local", None), ("zero_shot", None)])
+def test_the_summary_names_a_strategy_only_where_one_shaped_the_result(name, strategy, tmp_path):
+    from fedray.engine.summary import RunSummary
+
+    scenario = scenario_from_dict({"mode": name, "strategy": {"name": "fedadam"}})
+    assert RunSummary(tmp_path).to_json(scenario)["strategy"] == strategy
