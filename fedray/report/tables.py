@@ -15,7 +15,8 @@ missing: a sweep's scheduler kills the trials it stops early). Everything is rea
 - **value**: the test value of ``eval.select_metric`` at the round the validation split picked (the first
   best, as the engine picks it), or at the last evaluated round when there is no validation split;
 - **communication**: the adapter bytes of the history, and 0 for the modes that send nothing (``local``,
-  ``zero_shot``; older local runs recorded the simulation's hand-offs to actors);
+  ``centralized``, ``zero_shot``; older local and centralized runs recorded the simulation's hand-offs to
+  actors);
 - **protocol values**: at that same round, each evaluation protocol's headline metrics (strict
   ``accuracy``, ``macro_f1``, ``auc`` beside fedmllm's ``fedmllm_accuracy``, ``fedmllm_f1``,
   ``fedmllm_auc``), for the table that sets the two protocols side by side.
