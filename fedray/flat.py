@@ -154,6 +154,15 @@ class FlatState(Mapping[str, "torch.Tensor"]):
         dtype = numpy_dtype(self.layout.dtype) if self.layout.dtype is not None else None
         return None if dtype is None else self.buffer.view(dtype)
 
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        """The tensors as numpy views of the buffer (key → array of its shape), or None when one of
+        them has a dtype numpy lacks (bfloat16): what a file is written from without torch."""
+        dtypes = [numpy_dtype(slot.dtype) for slot in self.layout.slots]
+        if any(dtype is None for dtype in dtypes):
+            return None
+        return {slot.key: self.buffer[slot.offset:slot.offset + slot.nbytes].view(dtype).reshape(slot.shape)
+                for slot, dtype in zip(self.layout.slots, dtypes)}
+
     @classmethod
     def from_array(cls, layout: Layout, values: np.ndarray) -> FlatState:
         """A FlatState owning ``values`` (a fresh 1-D array covering the whole buffer in the layout's

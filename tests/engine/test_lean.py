@@ -178,7 +178,7 @@ def test_the_digits_source_reads_scikit_learns_file_as_load_digits_does_without_
 #: A FedAvg aggregator's two rounds in a fresh interpreter, with adapters as FlatStates built without
 #: torch (as they reach the actor from the object store): round 1 as expected, round 2 with a NaN client
 #: (rejected: the fold falls back to the rule's own aggregate) and a failed one. Writes the global
-#: buffer after each round to OUT and prints whether torch was imported.
+#: buffer after each round to OUT, then the final adapter's files, and prints whether torch was imported.
 _AGGREGATOR_ROUNDS = """
 import sys
 import numpy as np
@@ -219,15 +219,18 @@ for server_round, expected in rounds.items():
     failures = [] if server_round == 1 else [FitFailure(3, "timed out")]
     print("METRICS", server_round, actor.close_round(server_round, failures))
     actor.get_global().buffer.tofile(f"{OUT}/global-{server_round}.bin")
+actor.save_adapter("global_adapter", None, {"r": 8})
 print("TORCH", "torch" in sys.modules)
 """
 
 
-def _torch_fedavg_rounds(dtype: str) -> list[bytes]:
-    """The same two rounds through the torch path: dict states aggregated by FedAvg tensor by tensor."""
+def _torch_fedavg_rounds(dtype: str, out: Path) -> list[bytes]:
+    """The same two rounds through the torch path: dict states aggregated by FedAvg tensor by tensor;
+    the final adapter written from those tensors into ``out``."""
     import numpy as np
     import torch
 
+    from fedray.engine.adapter_files import write_adapter_dir
     from fedray.flat import FlatState, Layout
     from fedray.strategies import ClientFailure, ClientResult, build_strategy
 
@@ -251,19 +254,23 @@ def _torch_fedavg_rounds(dtype: str) -> list[bytes]:
         failures = [] if server_round == 1 else [ClientFailure(3, "timed out")]
         global_state, _ = strategy.aggregate_fit(server_round, global_state, results, failures)
         buffers.append(FlatState.pack(global_state, layout).buffer.tobytes())
+    write_adapter_dir(out, dict(global_state), {"r": 8})
     return buffers
 
 
 @pytest.mark.parametrize("dtype, objective", [("float32", "plain"), ("float16", "fedprox"),
                                               ("float32", "adaptive_prox")])
-def test_a_fedavg_aggregator_runs_rounds_without_torch_and_gives_the_torch_paths_bits(tmp_path, dtype,
-                                                                                     objective):
+def test_a_fedavg_aggregator_needs_no_torch_for_rounds_or_its_adapter_file_and_matches_torch(
+        tmp_path, dtype, objective):
     done = subprocess.run([sys.executable, "-c", _AGGREGATOR_ROUNDS, dtype, objective, str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "TORCH False" in lines, done.stdout
     assert "METRICS 2 {'num_results': 2.0, 'num_failures': 1.0, 'num_rejected': 1.0}" in lines
-    want = _torch_fedavg_rounds(dtype)
+    want = _torch_fedavg_rounds(dtype, tmp_path / "torch_adapter")
     got = [(tmp_path / f"global-{r}.bin").read_bytes() for r in (1, 2)]
     assert got == want
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        written, from_torch = tmp_path / "global_adapter" / name, tmp_path / "torch_adapter" / name
+        assert written.read_bytes() == from_torch.read_bytes(), name

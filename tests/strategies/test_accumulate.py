@@ -200,7 +200,8 @@ def test_the_numpy_fold_gives_the_torch_folds_bits(dtype):
     included), with and without a center: the numpy sum and its cast back equal torch's bit for bit."""
     rng = np.random.default_rng(7)
     shapes = {"a": (33, 17), "b": (5,), "c": (2, 3, 4)}
-    layout = FlatState.pack({k: torch.zeros(v, dtype=getattr(torch, dtype)) for k, v in shapes.items()}).layout
+    zeros = {key: torch.zeros(shape, dtype=getattr(torch, dtype)) for key, shape in shapes.items()}
+    layout = FlatState.pack(zeros).layout
     for scale in (1e-6, 1.0, 1e4):
         states = [_random_flat(rng, layout, dtype, scale) for _ in range(7)]
         center = _random_flat(rng, layout, dtype, scale)
