@@ -357,7 +357,10 @@ def _same_layout(params: Mapping[str, torch.Tensor], global_state: Mapping[str, 
 
 
 def _copy(value: Any) -> Any:
-    """A detached copy of an adapter-shaped state (dict of tensors); other values (counters, None) as is."""
+    """A detached copy of an adapter-shaped state (dict of tensors; a FlatState becomes one, which is what
+    checkpoints hold); other values (counters, None) as is."""
+    if isinstance(value, FlatState):
+        return value.to_dict()
     if isinstance(value, dict):
         return {key: tensor.detach().clone() for key, tensor in value.items()}
     return value

@@ -95,11 +95,15 @@ class MeanFold:
             return self._flat.mean()
         return {key: acc.to(self.dtypes[key]) for key, acc in self._per_tensor()[0].items()}
 
-    def update(self) -> AdapterState:
-        """Δ = Σ_k (w_k/W)·(x_k − x), in :func:`state_dtype` of each global tensor."""
+    def update(self) -> Mapping[str, torch.Tensor]:
+        """Δ = Σ_k (w_k/W)·(x_k − x), in :func:`state_dtype` of each global tensor; a FlatState in the
+        states' layout when they were added as whole numpy buffers already of that dtype."""
         if self.center is None:
             raise ValueError("MeanFold.update needs the global state as the center")
         self._check_added()
+        if self._flat is not None and self.sums is None and self._flat.numpy and \
+                self._flat.layout.dtype in SERVER_DTYPES:  # already the state dtype: stays flat
+            return FlatState.from_array(self._flat.layout, self._flat.acc.astype(self._flat.layout.dtype))
         sums = self._per_tensor()[0] if self._flat is None else self._flat.tensors()[0]
         return {key: acc.to(state_dtype(self.center[key].dtype)) for key, acc in sums.items()}
 
@@ -219,7 +223,52 @@ def pseudo_gradient(
     return fold.update()
 
 
-def apply_update(global_state: State, step: State, scale: float = 1.0) -> AdapterState:
-    """x + scale · step per tensor, computed in float64 and cast back to each global tensor's dtype."""
+def apply_update(global_state: State, step: State, scale: float = 1.0) -> Mapping[str, torch.Tensor]:
+    """x + scale · step per tensor, computed in float64 and cast back to each global tensor's dtype
+    (over whole numpy buffers, and a FlatState, when both are numpy FlatStates of one layout)."""
+    if _flat_arrays(global_state, step):
+        x = global_state.typed_array()
+        moved = x.astype(np.float64) + scale * step.typed_array().astype(np.float64)
+        return FlatState.from_array(global_state.layout, cast_like_torch(moved, x.dtype))
     return {key: (x.to(torch.float64) + scale * step[key].to(torch.float64)).to(x.dtype)
             for key, x in global_state.items()}
+
+
+#: Adapter dtypes whose server state (pseudo-gradient, moments) has the adapter's own dtype
+#: (:func:`state_dtype`), so the state can share the adapter's flat layout.
+SERVER_DTYPES = ("float32", "float64")
+
+
+def elementwise(fn: Callable[..., Any], *states: State) -> Mapping[str, torch.Tensor]:
+    """``fn`` applied to the states' values: once over whole numpy buffers when every state is a numpy
+    FlatState of one layout (a FlatState comes back), else tensor by tensor in the first state's key
+    order (a dict). ``fn`` uses operators and :func:`sqrt`, :func:`sign`, :func:`full_like`, which
+    compute the same element-wise float operations on either (a Python scalar takes the array's
+    dtype in both), so both forms give the same bits."""
+    first = states[0]
+    if _flat_arrays(*states):
+        values = fn(*(state.typed_array() for state in states))
+        return FlatState.from_array(first.layout, values if values.flags.owndata else values.copy())
+    return {key: fn(*(state[key] for state in states)) for key in first}
+
+
+def sqrt(x: Any) -> Any:
+    """√x of a numpy array or a tensor (both correctly rounded)."""
+    return np.sqrt(x) if isinstance(x, np.ndarray) else torch.sqrt(x)
+
+
+def sign(x: Any) -> Any:
+    """sign(x) of a numpy array or a tensor."""
+    return np.sign(x) if isinstance(x, np.ndarray) else torch.sign(x)
+
+
+def full_like(x: Any, value: float) -> Any:
+    """An array or tensor like ``x`` filled with ``value`` (cast to its dtype)."""
+    return np.full_like(x, value) if isinstance(x, np.ndarray) else torch.full_like(x, value)
+
+
+def _flat_arrays(*states: State) -> bool:
+    """Whether every state is a FlatState of the first one's layout that numpy can read."""
+    first = states[0]
+    return isinstance(first, FlatState) and first.typed_array() is not None and \
+        all(isinstance(state, FlatState) and state.layout == first.layout for state in states[1:])

@@ -175,10 +175,11 @@ def test_the_digits_source_reads_scikit_learns_file_as_load_digits_does_without_
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
 
 
-#: A FedAvg aggregator's two rounds in a fresh interpreter, with adapters as FlatStates built without
-#: torch (as they reach the actor from the object store): round 1 as expected, round 2 with a NaN client
-#: (rejected: the fold falls back to the rule's own aggregate) and a failed one. Writes the global
-#: buffer after each round to OUT, then the final adapter's files, and prints whether torch was imported.
+#: A FedAvg (or FedAvgM) aggregator's two rounds in a fresh interpreter, with adapters as FlatStates
+#: built without torch (as they reach the actor from the object store): round 1 as expected, round 2
+#: with a NaN client (rejected: the fold falls back to the rule's own aggregate) and a failed one. Writes
+#: the global buffer after each round to OUT, then the final adapter's files, and prints whether torch
+#: was imported.
 _AGGREGATOR_ROUNDS = """
 import sys
 import numpy as np
@@ -195,14 +196,14 @@ def layout(dtype, shapes):
         offset += -(-nbytes // ALIGN) * ALIGN
     return Layout(tuple(slots), offset)
 
-DTYPE, OBJECTIVE, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+DTYPE, OBJECTIVE, OUT, STRATEGY = sys.argv[1:5]
 LAYOUT = layout(DTYPE, [("a.lora_A.weight", (8, 24)), ("a.lora_B.weight", (24, 8)), ("proj", (7,))])
 rng = np.random.default_rng(11)
 def flat(scale=1.0):
     values = (rng.standard_normal(LAYOUT.nbytes // np.dtype(DTYPE).itemsize) * scale).astype(DTYPE)
     return FlatState.from_array(LAYOUT, values)
 
-setup = AggregatorSetup(strategy=StrategyConfig(name="fedavg"), objective=ObjectiveConfig(name=OBJECTIVE),
+setup = AggregatorSetup(strategy=StrategyConfig(name=STRATEGY), objective=ObjectiveConfig(name=OBJECTIVE),
                         num_clients=6, client_states_in_memory=4)
 actor = AggregatorActor(setup, None, OUT)
 actor.set_global(flat())
@@ -224,8 +225,8 @@ print("TORCH", "torch" in sys.modules)
 """
 
 
-def _torch_fedavg_rounds(dtype: str, out: Path) -> list[bytes]:
-    """The same two rounds through the torch path: dict states aggregated by FedAvg tensor by tensor;
+def _torch_rounds(strategy_name: str, dtype: str, out: Path) -> list[bytes]:
+    """The same two rounds through the torch path: dict states aggregated tensor by tensor;
     the final adapter written from those tensors into ``out``."""
     import numpy as np
     import torch
@@ -234,7 +235,7 @@ def _torch_fedavg_rounds(dtype: str, out: Path) -> list[bytes]:
     from fedray.flat import FlatState, Layout
     from fedray.strategies import ClientFailure, ClientResult, build_strategy
 
-    strategy, rng = build_strategy("fedavg"), np.random.default_rng(11)
+    strategy, rng = build_strategy(strategy_name), np.random.default_rng(11)
     layout = Layout.of({"a.lora_A.weight": torch.zeros(8, 24, dtype=getattr(torch, dtype)),
                         "a.lora_B.weight": torch.zeros(24, 8, dtype=getattr(torch, dtype)),
                         "proj": torch.zeros(7, dtype=getattr(torch, dtype))})
@@ -258,17 +259,20 @@ def _torch_fedavg_rounds(dtype: str, out: Path) -> list[bytes]:
     return buffers
 
 
-@pytest.mark.parametrize("dtype, objective", [("float32", "plain"), ("float16", "fedprox"),
-                                              ("float32", "adaptive_prox")])
-def test_a_fedavg_aggregator_needs_no_torch_for_rounds_or_its_adapter_file_and_matches_torch(
-        tmp_path, dtype, objective):
-    done = subprocess.run([sys.executable, "-c", _AGGREGATOR_ROUNDS, dtype, objective, str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+@pytest.mark.parametrize("strategy, dtype, objective", [("fedavg", "float32", "plain"),
+                                                        ("fedavg", "float16", "fedprox"),
+                                                        ("fedavg", "float32", "adaptive_prox"),
+                                                        ("fedavgm", "float32", "plain")])
+def test_a_mean_rule_aggregator_needs_no_torch_for_rounds_or_its_adapter_file_and_matches_torch(
+        tmp_path, strategy, dtype, objective):
+    args = [dtype, objective, str(tmp_path), strategy]
+    done = subprocess.run([sys.executable, "-c", _AGGREGATOR_ROUNDS, *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "TORCH False" in lines, done.stdout
     assert "METRICS 2 {'num_results': 2.0, 'num_failures': 1.0, 'num_rejected': 1.0}" in lines
-    want = _torch_fedavg_rounds(dtype, tmp_path / "torch_adapter")
+    want = _torch_rounds(strategy, dtype, tmp_path / "torch_adapter")
     got = [(tmp_path / f"global-{r}.bin").read_bytes() for r in (1, 2)]
     assert got == want
     for name in ("adapter_model.safetensors", "adapter_config.json"):
