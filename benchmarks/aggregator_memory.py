@@ -59,12 +59,16 @@ class BareActor:
 
 
 def actor_process(title: str) -> psutil.Process:
-    """The process Ray titles ``ray::<title>`` (or ``ray::<title>.<method>``)."""
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
+    """The process of this script's Ray (a descendant of this one) titled ``ray::<title>`` (or
+    ``ray::<title>.<method>``); other runs' actors on the machine carry the same titles."""
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.Error:
+            continue
         if cmdline and cmdline[0].startswith(f"ray::{title}"):
             return proc
-    raise SystemExit(f"no process titled ray::{title}")
+    raise SystemExit(f"no process titled ray::{title} among this script's descendants")
 
 
 def figures(proc: psutil.Process) -> str:
