@@ -104,7 +104,7 @@ class MeanFold:
         if self._flat is not None and self.sums is None and self._flat.numpy and \
                 self._flat.layout.dtype in SERVER_DTYPES:  # already the state dtype: stays flat
             return FlatState.from_array(self._flat.layout, self._flat.acc.astype(self._flat.layout.dtype))
-        sums = self._per_tensor()[0] if self._flat is None else self._flat.tensors()[0]
+        sums = self._per_tensor()[0]
         return {key: acc.to(state_dtype(self.center[key].dtype)) for key, acc in sums.items()}
 
     def _check_added(self) -> None:
@@ -135,6 +135,7 @@ class FlatSum:
         return isinstance(state, FlatState) and state.layout == self.layout
 
     def add(self, state: FlatState, share: float) -> None:
+        """acc += (x − c)·share over the whole buffer (x widened to float64 first)."""
         if self.numpy:
             x = state.typed_array().astype(np.float64)
             if self.center64 is not None:
@@ -158,9 +159,10 @@ class FlatSum:
         acc = torch.from_numpy(self.acc) if self.numpy else self.acc
         center = torch.from_numpy(self.center64) if self.numpy and self.center64 is not None \
             else self.center64
-        split = lambda whole: {slot.key: whole[self.layout.element(slot)].view(slot.shape)  # noqa: E731
-                               for slot in self.layout.slots}
-        return split(acc), None if center is None else split(center)
+        return self._split(acc), None if center is None else self._split(center)
+
+    def _split(self, whole: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {slot.key: whole[self.layout.element(slot)].view(slot.shape) for slot in self.layout.slots}
 
 
 def cast_like_torch(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
