@@ -244,29 +244,15 @@ SERVER_DTYPES = ("float32", "float64")
 def elementwise(fn: Callable[..., Any], *states: State) -> Mapping[str, torch.Tensor]:
     """``fn`` applied to the states' values: once over whole numpy buffers when every state is a numpy
     FlatState of one layout (a FlatState comes back), else tensor by tensor in the first state's key
-    order (a dict). ``fn`` uses operators and :func:`sqrt`, :func:`sign`, :func:`full_like`, which
-    compute the same element-wise float operations on either (a Python scalar takes the array's
-    dtype in both), so both forms give the same bits."""
+    order (a dict). ``fn`` may use only the arithmetic operators, which are exactly rounded on either
+    (a Python scalar takes the array's dtype in both), so both forms give the same bits; not ``sqrt``
+    and the like, whose torch CPU kernels are not always correctly rounded (the FedOpt family's step
+    therefore stays in torch, tensor by tensor)."""
     first = states[0]
     if _flat_arrays(*states):
         values = fn(*(state.typed_array() for state in states))
         return FlatState.from_array(first.layout, values if values.flags.owndata else values.copy())
     return {key: fn(*(state[key] for state in states)) for key in first}
-
-
-def sqrt(x: Any) -> Any:
-    """√x of a numpy array or a tensor (both correctly rounded)."""
-    return np.sqrt(x) if isinstance(x, np.ndarray) else torch.sqrt(x)
-
-
-def sign(x: Any) -> Any:
-    """sign(x) of a numpy array or a tensor."""
-    return np.sign(x) if isinstance(x, np.ndarray) else torch.sign(x)
-
-
-def full_like(x: Any, value: float) -> Any:
-    """An array or tensor like ``x`` filled with ``value`` (cast to its dtype)."""
-    return np.full_like(x, value) if isinstance(x, np.ndarray) else torch.full_like(x, value)
 
 
 def _flat_arrays(*states: State) -> bool:
