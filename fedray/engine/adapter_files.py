@@ -16,7 +16,9 @@ Run directories written before this layout hold ``<run>/<name>.safetensors`` (sa
 then rename) and readable by everyone (mode 0644), like any result a user copies elsewhere.
 
 This module imports torch and safetensors only where a file is written or read, and never peft or
-transformers: the aggregator actor, which writes the adapters, holds tensors, not models.
+transformers: the aggregator actor, which writes the adapters, holds tensors, not models. A flat adapter
+(:class:`~fedray.flat.FlatState`) whose dtypes numpy has is written through safetensors' numpy API: the
+same bytes, and the aggregator need not import torch to write it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Mapping
 
 from fedray.engine.files import write_atomically
 from fedray.errors import FedRayError
+from fedray.flat import FlatState
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's file names (peft.utils.SAFETENSORS_WEIGHTS_NAME)
 ADAPTER_CONFIG = "adapter_config.json"  # (peft.utils.CONFIG_NAME)
@@ -43,14 +46,18 @@ def write_adapter_dir(directory: str | Path, state: Mapping[str, Any],
     Without ``config`` only the weights are written (PEFT then cannot load the directory alone;
     ``fedray export`` rebuilds the config from the run's scenario).
     """
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if config is not None:
         text = json.dumps(_json_ready(config), indent=2, sort_keys=True) + "\n"
         _write_atomically(directory / ADAPTER_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    tensors = {k: v.detach().contiguous() for k, v in state.items()}
+    tensors: Any = state.arrays() if isinstance(state, FlatState) else None
+    if tensors is not None:  # numpy views of the buffer: the same file's bytes, without importing torch
+        from safetensors.numpy import save_file
+    else:
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().contiguous() for k, v in state.items()}
     # metadata format=pt: what PEFT writes, and what transformers' safetensors loader checks for
     _write_atomically(directory / ADAPTER_WEIGHTS,
                       lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))

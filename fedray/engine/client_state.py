@@ -18,11 +18,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fedray.engine.files import write_atomically
 from fedray.errors import FedRayError
 from fedray.flat import FlatState
+from fedray.lazy import lazy_import
+
+torch = lazy_import("torch")  # imported when a state file is written or read (the aggregator starts without)
 
 _NAME = re.compile(r"^client-(\d+)-(\d+)\.pt$")
 

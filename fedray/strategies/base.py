@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Sequence
 
+import numpy as np
+
 from fedray.client.objectives import LocalObjective
 from fedray.config.params import NoParams, params_or_raise
 from fedray.errors import FedRayError
@@ -237,17 +239,31 @@ def filter_finite(results: Sequence[ClientResult]) -> tuple[list[ClientResult], 
     good: list[ClientResult] = []
     rejected: list[ClientFailure] = []
     for result in results:
-        whole = result.params.typed() if isinstance(result.params, FlatState) else None
-        if whole is not None and bool(torch.isfinite(whole).all()):  # the whole buffer in one check
-            good.append(result)
-            continue
-        bad = sorted(key for key, tensor in result.params.items() if not bool(torch.isfinite(tensor).all()))
+        bad = _non_finite_keys(result.params)
         if bad:
             shown = ", ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
             rejected.append(ClientFailure(result.client_id, f"non-finite (NaN/Inf) values in {shown}"))
         else:
             good.append(result)
     return good, rejected
+
+
+def _non_finite_keys(params: Mapping[str, torch.Tensor]) -> list[str]:
+    """The sorted keys of the tensors in ``params`` that hold a NaN or ±Inf.
+
+    A FlatState is checked as one buffer first, in numpy where numpy has its dtype (so the aggregator
+    checks a round without importing torch), and tensor by tensor only when that finds something."""
+    values = params.typed_array() if isinstance(params, FlatState) else None
+    if values is not None:
+        if bool(np.isfinite(values).all()):
+            return []
+        layout = params.layout
+        return sorted(slot.key for slot in layout.slots
+                      if not bool(np.isfinite(values[layout.element(slot)]).all()))
+    whole = params.typed() if isinstance(params, FlatState) else None
+    if whole is not None and bool(torch.isfinite(whole).all()):  # the whole buffer in one check
+        return []
+    return sorted(key for key, tensor in params.items() if not bool(torch.isfinite(tensor).all()))
 
 
 def usable_results(
@@ -341,7 +357,10 @@ def _same_layout(params: Mapping[str, torch.Tensor], global_state: Mapping[str, 
 
 
 def _copy(value: Any) -> Any:
-    """A detached copy of an adapter-shaped state (dict of tensors); other values (counters, None) as is."""
+    """A detached copy of an adapter-shaped state (dict of tensors; a FlatState becomes one, which is what
+    checkpoints hold); other values (counters, None) as is."""
+    if isinstance(value, FlatState):
+        return value.to_dict()
     if isinstance(value, dict):
         return {key: tensor.detach().clone() for key, tensor in value.items()}
     return value

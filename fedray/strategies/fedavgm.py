@@ -4,12 +4,12 @@ Federated Visual Classification"): FedAvg's pseudo-gradient driven through serve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from fedray.config.schema import spec
 from fedray.strategies.base import Accumulator, AdapterState, Aggregate, Strategy, StrategyParams, Variant
 from fedray.strategies.registry import register
-from fedray.strategies.updates import MeanAccumulator, MeanFold, apply_update, update_weights
+from fedray.strategies.updates import MeanAccumulator, MeanFold, apply_update, elementwise, update_weights
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,21 @@ class FedAvgM(Strategy):
     state_keys = ("velocity",)
 
     def init_state(self) -> None:
-        self.velocity: AdapterState | None = None  # v (standard) or m (fedmllm); None before round one
+        # A dict of tensors, or a FlatState (numpy) while the adapters arrive as float32 flat buffers.
+        self.velocity: Mapping[str, Any] | None = None  # v (standard) or m (fedmllm); None before round one
 
     def accumulate(self, server_round: int, global_state: AdapterState,
                    num_examples: Sequence[int]) -> Accumulator:
         fold = MeanFold(update_weights(num_examples, weighted=True), center=global_state)
         return MeanAccumulator(fold, lambda done: self._step(global_state, done.update()))
 
-    def _step(self, global_state: AdapterState, delta: AdapterState) -> Aggregate:
+    def _step(self, global_state: AdapterState, delta: Mapping[str, Any]) -> Aggregate:
         """Move the velocity by the round's pseudo-gradient Δ and apply it."""
         beta = self.params.momentum
         if self.velocity is None:  # v₀ = 0 gives v = Δ; the fedmllm rule also starts from m = Δ
             self.velocity = delta
         elif self.params.variant == "standard":
-            self.velocity = {k: beta * v + delta[k] for k, v in self.velocity.items()}
+            self.velocity = elementwise(lambda v, d: beta * v + d, self.velocity, delta)
         else:
-            self.velocity = {k: beta * m + (1.0 - beta) * delta[k] for k, m in self.velocity.items()}
+            self.velocity = elementwise(lambda m, d: beta * m + (1.0 - beta) * d, self.velocity, delta)
         return apply_update(global_state, self.velocity, scale=self.params.server_lr), {}

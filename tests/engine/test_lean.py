@@ -47,9 +47,9 @@ def test_what_every_worker_unpickles_imports_no_torch(module):
     assert seen == {"torch": False, "transformers": False, "models": [], "checks": False}
 
 
-def test_the_aggregator_imports_no_model_code():
+def test_the_aggregator_imports_no_model_code_and_no_torch():
     seen = _imported("import fedray.engine.aggregator")
-    assert not seen["transformers"] and seen["models"] == [] and not seen["checks"]
+    assert seen == {"torch": False, "transformers": False, "models": [], "checks": False}
 
 
 def test_the_driver_imports_no_transformers():
@@ -173,3 +173,108 @@ def test_the_digits_source_reads_scikit_learns_file_as_load_digits_does_without_
     done = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('sklearn' in sys.modules)"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+#: A FedAvg (or FedAvgM) aggregator's two rounds in a fresh interpreter, with adapters as FlatStates
+#: built without torch (as they reach the actor from the object store): round 1 as expected, round 2
+#: with a NaN client (rejected: the fold falls back to the rule's own aggregate) and a failed one. Writes
+#: the global buffer after each round to OUT, then the final adapter's files, and prints whether torch
+#: was imported.
+_AGGREGATOR_ROUNDS = """
+import sys
+import numpy as np
+from fedray.config.schema import ObjectiveConfig, StrategyConfig
+from fedray.engine.aggregator import AggregatorActor
+from fedray.engine.tasks import AggregatorSetup, FitFailure, FitReport
+from fedray.flat import ALIGN, FlatState, Layout, Slot
+
+def layout(dtype, shapes):
+    slots, offset, size = [], 0, np.dtype(dtype).itemsize
+    for key, shape in shapes:
+        nbytes = int(np.prod(shape)) * size
+        slots.append(Slot(key, shape, dtype, offset, nbytes))
+        offset += -(-nbytes // ALIGN) * ALIGN
+    return Layout(tuple(slots), offset)
+
+DTYPE, OBJECTIVE, OUT, STRATEGY = sys.argv[1:5]
+LAYOUT = layout(DTYPE, [("a.lora_A.weight", (8, 24)), ("a.lora_B.weight", (24, 8)), ("proj", (7,))])
+rng = np.random.default_rng(11)
+def flat(scale=1.0):
+    values = (rng.standard_normal(LAYOUT.nbytes // np.dtype(DTYPE).itemsize) * scale).astype(DTYPE)
+    return FlatState.from_array(LAYOUT, values)
+
+setup = AggregatorSetup(strategy=StrategyConfig(name=STRATEGY), objective=ObjectiveConfig(name=OBJECTIVE),
+                        num_clients=6, client_states_in_memory=4)
+actor = AggregatorActor(setup, None, OUT)
+actor.set_global(flat())
+rounds = {1: [(0, 13), (3, 5), (4, 21)], 2: [(1, 8), (2, 30), (5, 2), (3, 9)]}
+for server_round, expected in rounds.items():
+    objectives = actor.objectives(server_round, [c for c, _ in expected])
+    actor.begin_round(server_round, expected)
+    arrived = list(reversed(expected)) if server_round == 1 else expected[:3]
+    for client, n in arrived:
+        params = flat(0.1)
+        if server_round == 2 and client == 2:
+            params.typed_array()[5] = np.nan
+        actor.add_result(server_round, FitReport(client_id=client, num_examples=n), params)
+    failures = [] if server_round == 1 else [FitFailure(3, "timed out")]
+    print("METRICS", server_round, actor.close_round(server_round, failures))
+    actor.get_global().buffer.tofile(f"{OUT}/global-{server_round}.bin")
+actor.save_adapter("global_adapter", None, {"r": 8})
+print("TORCH", "torch" in sys.modules)
+"""
+
+
+def _torch_rounds(strategy_name: str, dtype: str, out: Path) -> list[bytes]:
+    """The same two rounds through the torch path: dict states aggregated tensor by tensor;
+    the final adapter written from those tensors into ``out``."""
+    import numpy as np
+    import torch
+
+    from fedray.engine.adapter_files import write_adapter_dir
+    from fedray.flat import FlatState, Layout
+    from fedray.strategies import ClientFailure, ClientResult, build_strategy
+
+    strategy, rng = build_strategy(strategy_name), np.random.default_rng(11)
+    layout = Layout.of({"a.lora_A.weight": torch.zeros(8, 24, dtype=getattr(torch, dtype)),
+                        "a.lora_B.weight": torch.zeros(24, 8, dtype=getattr(torch, dtype)),
+                        "proj": torch.zeros(7, dtype=getattr(torch, dtype))})
+
+    def state(scale=1.0):
+        values = (rng.standard_normal(layout.nbytes // np.dtype(dtype).itemsize) * scale).astype(dtype)
+        return FlatState.from_array(layout, values).to_dict()
+
+    global_state = state()
+    buffers = []
+    for server_round, cohort in {1: [(0, 13), (3, 5), (4, 21)], 2: [(1, 8), (2, 30), (5, 2)]}.items():
+        arrived = list(reversed(cohort)) if server_round == 1 else cohort
+        params = {client: state(0.1) for client, _ in arrived}
+        if server_round == 2:
+            params[2]["a.lora_A.weight"].view(-1)[5] = float("nan")
+        results = [ClientResult(c, n, params[c]) for c, n in cohort]
+        failures = [] if server_round == 1 else [ClientFailure(3, "timed out")]
+        global_state, _ = strategy.aggregate_fit(server_round, global_state, results, failures)
+        buffers.append(FlatState.pack(global_state, layout).buffer.tobytes())
+    write_adapter_dir(out, dict(global_state), {"r": 8})
+    return buffers
+
+
+@pytest.mark.parametrize("strategy, dtype, objective", [("fedavg", "float32", "plain"),
+                                                        ("fedavg", "float16", "fedprox"),
+                                                        ("fedavg", "float32", "adaptive_prox"),
+                                                        ("fedavgm", "float32", "plain")])
+def test_a_mean_rule_aggregator_needs_no_torch_for_rounds_or_its_adapter_file_and_matches_torch(
+        tmp_path, strategy, dtype, objective):
+    args = [dtype, objective, str(tmp_path), strategy]
+    done = subprocess.run([sys.executable, "-c", _AGGREGATOR_ROUNDS, *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "TORCH False" in lines, done.stdout
+    assert "METRICS 2 {'num_results': 2.0, 'num_failures': 1.0, 'num_rejected': 1.0}" in lines
+    want = _torch_rounds(strategy, dtype, tmp_path / "torch_adapter")
+    got = [(tmp_path / f"global-{r}.bin").read_bytes() for r in (1, 2)]
+    assert got == want
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        written, from_torch = tmp_path / "global_adapter" / name, tmp_path / "torch_adapter" / name
+        assert written.read_bytes() == from_torch.read_bytes(), name

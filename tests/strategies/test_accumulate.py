@@ -4,6 +4,7 @@ rejected result, another sample count) the fold is dropped and nothing of it lea
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -147,7 +148,7 @@ def test_mean_fold_refuses_more_states_than_weights():
         fold.add({"w": torch.zeros(1)})
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.bfloat16])
 def test_flat_buffers_are_added_at_once_with_the_same_bits(dtype):
     generator = torch.Generator().manual_seed(1)
     x = {"a": torch.randn(3, 5, generator=generator).to(dtype),
@@ -174,3 +175,114 @@ def test_a_non_finite_flat_buffer_still_names_its_tensors():
     flat = FlatState.pack({"a": torch.ones(3), "b": torch.tensor([1.0, float("inf")])})
     good, rejected = filter_finite([ClientResult(0, 1, flat)])
     assert good == [] and rejected[0].reason.endswith("values in b")
+
+
+def _torch_flat_fold(states, weights, center=None):
+    """The whole-buffer fold as torch computes it (the arithmetic before numpy took it over): widen to
+    float64, subtract the center, multiply by the share, add; cast back with ``.to``."""
+    total = float(sum(weights))
+    acc = torch.zeros(states[0].typed().numel(), dtype=torch.float64)
+    center64 = None if center is None else center.typed().to(torch.float64)
+    for state, weight in zip(states, weights):
+        x = state.typed().to(torch.float64)
+        acc += (x if center64 is None else x - center64) * (weight / total)
+    return acc
+
+
+def _random_flat(rng, layout, dtype, scale):
+    values = (rng.standard_normal(layout.nbytes // np.dtype(dtype).itemsize) * scale).astype(dtype)
+    return FlatState.from_array(layout, values)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+def test_the_numpy_fold_gives_the_torch_folds_bits(dtype):
+    """Random buffers over a wide range of magnitudes (float16 subnormals and values near its largest
+    included), with and without a center: the numpy sum and its cast back equal torch's bit for bit."""
+    rng = np.random.default_rng(7)
+    shapes = {"a": (33, 17), "b": (5,), "c": (2, 3, 4)}
+    zeros = {key: torch.zeros(shape, dtype=getattr(torch, dtype)) for key, shape in shapes.items()}
+    layout = FlatState.pack(zeros).layout
+    for scale in (1e-6, 1.0, 1e4):
+        states = [_random_flat(rng, layout, dtype, scale) for _ in range(7)]
+        center = _random_flat(rng, layout, dtype, scale)
+        weights = [float(w) for w in rng.integers(1, 50, size=len(states))]
+        for with_center in (None, center):
+            fold = MeanFold(weights, with_center)
+            for state in states:
+                fold.add(state)
+            assert fold._flat.numpy
+            want = _torch_flat_fold(states, weights, with_center)
+            assert np.array_equal(fold._flat.acc.view(np.uint64), want.numpy().view(np.uint64))
+            if with_center is None:
+                got = fold.mean()
+                assert isinstance(got, FlatState) and got.layout == layout
+                assert np.array_equal(got.buffer, _cast_into(layout, want).buffer)
+            else:
+                delta = fold.update()
+                for key, slot in zip(delta, layout.slots):
+                    expected = want[layout.element(slot)].view(slot.shape).to(
+                        torch.promote_types(slot.torch_dtype, torch.float32))
+                    assert delta[key].dtype == expected.dtype
+                    assert delta[key].numpy().tobytes() == expected.numpy().tobytes()
+
+
+def _cast_into(layout, acc):
+    flat = FlatState.empty(layout)
+    flat.typed().copy_(acc.to(flat.typed().dtype))
+    return flat
+
+
+def test_float64_to_float16_rounds_as_torch_does():
+    """torch casts a double to half through float (two roundings); near a half's rounding boundary
+    that differs from numpy's direct cast, and cast_like_torch follows torch."""
+    from fedray.strategies.updates import cast_like_torch
+
+    rng = np.random.default_rng(3)
+    halves = rng.standard_normal(20000).astype(np.float16)
+    ulp = np.spacing(halves).astype(np.float64)
+    near = halves.astype(np.float64) + ulp / 2 * (1 + rng.choice([-1.0, 1.0], halves.size) * 2.0**-30)
+    values = np.concatenate([near, [np.inf, -np.inf, np.nan, 1e6, -1e6, 6e-8, 1e-9]])
+    want = torch.from_numpy(values).to(torch.float16).numpy()
+    with np.errstate(over="ignore"):  # ±1e6 overflow to ±inf, as in torch
+        got = cast_like_torch(values, np.dtype(np.float16))
+        direct = values.astype(np.float16)
+    assert np.array_equal(got.view(np.uint16), want.view(np.uint16))
+    assert not np.array_equal(direct.view(np.uint16), want.view(np.uint16))
+
+
+def test_a_flat_mean_is_a_fresh_flat_state_with_zero_padding():
+    x = {"a": torch.ones(3), "b": torch.full((5,), 2.0)}
+    flat = FlatState.pack(x)
+    fold = MeanFold([1.0, 3.0])
+    fold.add(flat)
+    fold.add(FlatState.pack({"a": torch.full((3,), 5.0), "b": torch.zeros(5)}))
+    mean = fold.mean()
+    assert isinstance(mean, FlatState) and mean.buffer.flags.writeable
+    assert mean["a"].tolist() == [4.0] * 3 and mean["b"].tolist() == [0.5] * 5
+    payload = np.zeros(flat.layout.nbytes, dtype=bool)
+    for slot in flat.layout.slots:
+        payload[slot.offset:slot.offset + slot.nbytes] = True
+    assert not mean.buffer[~payload].any()
+
+
+def test_a_flat_fold_that_meets_a_dict_state_adds_it_tensor_by_tensor():
+    generator = torch.Generator().manual_seed(4)
+    states = [{"a": torch.randn(4, generator=generator), "b": torch.randn(3, generator=generator)}
+              for _ in range(3)]
+    flat = FlatState.pack(states[0])
+    mixed = MeanFold([2.0, 1.0, 4.0])
+    for state in (flat, states[1], FlatState.pack(states[2], flat.layout)):
+        mixed.add(state)
+    want = weighted_mean(states, [2.0, 1.0, 4.0])
+    got = mixed.mean()
+    assert list(got) == list(want) and all(torch.equal(got[k], want[k]) for k in got)
+
+
+def test_a_non_finite_float16_buffer_is_found_in_numpy_and_named():
+    from fedray.strategies import filter_finite
+
+    ok = FlatState.pack({"a": torch.ones(3, dtype=torch.float16), "b": torch.ones(2, dtype=torch.float16)})
+    bad = FlatState.pack({"a": torch.tensor([1.0, float("nan"), 0.0], dtype=torch.float16),
+                          "b": torch.ones(2, dtype=torch.float16)})
+    good, rejected = filter_finite([ClientResult(0, 1, ok), ClientResult(1, 1, bad)])
+    assert [r.client_id for r in good] == [0] and rejected[0].reason.endswith("values in a")
