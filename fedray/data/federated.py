@@ -178,11 +178,13 @@ def _specs(train: pa.Table, holdings: tuple[np.ndarray, np.ndarray], parts: list
         planned = plan.masks_for(client, len(part))
         # What a sample really holds: the plan, less what the source never had (digits carry no text).
         held = tuple(m & mask_of(image=has_image[i], text=has_text[i]) for i, m in zip(part, planned))
-        mask = plan.client_masks[client]
-        specs.append(ClientSpec(client_id=client, indices=tuple(int(i) for i in part), task=task_of[client],
-                                modalities=tuple(MASK_NAMES[mask].split("+")) if mask != NONE else (),
-                                masks=held))
+        specs.append(ClientSpec(client_id=client, indices=tuple(part.tolist()), task=task_of[client],
+                                modalities=_MODALITIES_OF[plan.client_masks[client]], masks=held))
     return specs
+
+
+#: Client mask → the modality names a spec lists: one shared tuple per mask, not one per client.
+_MODALITIES_OF = {mask: tuple(name.split("+")) if mask != NONE else () for mask, name in MASK_NAMES.items()}
 
 
 def _holdings(sources: list[DatasetSplits]) -> tuple[np.ndarray, np.ndarray]:
