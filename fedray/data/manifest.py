@@ -87,7 +87,9 @@ def write_manifest(path: str | os.PathLike[str], specs: Sequence[ClientSpec], la
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     # Write then rename, so a crash never leaves a half-written manifest behind.
-    tmp.write_text(json.dumps(manifest, indent=2, default=_to_json) + "\n", encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as out:  # streamed: no whole-file string (10,000 clients: MBs)
+        json.dump(manifest, out, indent=2, default=_to_json)
+        out.write("\n")
     os.replace(tmp, path)
     return manifest
 
