@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from fedray.config.schema import Scenario
 from fedray.data import fedmllm
+from fedray.data.arrow_probe import skip_pandas_probe
 from fedray.data.manifest import ClientSpec
 from fedray.data.modality import MASK_NAMES, NONE, mask_of, plan_modalities
 from fedray.data.partition import partition
@@ -53,6 +54,7 @@ class FederatedData:
 
 def build_federated_data(s: Scenario) -> FederatedData:
     """Run the whole data pipeline of scenario ``s`` (see the module docstring)."""
+    skip_pandas_probe()  # the driver builds tables from Python values and holds no pandas object
     primary = load_primary(s.data, s.seed)
     sources = [primary]
     if _has_second_task(s):
