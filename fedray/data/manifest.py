@@ -144,9 +144,10 @@ class LabelTable:
     counts: np.ndarray  # (K, L) int64
 
     @classmethod
-    def of(cls, specs: Sequence[ClientSpec], labels: np.ndarray) -> "LabelTable":
+    def of(cls, specs: Sequence[ClientSpec], labels: np.ndarray) -> LabelTable:
         sizes = np.fromiter((spec.num_samples for spec in specs), dtype=np.int64, count=len(specs))
-        rows = np.fromiter((i for spec in specs for i in spec.indices), dtype=np.int64, count=int(sizes.sum()))
+        rows = np.fromiter((i for spec in specs for i in spec.indices), dtype=np.int64,
+                           count=int(sizes.sum()))
         values, label_pos = np.unique(labels[rows], return_inverse=True)
         owner = np.repeat(np.arange(len(specs)), sizes)
         flat = np.bincount(owner * len(values) + label_pos.reshape(-1), minlength=len(specs) * len(values))
@@ -180,9 +181,11 @@ def _mask_counts(specs: Sequence[ClientSpec]) -> np.ndarray:
     listed = [row for row, spec in enumerate(specs) if spec.masks is not None]
     for row, spec in enumerate(specs):
         if spec.masks is None:
-            out[row, mask_of(image="image" in spec.modalities, text="text" in spec.modalities)] = spec.num_samples
+            held = mask_of(image="image" in spec.modalities, text="text" in spec.modalities)
+            out[row, held] = spec.num_samples
     sizes = np.fromiter((len(specs[row].masks) for row in listed), dtype=np.int64, count=len(listed))
-    masks = np.fromiter((m for row in listed for m in specs[row].masks), dtype=np.int64, count=int(sizes.sum()))
+    masks = np.fromiter((m for row in listed for m in specs[row].masks), dtype=np.int64,
+                        count=int(sizes.sum()))
     owner = np.repeat(np.asarray(listed, dtype=np.int64), sizes)
     out += np.bincount(owner * width + masks, minlength=out.size).reshape(out.shape)
     return out

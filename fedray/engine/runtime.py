@@ -1,10 +1,10 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
 No dashboard. A local cluster that this process starts runs neither the autoscaler monitor nor (unless
-the actors' output is forwarded) the log monitor (:mod:`fedray.engine.local_ray`), and prestarts no idle Python workers
-(:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more when the driver
-connects, and in a run none of them hosted an actor (each actor got a worker of its own, measured with
-fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
+the actors' output is forwarded) the log monitor (:mod:`fedray.engine.local_ray`), and prestarts no
+idle Python workers (:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more
+when the driver connects, and in a run none of them hosted an actor (each actor got a worker of its own,
+measured with fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
 The cluster's own logging at WARNING, less the notice Ray prints on every start of a local
 cluster that token authentication is on (its default, which stays); and the actors' output (worker
 stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs

@@ -76,10 +76,12 @@ def _manifest_client_by_client(specs, labels, names_of):
     one label at a time: what the one-pass table must reproduce exactly."""
     from fedray.data.manifest import label_skew, modality_counts
 
+    def name(v):
+        return names_of_task[v] if 0 <= v < len(names_of_task) else "unlabeled" if v < 0 else str(v)
+
     def named(values):
         found, counts = np.unique(values, return_counts=True)
-        return {(names_of_task[v] if 0 <= v < len(names_of_task) else "unlabeled" if v < 0 else str(v)): int(c)
-                for v, c in zip(found.tolist(), counts)}
+        return {name(v): int(c) for v, c in zip(found.tolist(), counts)}
 
     tvs = label_skew([s.indices for s in specs], labels)
     clients = []
