@@ -22,13 +22,14 @@ os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-hf-datase
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray for the whole session, with exactly 2 CPUs (what CI has)."""
+    """One local Ray for the whole session, with exactly 2 CPUs (what CI has), started as a run starts
+    its own (fedray/engine/local_ray.py: no dashboard, no autoscaler or log monitor)."""
     import ray
 
+    from fedray.engine.local_ray import start_local_ray
     from fedray.engine.runtime import WORKER_ENV
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": WORKER_ENV})
+    start_local_ray(2, {}, log_monitor=False, log_to_driver=False, runtime_env={"env_vars": WORKER_ENV})
     yield ray
     ray.shutdown()
 

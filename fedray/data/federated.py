@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from fedray.config.schema import Scenario
 from fedray.data import fedmllm
+from fedray.data.arrow_probe import skip_pandas_probe
 from fedray.data.manifest import ClientSpec
 from fedray.data.modality import MASK_NAMES, NONE, mask_of, plan_modalities
 from fedray.data.partition import partition
@@ -53,6 +54,7 @@ class FederatedData:
 
 def build_federated_data(s: Scenario) -> FederatedData:
     """Run the whole data pipeline of scenario ``s`` (see the module docstring)."""
+    skip_pandas_probe()  # the driver builds tables from Python values and holds no pandas object
     primary = load_primary(s.data, s.seed)
     sources = [primary]
     if _has_second_task(s):
@@ -178,11 +180,13 @@ def _specs(train: pa.Table, holdings: tuple[np.ndarray, np.ndarray], parts: list
         planned = plan.masks_for(client, len(part))
         # What a sample really holds: the plan, less what the source never had (digits carry no text).
         held = tuple(m & mask_of(image=has_image[i], text=has_text[i]) for i, m in zip(part, planned))
-        mask = plan.client_masks[client]
-        specs.append(ClientSpec(client_id=client, indices=tuple(int(i) for i in part), task=task_of[client],
-                                modalities=tuple(MASK_NAMES[mask].split("+")) if mask != NONE else (),
-                                masks=held))
+        specs.append(ClientSpec(client_id=client, indices=tuple(part.tolist()), task=task_of[client],
+                                modalities=_MODALITIES_OF[plan.client_masks[client]], masks=held))
     return specs
+
+
+#: Client mask → the modality names a spec lists: one shared tuple per mask, not one per client.
+_MODALITIES_OF = {mask: tuple(name.split("+")) if mask != NONE else () for mask, name in MASK_NAMES.items()}
 
 
 def _holdings(sources: list[DatasetSplits]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,12 +22,13 @@ from fedray.errors import DataError
 DEFAULT_MODALITIES: tuple[str, ...] = ("image", "text")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientSpec:
     """One client's share of the training split.
 
     ``indices`` is a tuple of plain ints (not an array) so specs are hashable, immutable and serialise
-    to JSON or pickle without numpy in the way.
+    to JSON or pickle without numpy in the way. Slots, not a per-instance dict: a run of ten thousand
+    clients holds ten thousand specs in its driver.
     """
 
     client_id: int
@@ -86,7 +87,9 @@ def write_manifest(path: str | os.PathLike[str], specs: Sequence[ClientSpec], la
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     # Write then rename, so a crash never leaves a half-written manifest behind.
-    tmp.write_text(json.dumps(manifest, indent=2, default=_to_json) + "\n", encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as out:  # streamed: no whole-file string (10,000 clients: MBs)
+        json.dump(manifest, out, indent=2, default=_to_json)
+        out.write("\n")
     os.replace(tmp, path)
     return manifest
 
@@ -99,26 +102,28 @@ def build_manifest(specs: Sequence[ClientSpec], labels: np.ndarray,
     ``labels`` are the training split's labels, indexed by the specs' row indices (-1 or null-filled
     values mean unlabeled). ``label_names`` names them, or maps each task to its names when clients do
     different tasks. ``extra`` (e.g. the seed and partition config) is stored under ``"extra"``.
+    The counts come from one (client × label) table built in a pass over all rows, so ten thousand
+    clients cost what their rows cost, not a pass per client and label.
     """
     names_of = _names_by_task(specs, label_names)
-    labels = np.asarray(labels)
+    table = LabelTable.of(specs, np.asarray(labels))
+    tvs = table.total_variation()
+    label_rows, mask_rows = table.counts.tolist(), _mask_counts(specs).tolist()
     clients = []
-    tvs = label_skew([s.indices for s in specs], labels)
-    for spec, tv in zip(specs, tvs):
+    for spec, tv, label_row, mask_row in zip(specs, tvs, label_rows, mask_rows):
         clients.append({
             "client_id": spec.client_id,
             "num_samples": spec.num_samples,
-            "label_counts": _label_counts(labels[list(spec.indices)], names_of[spec.task]),
+            "label_counts": table.named_counts(label_row, names_of[spec.task]),
             "label_tv": round(tv, 6),
             "modalities": list(spec.modalities),
-            "modality_counts": modality_counts(spec),
+            "modality_counts": {MASK_NAMES[m]: mask_row[m] for m in _MASKS_DESCENDING if mask_row[m]},
             "task": spec.task,
         })
-    all_rows = [i for s in specs for i in s.indices]
     manifest = {
         "num_clients": len(specs),
-        "num_samples": len(all_rows),
-        "label_counts": _overall_label_counts(specs, labels, names_of),
+        "num_samples": int(sum(spec.num_samples for spec in specs)),
+        "label_counts": _overall_label_counts(specs, table, names_of),
         "skew": {
             "metric": "total variation distance of client label distribution from the global one",
             "mean_tv": round(float(np.mean(tvs)), 6) if tvs else 0.0,
@@ -128,6 +133,62 @@ def build_manifest(specs: Sequence[ClientSpec], labels: np.ndarray,
         "extra": dict(extra or {}),
     }
     return manifest
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """How many rows of each label every client holds: ``counts[client position, label position]``
+    over the sorted distinct ``labels`` of the rows the clients cover."""
+
+    labels: np.ndarray  # (L,) the distinct label values, ascending
+    counts: np.ndarray  # (K, L) int64
+
+    @classmethod
+    def of(cls, specs: Sequence[ClientSpec], labels: np.ndarray) -> LabelTable:
+        sizes = np.fromiter((spec.num_samples for spec in specs), dtype=np.int64, count=len(specs))
+        rows = np.fromiter((i for spec in specs for i in spec.indices), dtype=np.int64,
+                           count=int(sizes.sum()))
+        values, label_pos = np.unique(labels[rows], return_inverse=True)
+        owner = np.repeat(np.arange(len(specs)), sizes)
+        flat = np.bincount(owner * len(values) + label_pos.reshape(-1), minlength=len(specs) * len(values))
+        return cls(values, flat.reshape(len(specs), len(values)).astype(np.int64))
+
+    def total_variation(self) -> list[float]:
+        """Per client: TV distance of its label distribution from that of all covered rows (0 = IID,
+        1 = disjoint); an empty client counts as 0."""
+        total = self.counts.sum(axis=0)
+        if total.sum() == 0:
+            return [0.0] * len(self.counts)
+        sizes = self.counts.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dists = self.counts / sizes  # (K, L); an empty client's row is NaN, and counts as 0
+        tv = 0.5 * np.abs(dists - total / total.sum()).sum(axis=1)
+        return np.where(sizes[:, 0] > 0, tv, 0.0).tolist()
+
+    def named_counts(self, counts: Sequence[int], label_names: Sequence[str]) -> dict[str, int]:
+        """Label name → count for one row of counts, nonzero only, in label order."""
+        return {_label_name(v, label_names): int(c) for v, c in zip(self.labels.tolist(), counts) if c}
+
+
+#: Mask values from both modalities down to none: the order of a client's ``modality_counts``.
+_MASKS_DESCENDING = tuple(sorted(MASK_NAMES, reverse=True))
+
+
+def _mask_counts(specs: Sequence[ClientSpec]) -> np.ndarray:
+    """(clients × mask value) sample counts, from each spec's masks (or its modalities for every sample)."""
+    width = max(MASK_NAMES) + 1
+    out = np.zeros((len(specs), width), dtype=np.int64)
+    listed = [row for row, spec in enumerate(specs) if spec.masks is not None]
+    for row, spec in enumerate(specs):
+        if spec.masks is None:
+            held = mask_of(image="image" in spec.modalities, text="text" in spec.modalities)
+            out[row, held] = spec.num_samples
+    sizes = np.fromiter((len(specs[row].masks) for row in listed), dtype=np.int64, count=len(listed))
+    masks = np.fromiter((m for row in listed for m in specs[row].masks), dtype=np.int64,
+                        count=int(sizes.sum()))
+    owner = np.repeat(np.asarray(listed, dtype=np.int64), sizes)
+    out += np.bincount(owner * width + masks, minlength=out.size).reshape(out.shape)
+    return out
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -158,22 +219,17 @@ def _names_by_task(specs: Sequence[ClientSpec],
     return {spec.task: label_names for spec in specs}
 
 
-def _overall_label_counts(specs: Sequence[ClientSpec], labels: np.ndarray,
+def _overall_label_counts(specs: Sequence[ClientSpec], table: LabelTable,
                           names_of: Mapping[str, Sequence[str]]) -> dict[str, int]:
     """Label counts over all clients; keys are prefixed with the task when clients do several tasks."""
     tasks = list(dict.fromkeys(spec.task for spec in specs))
     out: dict[str, int] = {}
     for task in tasks:
-        rows = [i for spec in specs if spec.task == task for i in spec.indices]
+        mine = np.fromiter((spec.task == task for spec in specs), dtype=bool, count=len(specs))
         prefix = f"{task}/" if len(tasks) > 1 else ""
-        out.update({prefix + k: v for k, v in _label_counts(labels[rows], names_of[task]).items()})
+        counts = table.counts[mine].sum(axis=0)
+        out.update({prefix + k: v for k, v in table.named_counts(counts, names_of[task]).items()})
     return out
-
-
-def _label_counts(labels: np.ndarray, label_names: Sequence[str]) -> dict[str, int]:
-    """Label name → count, nonzero only, in label order."""
-    values, counts = np.unique(labels, return_counts=True)
-    return {_label_name(int(v), label_names): int(c) for v, c in zip(values, counts)}
 
 
 def _label_name(label: int, label_names: Sequence[str]) -> str:

@@ -27,6 +27,7 @@ from fedray.client.objectives import LocalObjective
 from fedray.client.prepared import PreparedStore
 from fedray.client.scoring import option_logprobs
 from fedray.client.trainers import build_trainer
+from fedray.data.arrow_probe import skip_pandas_probe
 from fedray.data.modality import CONDITION_MASKS
 from fedray.data.prompts import format_choice
 from fedray.engine.client_setup import ClientSetup
@@ -96,6 +97,7 @@ class ClientActor:
         tower, the tower's output is cached too (:mod:`fedray.models.features`). Returns what was built.
         """
         start = time.perf_counter()
+        skip_pandas_probe()  # prepared samples are built from Python values: no pandas (its module doc)
         self.train, self.eval_tables = train, dict(eval_tables)
         features = VisionFeatures.attach(self.model) if self.setup.model.cache_vision_features else None
         self.store = PreparedStore(self.collator, cache_dir, features)

@@ -1,9 +1,10 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
-No dashboard. A local cluster that this process starts prestarts no idle Python workers
-(:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more when the driver
-connects, and in a run none of them hosted an actor (each actor got a worker of its own, measured with
-fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
+No dashboard. A local cluster that this process starts runs neither the autoscaler monitor nor (unless
+the actors' output is forwarded) the log monitor (:mod:`fedray.engine.local_ray`), and prestarts no
+idle Python workers (:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more
+when the driver connects, and in a run none of them hosted an actor (each actor got a worker of its own,
+measured with fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
 The cluster's own logging at WARNING, less the notice Ray prints on every start of a local
 cluster that token authentication is on (its default, which stays); and the actors' output (worker
 stdout/stderr, e.g. library deprecation warnings printed once per actor) stays in Ray's session logs
@@ -27,6 +28,7 @@ from typing import TextIO
 import ray
 
 from fedray.config.schema import ResourcesConfig
+from fedray.engine.local_ray import start_local_ray
 from fedray.errors import SchedulingError
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
     if ray.is_initialized():
         return RayStart(False)
     os.environ.update(WORKER_ENV)
-    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
+    kwargs = dict(logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
                   runtime_env={"env_vars": WORKER_ENV})
     if kwargs["log_to_driver"]:
         plain_prefixes_when_redirected(sys.stdout)
@@ -73,15 +75,17 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
     if address:
         require_reachable(address)
         try:
-            context = ray.init(address=address, **kwargs)
+            context = ray.init(address=address, include_dashboard=False, **kwargs)
         except ConnectionError as exc:
             raise SchedulingError(f"cannot connect to the Ray cluster at {address!r}: {exc}; start it "
                                   "(`ray start --head`) or fix resources.ray_address") from None
     else:
         if not actor_logs_wanted():
             _quiet_auth_notice()
-        system_config = dict(LEAN_SYSTEM_CONFIG)  # a copy: ray.init adds its own keys to the dict it gets
-        context = ray.init(num_cpus=os.cpu_count() or 1, _system_config=system_config, **kwargs)
+        system_config = dict(LEAN_SYSTEM_CONFIG)  # a copy: Ray adds its own keys to the dict it gets
+        # no dashboard, no autoscaler monitor, a log monitor only when actor lines are forwarded
+        context = start_local_ray(os.cpu_count() or 1, system_config, log_monitor=kwargs["log_to_driver"],
+                                  **kwargs)
     session_dir = context.address_info.get("session_dir")
     if not kwargs["log_to_driver"]:
         logger.info("the actors' output (library warnings, prints) goes to Ray's session logs, %s/logs, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,11 @@ class _FakeContext:
     address_info = {"session_dir": None}
 
 
+class _FakeHead:
+    """A started head, as far as start_local_ray reads it."""
+    address = "127.0.0.1:6379"
+
+
 def _recorded_ray_init(monkeypatch, runtime) -> list[dict]:
     """``ray.init`` replaced by a recorder: the keyword arguments of each call."""
     calls: list[dict] = []
@@ -126,15 +132,36 @@ def _recorded_ray_init(monkeypatch, runtime) -> list[dict]:
 
 def test_a_local_ray_is_started_without_dashboard_or_prestarted_workers(monkeypatch):
     from fedray.config.schema import ResourcesConfig
-    from fedray.engine import runtime
+    from fedray.engine import local_ray, runtime
 
     calls = _recorded_ray_init(monkeypatch, runtime)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # ray.init starts it where the lean head cannot be (tests/engine/test_local_ray.py covers that head)
+    monkeypatch.setattr(local_ray, "lean_api_problem", lambda: "not in this test")
     assert runtime.ensure_ray(ResourcesConfig()).started is True
     (kwargs,) = calls
     assert kwargs["include_dashboard"] is False
     assert kwargs["_system_config"] == {"enable_worker_prestart": False,
                                         "prestart_worker_first_driver": False}
+
+
+@pytest.mark.parametrize("forwarded", [False, True])
+def test_the_lean_head_gets_the_lean_settings_and_a_log_monitor_only_for_forwarded_output(monkeypatch,
+                                                                                         forwarded):
+    from fedray.config.schema import ResourcesConfig
+    from fedray.engine import local_ray, runtime
+
+    heads: list[tuple] = []
+    calls = _recorded_ray_init(monkeypatch, runtime)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(runtime, "actor_logs_wanted", lambda: forwarded)
+    monkeypatch.setattr(local_ray, "start_lean_head", lambda *args: heads.append(args) or _FakeHead())
+    monkeypatch.setattr(local_ray, "adopt_as_global_node", lambda node: None)
+    assert runtime.ensure_ray(ResourcesConfig()).started is True
+    ((num_cpus, system_config, log_monitor),) = heads
+    assert system_config == runtime.LEAN_SYSTEM_CONFIG and log_monitor is forwarded
+    assert num_cpus == (os.cpu_count() or 1)
+    assert calls[0]["address"] == _FakeHead.address and calls[0]["log_to_driver"] is forwarded
 
 
 def test_joining_a_cluster_leaves_its_settings_alone(monkeypatch):

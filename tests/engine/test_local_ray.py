@@ -1,0 +1,157 @@
+"""The lean local Ray head (fedray/engine/local_ray.py): what it starts, what it stops, and the
+private Ray interfaces it relies on (a Ray upgrade that changes them fails here first)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from fedray.engine import local_ray, runtime
+
+
+def test_the_installed_ray_has_every_private_interface_the_lean_head_uses():
+    # If this fails after a Ray upgrade, runs still work (ray.init, with its two monitors) but lose
+    # the saving: update fedray/engine/local_ray.py to the new interface.
+    assert local_ray.lean_api_problem() is None
+
+
+def test_a_changed_private_interface_is_named(monkeypatch):
+    monkeypatch.setattr(local_ray, "_PRIVATE_API", (("ray._private.node", "Node", ("head", "no_such_flag")),))
+    assert "ray._private.node.Node takes no no_such_flag" in local_ray.lean_api_problem()
+    monkeypatch.setattr(local_ray, "_PRIVATE_API", (("ray._private.node", "NoSuchNode", ()),))
+    assert "ray._private.node.NoSuchNode is gone" in local_ray.lean_api_problem()
+
+
+def test_without_the_private_interface_ray_init_starts_the_cluster_and_says_why(monkeypatch, caplog):
+    calls: list[dict] = []
+    monkeypatch.setattr(local_ray, "lean_api_problem", lambda: "ray._private.node.Node is gone (Ray 9)")
+    monkeypatch.setattr(local_ray, "start_lean_head", lambda *a: pytest.fail("the lean head was started"))
+    monkeypatch.setattr(local_ray.ray, "init", lambda **kwargs: calls.append(kwargs) or "context")
+    with caplog.at_level(logging.WARNING, logger=local_ray.__name__):
+        assert local_ray.start_local_ray(3, {"a": 1}, log_monitor=False, log_to_driver=False) == "context"
+    assert calls == [{"num_cpus": 3, "include_dashboard": False, "_system_config": {"a": 1},
+                      "log_to_driver": False}]
+    assert "ray._private.node.Node is gone (Ray 9)" in caplog.text
+
+
+@pytest.mark.parametrize("log_monitor", [False, True])
+def test_the_head_runs_no_autoscaler_monitor_and_a_log_monitor_only_when_asked(log_monitor):
+    params = local_ray.head_params(2, dict(runtime.LEAN_SYSTEM_CONFIG), log_monitor)
+    assert params.no_monitor is True and params.include_log_monitor is log_monitor
+    assert params.include_dashboard is False and params.num_cpus == 2
+    assert params.num_gpus is None  # detected by the node, as ray.init does
+    assert params._system_config == runtime.LEAN_SYSTEM_CONFIG
+
+
+def test_a_failed_connection_stops_the_head_it_started(monkeypatch):
+    class _Head:
+        address, killed = "127.0.0.1:1", False
+
+        def kill_all_processes(self, **kwargs):
+            self.killed = True
+
+    head = _Head()
+    monkeypatch.setattr(local_ray, "start_lean_head", lambda *a: head)
+
+    def refuse(**kwargs):
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(local_ray.ray, "init", refuse)
+    with pytest.raises(ConnectionError):
+        local_ray.start_local_ray(1, {}, log_monitor=False)
+    assert head.killed
+
+
+# A fresh interpreter starts Ray as a run does and reports what it sees as one JSON line; then it
+# shuts Ray down (or, with "kill", kills itself with SIGKILL, as a crashed driver would).
+_DRIVER = """
+import json, os, signal, sys, time
+import psutil, ray
+from fedray.config.schema import ResourcesConfig
+from fedray.engine.runtime import actor_output, ensure_ray
+
+start = ensure_ray(ResourcesConfig())
+
+@ray.remote
+class Talker:
+    def talk(self):
+        print("a line from the actor", file=sys.stderr, flush=True)
+        return os.getpid()
+
+talker = Talker.remote()
+actor_pid = ray.get(talker.talk.remote(), timeout=120)
+ray.kill(talker)
+time.sleep(1.0)  # the worker's stderr file is flushed as it is written; give the kill a moment
+children = {c.pid: " ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)}
+lines = actor_output(start.session_dir, ray.get_runtime_context().get_job_id())
+print(json.dumps({"started": start.started, "actor_pid": actor_pid, "children": children, "lines": lines,
+                  "head": ray._private.worker._global_node.is_head()}), flush=True)
+if sys.argv[1] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+ray.shutdown()
+"""
+
+#: The processes that make the node: a crashed driver must not leave them behind.
+_CORE = ("gcs_server", "raylet")
+
+
+def _drive(ending: str, env_extra: dict[str, str] | None = None) -> tuple[dict, subprocess.CompletedProcess]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(env_extra or {})
+    done = subprocess.run([sys.executable, "-c", _DRIVER, ending], capture_output=True, text=True,
+                          timeout=240, env=env)
+    report = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert report, f"the driver reported nothing (rc {done.returncode}):\n{done.stderr[-3000:]}"
+    return json.loads(report[-1]), done
+
+
+def _alive(pids) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _wait_gone(pids, within_s: float = 60.0) -> list[int]:
+    deadline = time.monotonic() + within_s
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return _alive(pids)
+
+
+@pytest.mark.timeout(300)
+def test_a_started_ray_has_no_monitors_runs_actors_keeps_their_output_and_stops_on_shutdown():
+    report, done = _drive("shutdown")
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = list(report["children"].values())
+    assert report["started"] and report["head"]
+    assert any("gcs_server" in c for c in commands) and any("raylet" in c for c in commands)
+    assert not [c for c in commands if "monitor.py" in c]  # neither monitor.py nor log_monitor.py
+    assert "a line from the actor" in report["lines"]  # what the run log copies at the end
+    terminal = [line for line in (done.stdout + done.stderr).splitlines() if not line.startswith("{")]
+    assert not [line for line in terminal if "a line from the actor" in line]  # not forwarded there
+    core = [int(pid) for pid, c in report["children"].items() if any(name in c for name in _CORE)]
+    assert _wait_gone(core) == []  # ray.shutdown stopped the node it did not start itself
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_forwarded_actor_output_brings_the_log_monitor_and_a_killed_driver_leaves_no_node():
+    report, done = _drive("kill", {runtime.ACTOR_LOGS_ENV: "1"})
+    assert done.returncode == -signal.SIGKILL
+    commands = list(report["children"].values())
+    assert [c for c in commands if "log_monitor.py" in c] and not [c for c in commands if "/monitor.py" in c]
+    core = [int(pid) for pid, c in report["children"].items() if any(name in c for name in _CORE)]
+    assert core and _wait_gone(core) == []
