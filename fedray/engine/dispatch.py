@@ -1,9 +1,9 @@
-"""One round's fits on the actor pool: every group always has its next fit queued.
+"""One round's fits on the actor pool: every group always has its next call queued.
 
 A group that got its next fit only once the driver had seen the previous one finish would idle for a
-driver round trip per fit. So each group holds up to ``depth`` fits at once (Ray runs an actor's calls
+driver round trip per fit. So each group holds up to ``depth`` calls at once (Ray runs an actor's calls
 in the order they were submitted, so the second waits in the actor's own queue and starts the moment the
-first ends), and the driver refills a group whenever one of its fits comes back. Every finished fit is
+first ends), and the driver refills a group whenever one of its calls comes back. Every finished call is
 handed to ``on_result`` at once (the engine forwards it to the aggregator, which folds it in while the
 other fits run).
 

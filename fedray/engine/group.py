@@ -28,6 +28,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from fedray.config.schema import ResourcesConfig
 from fedray.engine.tasks import FitTask
+from fedray.errors import SchedulingError
 
 
 def actor_bundle(res: ResourcesConfig) -> dict[str, float]:
@@ -76,7 +77,8 @@ class ActorGroup:
         the call's top-level arguments, each distinct one once, so Ray resolves them before the call.
         """
         if self.size != 1:
-            raise ValueError(f"a group of {self.size} actors trains one fit per call, not {len(tasks)}")
+            raise SchedulingError(f"a group of {self.size} actors trains one fit per call, not {len(tasks)}: "
+                                  f"set resources.fits_per_call to 1 or null for group clients")
         inputs: list[Any] = []
         slot: dict[int, int] = {}  # id of an input → its position among the call's arguments
 

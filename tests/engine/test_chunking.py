@@ -158,7 +158,8 @@ class StubActor:
             raise ValueError(f"bad client {task.client_id}")
         if task.seed == -2:
             os._exit(1)
-        return FitReport(client_id=task.client_id, num_examples=1), {"client": task.client_id}
+        return FitReport(client_id=task.client_id, num_examples=1), \
+            {"client": task.client_id, **({} if objective is None else {"from": global_state, "with": objective})}
 
     def fit_chunk(self, tasks, starts, objectives, *inputs):
         return self._chunk(self, tasks, starts, objectives, *inputs)
@@ -174,6 +175,23 @@ def _pool(retries=0):
                             "federation": {"rounds": 1, "clients_per_round": 3, "fit_retries": retries}})
     return ActorPool(s.resources, ClientSetup.from_scenario(s), None, None, fits_per_round=3,
                      fit_retries=retries, start_timeout_s=60, actor_cls=StubActor)
+
+
+@pytest.mark.ray
+def test_each_fit_of_a_call_gets_its_own_start_and_objective(ray_cluster):
+    pool = _pool()
+    try:
+        shared = ray.put("global")
+        starts = {2: ray.put("own adapter of 2")}  # the local baseline: a client's own adapter
+        objectives = {c: ray.put(f"objective of {c}") for c in (1, 2, 3)}
+        outcome = pool.fit([_task(1), _task(2), _task(3)], shared, timeout_s=60, start_refs=starts,
+                           objectives=objectives, fits_per_call=3)
+        assert [fetch_params(p, 30) for p in outcome.params] == [
+            {"client": 1, "from": "global", "with": "objective of 1"},
+            {"client": 2, "from": "own adapter of 2", "with": "objective of 2"},
+            {"client": 3, "from": "global", "with": "objective of 3"}]
+    finally:
+        pool.shutdown()
 
 
 @pytest.mark.ray
