@@ -182,7 +182,8 @@ class ClientActor:
         params: list[FlatState | AdapterState | None] = []
         for task, start, objective in zip(tasks, starts, objectives, strict=True):
             try:
-                report, state = self.fit(task, inputs[start], None if objective is None else inputs[objective])
+                chosen = None if objective is None else inputs[objective]
+                report, state = self.fit(task, inputs[start], chosen)
             except Exception as exc:  # this client's failure, not the call's: the fits after it still run
                 logger.exception("client %d failed in round %d", task.client_id, task.server_round)
                 self.model.zero_grad(set_to_none=True)

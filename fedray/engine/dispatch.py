@@ -202,7 +202,8 @@ class FitRound:
             self._actor_died(fit, error)
         else:  # a client's exception must not end the round for the others
             for task in fit.tasks:
-                logger.error("client %d failed in round %d", task.client_id, task.server_round, exc_info=error)
+                logger.error("client %d failed in round %d", task.client_id, task.server_round,
+                             exc_info=error)
                 self.outcome.failures.append(FitFailure(task.client_id, f"{type(error).__name__}: {error}"))
             if fit.group.size > 1:  # its other ranks may be stuck in a collective
                 self._replace(fit.group)

@@ -70,7 +70,8 @@ class ActorGroup:
         return GroupFit(group=self, task=task, attempt=attempt, report_ref=refs[0][0], params_ref=refs[0][1],
                         pending={report for report, _ in refs})
 
-    def fit_chunk(self, tasks: Sequence[FitTask], starts: Sequence[Any], objectives: Sequence[Any]) -> GroupFit:
+    def fit_chunk(self, tasks: Sequence[FitTask], starts: Sequence[Any],
+                  objectives: Sequence[Any]) -> GroupFit:
         """Dispatch several fits as one call (a group of one only; see :mod:`fedray.engine.chunking`).
 
         ``starts[i]`` and ``objectives[i]`` (ObjectRefs; an objective may be None: the task's own) go as

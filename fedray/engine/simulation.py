@@ -32,8 +32,8 @@ from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, train_needs, write_manifest
 from fedray.data.modality import BOTH
-from fedray.engine.client_setup import ClientSetup
 from fedray.engine.chunking import CallSizer
+from fedray.engine.client_setup import ClientSetup
 from fedray.engine.dispatch import ResultBatches
 from fedray.engine.evaluation import Evaluator
 from fedray.engine.faults import AGGREGATOR_RESTARTS, actor_dead, stop_message, write_error_in

@@ -158,8 +158,8 @@ class StubActor:
             raise ValueError(f"bad client {task.client_id}")
         if task.seed == -2:
             os._exit(1)
-        return FitReport(client_id=task.client_id, num_examples=1), \
-            {"client": task.client_id, **({} if objective is None else {"from": global_state, "with": objective})}
+        got = {} if objective is None else {"from": global_state, "with": objective}
+        return FitReport(client_id=task.client_id, num_examples=1), {"client": task.client_id, **got}
 
     def fit_chunk(self, tasks, starts, objectives, *inputs):
         return self._chunk(self, tasks, starts, objectives, *inputs)
@@ -253,7 +253,8 @@ def test_an_actors_call_of_several_fits_returns_what_separate_calls_return(tmp_p
                             "model": {"max_length": 64, "tiny": {"text_layers": 1, "vision_layers": 1}},
                             "lora": {"rank": 2, "train_projector": True},
                             "train": {"local_steps": 2, "batch_size": 2, "lr": 1e-2}})
-    actor = ClientActor(ClientSetup.from_scenario(s), read_source("digits", {}).splits["train"].slice(0, 12), {})
+    rows = read_source("digits", {}).splits["train"].slice(0, 12)
+    actor = ClientActor(ClientSetup.from_scenario(s), rows, {})
     start = actor.initial_adapter()
     tasks = [FitTask(1, c, np.arange(4 * c, 4 * c + 4), (BOTH,) * 4, LocalObjective(), seed=10 + c)
              for c in range(3)]
@@ -311,8 +312,9 @@ def test_chunked_and_unchunked_runs_give_identical_histories_and_adapters(ray_cl
     for per_call in (1, 3):
         chunked = replace(s, resources=replace(s.resources, fits_per_call=per_call))
         Simulation(chunked, tmp_path / str(per_call)).execute()
-        runs[per_call] = (_without_timings(read_history(tmp_path / str(per_call) / "history.jsonl")),
-                          load_file(tmp_path / str(per_call) / "global_adapter" / "adapter_model.safetensors"))
+        run_dir = tmp_path / str(per_call)
+        runs[per_call] = (_without_timings(read_history(run_dir / "history.jsonl")),
+                          load_file(run_dir / "global_adapter" / "adapter_model.safetensors"))
     (history_1, adapter_1), (history_3, adapter_3) = runs[1], runs[3]
     assert history_3 == history_1 and len(history_1) == 1
     assert adapter_3.keys() == adapter_1.keys()
