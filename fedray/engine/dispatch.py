@@ -9,7 +9,8 @@ other fits run).
 
 When fits are short a call may carry several (``per_call``, :mod:`fedray.engine.chunking`): consecutive
 cohort members, run one after another by the actor and returned as two objects (their reports, their
-adapters), so a call's fixed costs are paid once for all of them. A fit that raises inside such a call
+adapters), so a call's fixed costs are paid once for all of them; calls shrink as the queue drains, so
+the round's last ones are short. A fit that raises inside such a call
 fails alone (the actor returns its failure in the call's reports).
 
 Fits are pure functions of (round, client), so where a fit runs, and with which others in a call, never
@@ -24,6 +25,7 @@ done by then becomes a failure.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -173,12 +175,18 @@ class FitRound:
             self.waiting.update(dict.fromkeys(fit.pending, fit))
 
     def _next_call(self, group: ActorGroup) -> list[tuple[FitTask, int]]:
-        """The next call's fits: up to ``per_call`` fresh ones from the queue's front, or the front one
-        alone (a retry, a fit whose call's actor died, any fit of a group of several actors)."""
+        """The next call's fits: fresh ones from the queue's front, or the front one alone (a retry, a fit
+        whose call's actor died, any fit of a group of several actors).
+
+        A call takes up to ``per_call`` fits, and no more than an even share of what is left among the
+        calls the groups can hold (``depth`` each): calls shrink as the queue drains, so the round's last
+        calls are short and no group works through a long one while the others idle.
+        """
+        share = math.ceil(len(self.queue) / (self.depth * len(self.pool.groups)))
         batch = [self.queue.popleft()]
         if group.size > 1 or not self._fresh(batch[0]):
             return batch
-        while len(batch) < self.per_call and self.queue and self._fresh(self.queue[0]):
+        while len(batch) < min(self.per_call, share) and self.queue and self._fresh(self.queue[0]):
             batch.append(self.queue.popleft())
         return batch
 

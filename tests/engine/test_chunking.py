@@ -102,11 +102,26 @@ class _FakePool:
 def test_calls_carry_consecutive_fresh_fits_and_retries_go_alone():
     groups = [_FakeGroup(), _FakeGroup()]
     fits = FitRound(_FakePool(groups), lambda task: (None, None), depth=2, per_call=3)
-    fits.queue = deque([(_task(c), 0) for c in range(5)] + [(_task(5), 1)] + [(_task(c), 0) for c in (6, 7)])
+    fits.queue = deque([(_task(c), 0) for c in range(5)] + [(_task(5), 1)] + [(_task(c), 0) for c in (6, 7)]
+                       + [(_task(c), 0) for c in range(8, 16)])
     fits.alone = {6}
     fits._fill()
     assert [g.calls for g in groups] == [[[0, 1, 2], [5]], [[3, 4], [6]]]
-    assert [task.client_id for task, _ in fits.queue] == [7]
+    assert [task.client_id for task, _ in fits.queue] == [7] + list(range(8, 16))
+
+
+def test_calls_shrink_as_the_queue_drains():
+    groups = [_FakeGroup(), _FakeGroup()]
+    fits = FitRound(_FakePool(groups), lambda task: (None, None), depth=2, per_call=6)
+    fits.queue = deque((_task(c), 0) for c in range(50))
+    fits._fill()
+    while fits.queue:
+        for group in groups:  # each group's oldest call finishes and its slot is refilled
+            fits.lanes[group].popleft()
+        fits._fill()
+    calls = [len(call) for g in groups for call in g.calls]
+    assert sum(calls) == 50 and calls[0] == 6
+    assert max(len(g.calls[-1]) for g in groups) <= 2, "the last calls are short"
 
 
 def test_a_dead_actor_sends_its_calls_fits_back_uncharged_each_alone():
