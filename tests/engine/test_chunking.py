@@ -188,8 +188,9 @@ class _NoModel:
 def _pool(retries=0):
     s = scenario_from_dict({"resources": {"actors": 1, "cpus_per_actor": 0.5},
                             "federation": {"rounds": 1, "clients_per_round": 3, "fit_retries": retries}})
+    # one call at a time: a call may then take the whole queue (with two, at most half of it)
     return ActorPool(s.resources, ClientSetup.from_scenario(s), None, None, fits_per_round=3,
-                     fit_retries=retries, start_timeout_s=60, actor_cls=StubActor)
+                     fit_retries=retries, start_timeout_s=60, actor_cls=StubActor, queue_depth=1)
 
 
 @pytest.mark.ray
