@@ -32,7 +32,7 @@ from fedray.data.modality import CONDITION_MASKS
 from fedray.data.prompts import format_choice
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.devices import begin_fit, cap_memory, peak_memory_mb, pick_device, release_memory
-from fedray.engine.tasks import EvalRequest, EvalShard, FitReport, FitTask
+from fedray.engine.tasks import EvalRequest, EvalShard, FitFailure, FitReport, FitTask
 from fedray.flat import FlatState
 from fedray.models.base import build_model
 from fedray.models.collate import Collator
@@ -169,6 +169,33 @@ class ClientActor:
         self.model.zero_grad(set_to_none=True)  # the next virtual client starts without this one's grads
         release_memory(self.device)
         return report, params
+
+    def fit_chunk(self, tasks: Sequence[FitTask], starts: Sequence[int], objectives: Sequence[int | None],
+                  *inputs: Any) -> tuple[list[FitReport | FitFailure], list[FlatState | AdapterState | None]]:
+        """Several fits in one call, one after another (:mod:`fedray.engine.chunking`): fit i starts from
+        ``inputs[starts[i]]`` with the objective ``inputs[objectives[i]]`` (None: the task's own).
+
+        The inputs are the call's top-level arguments, so Ray resolves them before the call (a global
+        adapter shared by every fit is one of them). Returns the reports and the adapters as two lists,
+        aligned with ``tasks``; a fit that raises is a :class:`FitFailure` there (adapter None) and the
+        others stand, as they would have in calls of their own.
+        """
+        reports: list[FitReport | FitFailure] = []
+        params: list[FlatState | AdapterState | None] = []
+        for task, start, objective in zip(tasks, starts, objectives, strict=True):
+            try:
+                chosen = None if objective is None else inputs[objective]
+                report, state = self.fit(task, inputs[start], chosen)
+            except Exception as exc:  # this client's failure, not the call's: the fits after it still run
+                logger.exception("client %d failed in round %d", task.client_id, task.server_round)
+                self.model.zero_grad(set_to_none=True)
+                release_memory(self.device)
+                reports.append(FitFailure(task.client_id, f"{type(exc).__name__}: {exc}"))
+                params.append(None)
+                continue
+            reports.append(report)
+            params.append(state)
+        return reports, params
 
     def evaluate(self, global_state: Mapping[str, torch.Tensor], request: EvalRequest) -> EvalShard:
         """Greedy generations of ``global_state`` for some rows of one eval set under one condition,

@@ -120,10 +120,16 @@ class AggregatorActor:
             open_round.taken += 1
 
     def add_results(self, server_round: int, *reports_and_params: Any) -> None:
-        """Several finished fits at once: (report, params) pairs, flattened (so that Ray resolves each
-        ObjectRef before the call)."""
+        """Several finished calls at once: (report, params) pairs, flattened (so that Ray resolves each
+        ObjectRef before the call). A call that carried several fits gives a list of reports and a list
+        of adapters; a :class:`FitFailure` in the reports has no adapter and is skipped (the driver
+        names it at :meth:`close_round`)."""
         for report, params in zip(reports_and_params[::2], reports_and_params[1::2]):
-            self.add_result(server_round, report, params)
+            if not isinstance(report, list):
+                report, params = [report], [params]
+            for one, state in zip(report, params, strict=True):
+                if not isinstance(one, FitFailure):
+                    self.add_result(server_round, one, state)
 
     def close_round(self, server_round: int,
                     failures: Sequence[ClientFailure | FitFailure]) -> dict[str, float]:

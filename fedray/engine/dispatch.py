@@ -1,21 +1,31 @@
-"""One round's fits on the actor pool: every group always has its next fit queued.
+"""One round's fits on the actor pool: every group always has its next call queued.
 
 A group that got its next fit only once the driver had seen the previous one finish would idle for a
-driver round trip per fit. So each group holds up to ``depth`` fits at once (Ray runs an actor's calls
+driver round trip per fit. So each group holds up to ``depth`` calls at once (Ray runs an actor's calls
 in the order they were submitted, so the second waits in the actor's own queue and starts the moment the
-first ends), and the driver refills a group whenever one of its fits comes back. Every finished fit is
+first ends), and the driver refills a group whenever one of its calls comes back. Every finished call is
 handed to ``on_result`` at once (the engine forwards it to the aggregator, which folds it in while the
 other fits run).
 
-Fits are pure functions of (round, client), so where a fit runs never changes its result. A group that
-dies takes its queued fits with it: the oldest one (the fit it was running) counts as the failed
-attempt, the ones queued behind it go back to the front of the queue untouched. Every wait has the
-round's deadline; what is not done by then becomes a failure.
+When fits are short a call may carry several (``per_call``, :mod:`fedray.engine.chunking`): consecutive
+cohort members, run one after another by the actor and returned as two objects (their reports, their
+adapters), so a call's fixed costs are paid once for all of them; calls shrink as the queue drains, so
+the round's last ones are short. A fit that raises inside such a call
+fails alone (the actor returns its failure in the call's reports).
+
+Fits are pure functions of (round, client), so where a fit runs, and with which others in a call, never
+changes its result. A group that dies takes its queued calls with it: the oldest one (the call it was
+running) is charged, the ones queued behind it go back to the front of the queue untouched. A charged
+call of one fit counts as that fit's failed attempt; a charged call of several cannot tell which fit
+killed its actor, so its fits go back to the queue uncharged, each to run in a call of its own (a fit
+that kills its actor again is then the one charged). Every wait has the round's deadline; what is not
+done by then becomes a failure.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,8 +42,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Called with (report ref, params ref, report) of each fit as it finishes.
-OnResult = Callable[[Any, Any, FitReport], None]
+#: Called with (report ref, params ref, report) of each call as it finishes; a call of several fits gives
+#: the refs of its two lists and the list of its fits' reports (FitReport or FitFailure, in task order).
+OnResult = Callable[[Any, Any, Any], None]
 
 #: Adapter bytes one forwarding call carries (at least one adapter): about what the aggregator folds in
 #: the CPU time a Ray call costs (≈3 ms a call and ≈3 ms a MiB, measured on 2 busy cores).
@@ -55,16 +66,33 @@ class ResultBatches:
         self.size = max(1, BATCH_BYTES // max(1, adapter_nbytes))
         self.send = send
         self.pending: list[tuple[Any, Any]] = []
+        self.fits = 0  # fits in the pending pairs
 
-    def __call__(self, report_ref: Any, params_ref: Any, report: FitReport) -> None:
+    def __call__(self, report_ref: Any, params_ref: Any, report: Any) -> None:
         self.pending.append((report_ref, params_ref))
-        if len(self.pending) >= self.size:
+        self.fits += len(report) if isinstance(report, list) else 1  # a call of several fits: its list
+        if self.fits >= self.size:
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
             self.send(self.pending)
-            self.pending = []
+            self.pending, self.fits = [], 0
+
+
+@dataclass(frozen=True)
+class InCall:
+    """A fit's adapter when its call carried several: position ``index`` of the call's adapter list."""
+
+    ref: Any  # the call's params ObjectRef
+    index: int
+
+
+def fetch_params(params: Any, timeout_s: float | None = None) -> Any:
+    """The adapter an :attr:`FitOutcome.params` entry stands for (an ObjectRef or an :class:`InCall`)."""
+    if isinstance(params, InCall):
+        return ray.get(params.ref, timeout=timeout_s)[params.index]
+    return ray.get(params, timeout=timeout_s)
 
 
 @dataclass
@@ -72,7 +100,7 @@ class FitOutcome:
     """What came back from one round's fits."""
 
     reports: list[FitReport] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)  # ObjectRefs, aligned with reports
+    params: list[Any] = field(default_factory=list)  # ObjectRefs or InCalls, aligned with reports
     failures: list[FitFailure] = field(default_factory=list)
     retries: list[FitFailure] = field(default_factory=list)  # fits redone after their actor died
 
@@ -90,17 +118,20 @@ class FitOutcome:
 
 
 class FitRound:
-    """Runs one round's tasks on ``pool``'s groups, at most ``depth`` fits queued per group.
+    """Runs one round's tasks on ``pool``'s groups: at most ``depth`` calls queued per group, each of up to
+    ``per_call`` fits.
 
     ``start(task)`` gives the fit's (adapter ref, objective ref or None).
     """
 
     def __init__(self, pool: ActorPool, start: Callable[[FitTask], tuple[Any, Any]], depth: int,
-                 on_result: OnResult | None = None) -> None:
+                 on_result: OnResult | None = None, per_call: int = 1) -> None:
         self.pool, self.start, self.depth, self.on_result = pool, start, max(1, depth), on_result
-        self.queue: deque[tuple[FitTask, int]] = deque()
+        self.per_call = max(1, per_call)
+        self.queue: deque[tuple[FitTask, int]] = deque()  # (task, attempts already charged)
+        self.alone: set[int] = set()  # clients whose fit runs in a call of its own (their call's actor died)
         self.lanes: dict[ActorGroup, deque[GroupFit]] = {group: deque() for group in pool.groups}
-        self.waiting: dict[Any, GroupFit] = {}  # each member's report ref → its group's fit
+        self.waiting: dict[Any, GroupFit] = {}  # each member's report ref → its group's call
         self.outcome = FitOutcome()
 
     def run(self, tasks: Sequence[FitTask], timeout_s: float) -> FitOutcome:
@@ -126,60 +157,115 @@ class FitRound:
         return self.outcome.in_cohort_order(tasks)
 
     def _fill(self) -> None:
-        """Queue fits on the groups with the fewest, up to ``depth`` each (pool order breaks ties)."""
+        """Queue calls on the groups with the fewest, up to ``depth`` each (pool order breaks ties)."""
         while self.queue:
             group = min(self.pool.groups, key=lambda g: len(self.lanes[g]))
             if len(self.lanes[group]) >= self.depth:
                 return
-            task, attempt = self.queue.popleft()
-            start, objective = self.start(task)
-            fit = group.fit(task, start, attempt, objective)
+            batch = self._next_call(group)
+            if len(batch) == 1:
+                task, attempt = batch[0]
+                start, objective = self.start(task)
+                fit = group.fit(task, start, attempt, objective)
+            else:
+                tasks = [task for task, _ in batch]
+                starts, objectives = zip(*(self.start(task) for task in tasks))
+                fit = group.fit_chunk(tasks, starts, objectives)
             self.lanes[group].append(fit)
             self.waiting.update(dict.fromkeys(fit.pending, fit))
 
+    def _next_call(self, group: ActorGroup) -> list[tuple[FitTask, int]]:
+        """The next call's fits: fresh ones from the queue's front, or the front one alone (a retry, a fit
+        whose call's actor died, any fit of a group of several actors).
+
+        A call takes up to ``per_call`` fits, and no more than an even share of what is left among the
+        calls the groups can hold (``depth`` each): calls shrink as the queue drains, so the round's last
+        calls are short and no group works through a long one while the others idle.
+        """
+        share = math.ceil(len(self.queue) / (self.depth * len(self.pool.groups)))
+        batch = [self.queue.popleft()]
+        if group.size > 1 or not self._fresh(batch[0]):
+            return batch
+        while len(batch) < min(self.per_call, share) and self.queue and self._fresh(self.queue[0]):
+            batch.append(self.queue.popleft())
+        return batch
+
+    def _fresh(self, item: tuple[FitTask, int]) -> bool:
+        task, attempt = item
+        return attempt == 0 and task.client_id not in self.alone
+
     def _settle(self, fit: GroupFit, error: BaseException | None) -> None:
-        """Record a finished fit: its result, or its failure (and what that does to its group)."""
+        """Record a finished call: its results, or its failure (and what that does to its group)."""
         lane = self.lanes[fit.group]
         if isinstance(error, ray.exceptions.RayActorError):
-            # A dead actor fails every fit queued on it, in no set order: the one it was running
+            # A dead actor fails every call queued on it, in no set order: the one it was running
             # is its lane's head (an actor runs its calls in order); the others go back untouched.
             fit = lane[0]
             for ref in fit.pending:
                 self.waiting.pop(ref, None)
         lane.remove(fit)
-        task = fit.task
         if error is None:
-            report = fit.report if fit.report is not None else ray.get(fit.report_ref)
+            self._record(fit)
+        elif isinstance(error, ray.exceptions.RayActorError):
+            self._actor_died(fit, error)
+        else:  # a client's exception must not end the round for the others
+            for task in fit.tasks:
+                logger.error("client %d failed in round %d", task.client_id, task.server_round,
+                             exc_info=error)
+                self.outcome.failures.append(FitFailure(task.client_id, f"{type(error).__name__}: {error}"))
+            if fit.group.size > 1:  # its other ranks may be stuck in a collective
+                self._replace(fit.group)
+
+    def _record(self, fit: GroupFit) -> None:
+        """A call's results: each fit's report and adapter, or (in a call of several) its failure."""
+        report = fit.report if fit.report is not None else ray.get(fit.report_ref)
+        if not fit.chunk:
             self.outcome.reports.append(report)
             self.outcome.params.append(fit.params_ref)
-            if self.on_result is not None:
-                self.on_result(fit.report_ref, fit.params_ref, report)
-            return
-        if isinstance(error, ray.exceptions.RayActorError):
-            retry = fit.attempt < self.pool.retries
-            logger.error("client %d's actor died in round %d%s", task.client_id, task.server_round,
-                         " (retrying on another actor)" if retry else "", exc_info=error)
-            if retry:
-                self.queue.append((task, fit.attempt + 1))
-                self.outcome.retries.append(FitFailure(task.client_id, f"actor died: {root_cause(error)}"))
-            else:
-                self.outcome.failures.append(FitFailure(task.client_id,
-                                                           f"actor died: {root_cause(error)}"))
+        else:
+            for index, entry in enumerate(report):
+                if isinstance(entry, FitFailure):
+                    logger.error("client %d failed in round %d: %s", entry.client_id, fit.task.server_round,
+                                 entry.reason)
+                    self.outcome.failures.append(entry)
+                else:
+                    self.outcome.reports.append(entry)
+                    self.outcome.params.append(InCall(fit.params_ref, index))
+            if all(isinstance(entry, FitFailure) for entry in report):
+                return  # nothing to hand on
+        if self.on_result is not None:
+            self.on_result(fit.report_ref, fit.params_ref, report)
+
+    def _actor_died(self, fit: GroupFit, error: BaseException) -> None:
+        """The call a group was running when it died: a fit's failed attempt (retried while attempts are
+        left), or, for a call of several fits, each of them back to the queue uncharged, alone."""
+        task = fit.task
+        if fit.chunk:
+            clients = [t.client_id for t in fit.chunk]
+            logger.error("the actor running clients %s in one call died in round %d; each is redone in a "
+                         "call of its own (%s)", clients, task.server_round, root_cause(error))
+            self.alone.update(clients)
             self._replace(fit.group)
+            self.queue.extendleft((t, 0) for t in reversed(fit.chunk))
             return
-        # A client's exception must not end the round for the others.
-        logger.error("client %d failed in round %d", task.client_id, task.server_round, exc_info=error)
-        self.outcome.failures.append(FitFailure(task.client_id, f"{type(error).__name__}: {error}"))
-        if fit.group.size > 1:  # its other ranks may be stuck in a collective
-            self._replace(fit.group)
+        retry = fit.attempt < self.pool.retries
+        logger.error("client %d's actor died in round %d%s", task.client_id, task.server_round,
+                     " (retrying on another actor)" if retry else "", exc_info=error)
+        failure = FitFailure(task.client_id, f"actor died: {root_cause(error)}")
+        if retry:
+            self.queue.append((task, fit.attempt + 1))
+            self.outcome.retries.append(failure)
+        else:
+            self.outcome.failures.append(failure)
+        self._replace(fit.group)
 
     def _replace(self, dead: ActorGroup) -> None:
-        """Swap ``dead`` for a fresh group; the fits queued behind the failed one go back, untouched."""
+        """Swap ``dead`` for a fresh group; the calls queued behind the failed one go back, untouched."""
         behind = self.lanes.pop(dead)
         for fit in reversed(behind):
             for ref in fit.pending:
                 self.waiting.pop(ref, None)
-            self.queue.appendleft((fit.task, fit.attempt))
+            self.queue.extendleft((task, fit.attempt) for task in reversed(fit.tasks))
         fresh = self.pool.replace(dead)
         self.lanes[fresh] = deque()
 
@@ -189,8 +275,10 @@ class FitRound:
             ray.cancel(ref)
         for group, lane in list(self.lanes.items()):
             for position, fit in enumerate(lane):
-                self.outcome.failures.append(
-                    FitFailure(fit.task.client_id, reason + ("" if position == 0 else " (never started)")))
+                # A running call of several fits returns nothing until its last: all of them time out.
+                self.outcome.failures += [FitFailure(task.client_id, reason + ("" if position == 0 else
+                                                                               " (never started)"))
+                                          for task in fit.tasks]
             if lane and group.size > 1:  # cancelled ranks leave the others in a collective
                 self.pool.replace(group)
         self.outcome.failures += [FitFailure(task.client_id, reason + " (never started)")

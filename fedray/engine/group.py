@@ -28,6 +28,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from fedray.config.schema import ResourcesConfig
 from fedray.engine.tasks import FitTask
+from fedray.errors import SchedulingError
 
 
 def actor_bundle(res: ResourcesConfig) -> dict[str, float]:
@@ -69,6 +70,34 @@ class ActorGroup:
         return GroupFit(group=self, task=task, attempt=attempt, report_ref=refs[0][0], params_ref=refs[0][1],
                         pending={report for report, _ in refs})
 
+    def fit_chunk(self, tasks: Sequence[FitTask], starts: Sequence[Any],
+                  objectives: Sequence[Any]) -> GroupFit:
+        """Dispatch several fits as one call (a group of one only; see :mod:`fedray.engine.chunking`).
+
+        ``starts[i]`` and ``objectives[i]`` (ObjectRefs; an objective may be None: the task's own) go as
+        the call's top-level arguments, each distinct one once, so Ray resolves them before the call.
+        """
+        if self.size != 1:
+            raise SchedulingError(f"a group of {self.size} actors trains one fit per call, not {len(tasks)}: "
+                                  f"set resources.fits_per_call to 1 or null for group clients")
+        inputs: list[Any] = []
+        slot: dict[int, int] = {}  # id of an input → its position among the call's arguments
+
+        def position(ref: Any) -> int | None:
+            if ref is None:
+                return None
+            if id(ref) not in slot:
+                slot[id(ref)] = len(inputs)
+                inputs.append(ref)
+            return slot[id(ref)]
+
+        start_slots = [position(ref) for ref in starts]
+        objective_slots = [position(ref) for ref in objectives]
+        reports, params = self.members[0].fit_chunk.options(num_returns=2).remote(
+            tuple(tasks), start_slots, objective_slots, *inputs)
+        return GroupFit(group=self, task=tasks[0], attempt=0, report_ref=reports, params_ref=params,
+                        pending={reports}, chunk=tuple(tasks))
+
     def kill(self) -> None:
         for member in self.members:
             ray.kill(member)
@@ -87,7 +116,13 @@ class GroupFit:
     report_ref: Any
     params_ref: Any
     pending: set = field(default_factory=set)  # member report refs not back yet
-    report: Any = None  # rank 0's report, once fetched
+    report: Any = None  # rank 0's report, once fetched (a call of several fits: the list of their reports)
+    chunk: tuple[FitTask, ...] = ()  # a call of several fits: their tasks (``task`` is the first)
+
+    @property
+    def tasks(self) -> tuple[FitTask, ...]:
+        """Every fit this call carries."""
+        return self.chunk or (self.task,)
 
 
 def fitting_groups(res: ResourcesConfig, nodes: Sequence[dict] | None = None) -> int | None:

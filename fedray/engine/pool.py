@@ -168,7 +168,7 @@ class ActorPool:
 
     def fit(self, tasks: Sequence[FitTask], global_ref: Any, timeout_s: float,
             start_refs: Mapping[int, Any] | None = None, objectives: Mapping[int, Any] | None = None,
-            on_result: OnResult | None = None) -> FitOutcome:
+            on_result: OnResult | None = None, fits_per_call: int = 1) -> FitOutcome:
         """Run ``tasks`` over the pool (see :mod:`fedray.engine.dispatch`); fits not done by the
         deadline become failures.
 
@@ -177,14 +177,15 @@ class ActorPool:
         actor (any member of its group) dies is retried on another group up to
         ``federation.fit_retries`` times (fits are pure functions of (round, client), so a retry gives
         the same result), else it is a failure; the dead group is replaced by a new one that rebuilds
-        its models. ``on_result`` sees each fit's result refs as soon as it finishes.
+        its models. ``on_result`` sees each call's result refs as soon as it finishes. A call carries up
+        to ``fits_per_call`` fits (:mod:`fedray.engine.chunking`); the results never depend on it.
         """
         starts, chosen = start_refs or {}, objectives or {}
 
         def start(task: FitTask) -> tuple[Any, Any]:
             return starts.get(task.client_id, global_ref), chosen.get(task.client_id)
 
-        return FitRound(self, start, self.depth, on_result).run(tasks, timeout_s)
+        return FitRound(self, start, self.depth, on_result, fits_per_call).run(tasks, timeout_s)
 
     def replace(self, dead: ActorGroup) -> ActorGroup:
         """Swap a dead group for a fresh one (built asynchronously; Ray queues calls until it is up)."""

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 #: The public methods of each actor class the engine calls remotely.
 CLIENT_ACTOR_METHODS = ("describe", "rendezvous", "join_group", "set_data", "initial_adapter", "fit",
-                        "evaluate")
+                        "fit_chunk", "evaluate")
 AGGREGATOR_METHODS = ("set_global", "get_global", "get_client_state", "global_nbytes", "configure_fit",
                       "objectives", "begin_round", "add_result", "add_results", "close_round", "aggregate",
                       "save_adapter", "save_checkpoint", "resume", "snapshot", "restore")

@@ -32,6 +32,7 @@ from fedray.config.schema import Scenario, SystemConfig
 from fedray.data.federated import FederatedData, build_federated_data
 from fedray.data.manifest import ClientSpec, train_needs, write_manifest
 from fedray.data.modality import BOTH
+from fedray.engine.chunking import CallSizer
 from fedray.engine.client_setup import ClientSetup
 from fedray.engine.dispatch import ResultBatches
 from fedray.engine.evaluation import Evaluator
@@ -166,6 +167,7 @@ class Simulation:
         s = self.scenario
         with clock.phase("actors + aggregator started", "starting the client actors"):
             setup = ClientSetup.from_scenario(s, train=self.mode.train_config())
+            self.call_sizer = CallSizer(s.resources.fits_per_call, s.resources.actors_per_client)
             self.pool = ActorPool(s.resources, setup, fits_per_round=self.mode.fits_per_round(
                 self._training_clients()), fit_retries=s.federation.fit_retries, wait=False)
             self.aggregator = self._start_aggregator()
@@ -268,14 +270,17 @@ class Simulation:
         returned: list[int] = []
 
         def on_result(report_ref: Any, params_ref: Any, report: Any) -> None:
-            forward(report_ref, params_ref, report)
-            returned.append(report.client_id)
+            forward(report_ref, params_ref, report)  # a call of several fits: the list of its reports
+            returned.extend(r.client_id for r in (report if isinstance(report, list) else [report]))
             self._fit_progress(server_round, len(returned), len(tasks))
 
         self._fit_progress(server_round, 0, len(tasks))
         try:
-            return self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
-                                 objectives, on_result=on_result)
+            outcome = self.pool.fit(tasks, global_ref, self.scenario.federation.round_timeout_s, start_refs,
+                                    objectives, on_result=on_result,
+                                    fits_per_call=self.call_sizer.next(len(tasks), len(self.pool.groups)))
+            self.call_sizer.observe(outcome.reports)
+            return outcome
         finally:
             forward.flush()
             self._fit_progress(server_round, len(tasks), len(tasks))  # failed fits end the round too
