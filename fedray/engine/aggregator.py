@@ -19,7 +19,9 @@ It also writes the adapter files and checkpoints, so the driver never holds a te
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,7 @@ class AggregatorActor:
         self.run_path = Path(run_path)
         self.clients = ClientStateStore(os.path.join(run_path, "client_state"), setup.client_states_in_memory)
         self.round: OpenRound | None = None
+        self.checkpoint_writer = BackgroundImport("torch") if setup.checkpoints else None
 
     # -- the global adapter -----------------------------------------------------------------------
     def set_global(self, state: Mapping[str, Any]) -> int:
@@ -103,6 +106,8 @@ class AggregatorActor:
     def begin_round(self, server_round: int, expected: Sequence[tuple[int, int]]) -> None:
         """Open a round whose results will come from ``expected``: (client id, sample count) in cohort
         order, the counts the clients are expected to report (a mismatch only costs the early fold)."""
+        if self.checkpoint_writer is not None:
+            self.checkpoint_writer.start()  # the round's fits leave time for it (see BackgroundImport)
         aggregation = None if self.isolated else \
             RoundAggregation(self.strategy, server_round, self.global_state, list(expected))
         self.round = OpenRound(server_round, [c for c, _ in expected], aggregation)
@@ -227,6 +232,33 @@ class AggregatorActor:
                                           for cid, values in snapshot["clients"].items()})
         else:
             self.clients.load_index(snapshot["clients"])
+
+
+class BackgroundImport:
+    """Imports a module on a daemon thread, once: the checkpoint writer's torch (``torch.save``).
+
+    A FedAvg round needs no torch here (:mod:`fedray.strategies.updates` folds flat buffers in numpy),
+    but a checkpoint is written with torch; imported at the first checkpoint, torch's import (≈ 1.5 s of
+    CPU) would hold up the driver, which waits for the checkpoint. Started with the first round, it
+    runs while the aggregator waits for that round's fits. Python's import lock makes a later ``import
+    torch`` on the actor's thread wait for this one rather than import twice; a failed import is
+    raised again, with its own message, by that later import.
+    """
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._load, name=f"import-{self.module}", daemon=True)
+            self.thread.start()
+
+    def _load(self) -> None:
+        try:
+            importlib.import_module(self.module)
+        except Exception:  # noqa: BLE001 - the writer's own import reports it where it matters
+            pass
 
 
 def _owned(state: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -22,7 +22,8 @@ class AggregatorSetup:
     """What the aggregator is built from: the scenario sections it reads, and nothing else.
 
     ``num_clients`` is the client population N (SCAFFOLD's 1/N step); ``isolated`` is the local
-    baseline, where each client keeps its own adapter instead of aggregating.
+    baseline, where each client keeps its own adapter instead of aggregating; ``checkpoints``: the run
+    writes checkpoints (``federation.checkpoint_every`` > 0), which need torch.
     """
 
     strategy: StrategyConfig
@@ -30,12 +31,14 @@ class AggregatorSetup:
     num_clients: int
     client_states_in_memory: int
     isolated: bool = False
+    checkpoints: bool = False
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, isolated: bool) -> AggregatorSetup:
         return cls(strategy=scenario.strategy, objective=scenario.objective,
                    num_clients=scenario.partition.num_clients,
-                   client_states_in_memory=scenario.federation.client_states_in_memory, isolated=isolated)
+                   client_states_in_memory=scenario.federation.client_states_in_memory, isolated=isolated,
+                   checkpoints=scenario.federation.checkpoint_every > 0)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ def test_from_scenario_reads_only_the_sections_it_needs():
     assert setup == AggregatorSetup(strategy=scenario.strategy, objective=scenario.objective,
                                     num_clients=scenario.partition.num_clients,
                                     client_states_in_memory=scenario.federation.client_states_in_memory,
-                                    isolated=True)
+                                    isolated=True,
+                                    checkpoints=scenario.federation.checkpoint_every > 0)
 
 
 def test_aggregates_and_snapshots(tmp_path):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,28 @@ def test_a_mean_rule_aggregator_needs_no_torch_for_rounds_or_its_adapter_file_an
     for name in ("adapter_model.safetensors", "adapter_config.json"):
         written, from_torch = tmp_path / "global_adapter" / name, tmp_path / "torch_adapter" / name
         assert written.read_bytes() == from_torch.read_bytes(), name
+
+
+@pytest.mark.parametrize("checkpoints", [False, True])
+def test_a_run_with_checkpoints_warms_torch_during_its_first_round_and_one_without_never(checkpoints):
+    """The checkpoint writer needs torch: with checkpoints on, the aggregator imports it on a background
+    thread from the first round's begin (not at the first checkpoint, which the driver waits for)."""
+    code = f"""
+import sys
+from fedray.config.schema import ObjectiveConfig, StrategyConfig
+from fedray.engine.aggregator import AggregatorActor
+from fedray.engine.tasks import AggregatorSetup
+setup = AggregatorSetup(strategy=StrategyConfig(name="fedavg"), objective=ObjectiveConfig(name="plain"),
+                        num_clients=2, client_states_in_memory=2, checkpoints={checkpoints})
+actor = AggregatorActor(setup, None, sys.argv[1])
+before = "torch" in sys.modules
+actor.begin_round(1, [(0, 4), (1, 4)])
+if actor.checkpoint_writer is not None:
+    actor.checkpoint_writer.thread.join(120)
+print(before, "torch" in sys.modules)
+"""
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run([sys.executable, "-c", code, out], capture_output=True, text=True, timeout=180,
+                              cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", str(checkpoints)]
