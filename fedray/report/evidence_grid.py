@@ -148,6 +148,16 @@ GRIDS: dict[str, Grid] = {
         seeds=(0, 1, 2),
         budget=("federation.rounds=30", "eval.every=5", "eval.at_start=false"),
         description="24 scenarios (12 conditions, plain and augmented) × 7 methods × 3 seeds, 30 rounds"),
+    # How many rounds the curves need to flatten (docs/results.md, "Rounds"): FedAvg on aligned and missing,
+    # and the two baselines whose curves bound it, at the grids' per-round budget, evaluated every 5 rounds.
+    "plateau": Grid(
+        name="plateau",
+        blocks=(Block(("aligned-a0.5", "missing-b0.5"), ("fedavg",)),
+                Block(("aligned-a0.5",), ("centralized", "local"))),
+        seeds=(0, 1, 2),
+        budget=("federation.rounds=60", "eval.every=5", "eval.at_start=false"),
+        description="aligned α=0.5 under FedAvg, local and centralized, missing β=0.5 under FedAvg; "
+                    "60 rounds evaluated every 5 (fedray evidence report --train-loss draws the curves)"),
     "smoke": Grid(
         name="smoke",
         blocks=(Block(("missing-b0.5",), ("local", "fedavg")),),
