@@ -100,8 +100,9 @@ def plateau_table(runs: Sequence[RunInfo], tolerance: float = 0.02) -> list[str]
     groups: dict[tuple[str, str], list[RunInfo]] = defaultdict(list)
     for run, label in zip(runs, row_labels(runs)):
         groups[(run.scenario, label)].append(run)
-    lines = [f"| scenario | method (seeds) | plateau round (gain ≤ {tolerance:g} after) | test {_metric(runs)} "
-             "there | best (round) | last (round) | last train loss |", "|---|---|---|---|---|---|---|"]
+    header = (f"| scenario | method (seeds) | plateau round (gain ≤ {tolerance:g} after) | "
+              f"test {_metric(runs)} there | best (round) | last (round) | last train loss |")
+    lines = [header, "|---|---|---|---|---|---|---|"]
     for (scenario, method), group in sorted(groups.items()):
         rounds, mean, _ = mean_curve([r.curve for r in group])
         if not len(rounds):

@@ -16,11 +16,11 @@ from fedray.report.evidence_grid import get_grid
 from fedray.report.tables import load_run
 
 
-def test_the_plateau_is_the_first_round_nothing_later_beats_by_more_than_the_tolerance():
+def test_the_plateau_is_the_first_round_nothing_later_beats_by_more_than_tolerance():
     rounds = [5, 10, 15, 20, 25, 30]
     assert plateau_round(rounds, [0.25, 0.40, 0.70, 0.71, 0.70, 0.72], tolerance=0.02) == 15
     assert plateau_round(rounds, [0.25, 0.40, 0.70, 0.71, 0.70, 0.80], tolerance=0.02) == 30  # still rising
-    assert plateau_round(rounds, [0.5, 0.4, 0.45, 0.5, 0.49, 0.51], tolerance=0.02) == 5  # flat from the start
+    assert plateau_round(rounds, [0.5, 0.4, 0.45, 0.5, 0.49, 0.51], tolerance=0.02) == 5  # flat
     assert plateau_round([5, 10], [math.nan, 0.3]) == 10
     assert plateau_round([], []) is None
 

@@ -51,6 +51,16 @@ def test_every_cell_loads_and_is_named_as_the_report_names_it(name):
         assert method_of(config) == cell.method
 
 
+def test_the_regularization_pairs_differ_only_in_the_objective():
+    """Adaptive regularization is measured against the same server rule with the same settings."""
+    for base in ("fedavg", "fedadagrad-fedmllm"):
+        with_reg = METHODS[f"{base}+adaptive_prox"]
+        assert with_reg[:len(METHODS[base])] == METHODS[base]
+        assert all(o.startswith("objective.") for o in with_reg[len(METHODS[base]):])
+    scenario = load_scenario(get_grid("full").cells()[0].scenario_file(), list(METHODS["fedadagrad-fedmllm"]))
+    assert scenario.strategy.options == {"variant": "fedmllm", "eta": 0.06, "tau": 0.03}
+
+
 def test_unknown_grid_or_method_is_an_error():
     with pytest.raises(FedRayError, match="choose from"):
         get_grid("huge")
