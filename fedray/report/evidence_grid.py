@@ -161,7 +161,7 @@ GRIDS: dict[str, Grid] = {
     "plateau": Grid(
         name="plateau",
         blocks=(Block(("aligned-a0.5", "missing-b0.5"), ("fedavg",)),
-                Block(("aligned-a0.5",), ("centralized", "local"))),
+                Block(("aligned-a0.5",), ("local", "centralized"))),
         seeds=(0, 1, 2),
         budget=("federation.rounds=60", "eval.every=5", "eval.at_start=false"),
         description="aligned α=0.5 under FedAvg, local and centralized, missing β=0.5 under FedAvg; "

@@ -85,6 +85,6 @@ def test_the_plateau_grid_runs_the_curves_the_rounds_are_read_from():
     cells = grid.subset(seeds="0").cells()
     assert [(c.scenario, c.method) for c in cells] == [
         ("aligned-a0.5", "fedavg"), ("missing-b0.5", "fedavg"),
-        ("aligned-a0.5", "centralized"), ("aligned-a0.5", "local")]
+        ("aligned-a0.5", "local"), ("aligned-a0.5", "centralized")]
     assert {"federation.rounds=60", "eval.every=5"} <= set(grid.budget)
     assert len(grid.seeds) == 3
