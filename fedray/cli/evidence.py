@@ -152,10 +152,12 @@ def report(args: argparse.Namespace) -> int:
 
 def _plateau_section(runs: list, plots: Path | None, base: Path) -> str:
     """The plateau table and, when there is a plots folder, the accuracy | training-loss figures."""
-    from fedray.report.evidence_curves import plateau_figures, plateau_table
+    from fedray.report.evidence_curves import plateau_figures, plateau_table, stopping_table
 
     text = ("\n### Plateau: where each seed-mean test curve stops gaining\n\n"
-            + "\n".join(plateau_table(runs)) + "\n")
+            + "\n".join(plateau_table(runs)) + "\n"
+            + "\n### What a grid of R rounds would report (test value at the validation-picked round ≤ R, "
+              "mean over seeds)\n\n" + "\n".join(stopping_table(runs)) + "\n")
     if plots is not None:
         text += "\n" + "\n".join(f"![{p.stem}]({_relative(p, base)})"
                                   for p in plateau_figures(runs, plots)) + "\n"

@@ -23,7 +23,7 @@ import numpy as np
 
 from fedray.engine.history import read_history
 from fedray.report.plots import _pyplot, _save, _slug
-from fedray.report.tables import RunInfo, row_labels
+from fedray.report.tables import RunInfo, _selected_round, row_labels
 
 Curve = list[tuple[int, float]]
 
@@ -33,6 +33,15 @@ def train_loss_curve(run: RunInfo) -> Curve:
     history = read_history(Path(run.path) / "history.jsonl")
     return [(int(h["round"]), float(h["train_loss"])) for h in history
             if isinstance(h.get("train_loss"), (int, float)) and math.isfinite(h["train_loss"])]
+
+
+def reported_if_stopped_at(run: RunInfo, rounds: int) -> float:
+    """The value a grid of ``rounds`` rounds would report for this run: the test metric at the round the
+    validation split picks among the evaluated rounds up to ``rounds`` (the tables' rule)."""
+    history = read_history(Path(run.path) / "history.jsonl")
+    chosen = _selected_round([h for h in history if h.get("eval") and h["round"] <= rounds], run.metric)
+    value = (chosen or {}).get("eval", {}).get(run.metric)
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def mean_curve(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,6 +123,26 @@ def plateau_table(runs: Sequence[RunInfo], tolerance: float = 0.02) -> list[str]
         last_loss = f"{loss[-1]:.3f}" if len(loss_rounds) else "-"
         lines.append(f"| {scenario} | {method} ({len(group)}) | {plateau} | {at:.3f} | "
                      f"{mean[best]:.3f} ({rounds[best]}) | {mean[-1]:.3f} ({rounds[-1]}) | {last_loss} |")
+    return lines
+
+
+def stopping_table(runs: Sequence[RunInfo], cutoffs: Sequence[int] = (10, 20, 30, 40, 50, 60)) -> list[str]:
+    """Markdown lines: per scenario and method, the seed-mean value a grid of R rounds would report
+    (validation-picked round ≤ R), for each R of ``cutoffs`` the runs reach."""
+    groups: dict[tuple[str, str], list[RunInfo]] = defaultdict(list)
+    for run, label in zip(runs, row_labels(runs)):
+        groups[(run.scenario, label)].append(run)
+    reach = max((r.rounds for r in runs), default=0)
+    cutoffs = [c for c in cutoffs if c <= reach]
+    lines = ["| scenario | method (seeds) | " + " | ".join(f"R = {c}" for c in cutoffs) + " |",
+             "|---|---|" + "---|" * len(cutoffs)]
+    for (scenario, method), group in sorted(groups.items()):
+        cells = []
+        for cutoff in cutoffs:
+            values = [reported_if_stopped_at(r, cutoff) for r in group if r.rounds >= cutoff]
+            finite = [v for v in values if math.isfinite(v)]
+            cells.append(f"{np.mean(finite):.3f}" if finite else "-")
+        lines.append(f"| {scenario} | {method} ({len(group)}) | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -8,10 +8,18 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from fedray.cli.main import main as cli_main
-from fedray.report.evidence_curves import mean_curve, plateau_round, plateau_table, train_loss_curve
+from fedray.report.evidence_curves import (
+    mean_curve,
+    plateau_round,
+    plateau_table,
+    reported_if_stopped_at,
+    stopping_table,
+    train_loss_curve,
+)
 from fedray.report.evidence_grid import get_grid
 from fedray.report.tables import load_run
 
@@ -66,6 +74,15 @@ def test_plateau_table_reports_each_method_s_seed_mean_curve(tmp_path):
     assert "| evidence-aligned-a0.5 | local (1) | 20 | 0.500 | 0.500 (20) | 0.500 (20) | 0.100 |" in lines
 
 
+def test_a_shorter_grid_reports_the_validation_pick_among_its_own_rounds(tmp_path):
+    run = load_run(_fake_run(tmp_path, "aligned-a0.5", "fedavg", 0, [0.3, 0.6, 0.5, 0.7]))
+    assert [reported_if_stopped_at(run, r) for r in (4, 5, 10, 15, 20)] == [
+        pytest.approx(math.nan, nan_ok=True), 0.3, 0.6, 0.6, 0.7]
+    lines = stopping_table([run], cutoffs=(10, 20, 30))
+    assert lines[0] == "| scenario | method (seeds) | R = 10 | R = 20 |"
+    assert lines[2] == "| evidence-aligned-a0.5 | fedavg (1) | 0.600 | 0.700 |"
+
+
 def test_report_with_train_loss_writes_the_plateau_figures_and_table(tmp_path):
     root = tmp_path / "runs"
     for seed in (0, 1):
@@ -76,6 +93,7 @@ def test_report_with_train_loss_writes_the_plateau_figures_and_table(tmp_path):
     text = doc.read_text()
     assert "### Plateau: where each seed-mean test curve stops gaining" in text
     assert "| evidence-missing-b0.5 | fedavg (2) | 15 | 0.600 |" in text
+    assert "| evidence-missing-b0.5 | fedavg (2) | 0.500 |" in text  # R = 10
     figure = doc.parent / "results" / "plateau-evidence-missing-b0.5.png"
     assert figure.stat().st_size > 0 and "](results/plateau-evidence-missing-b0.5.png)" in text
 
