@@ -45,7 +45,7 @@ $(EYE): | $(STAMP)
 
 # The paper's findings on the offline task with seeds and intervals (docs/results.md). Resumable: run it
 # again after a stop and finished runs are skipped. Reduced grid (27 runs): 27.9 min on 2 idle cores;
-# full grid (504 runs of 40 rounds): about 18 hours from measured per-round costs (docs/results.md).
+# full grid (504 runs of 60 rounds): about 27 hours from measured per-round costs (docs/results.md).
 evidence: setup $(EYE)
 	$(VENV)/bin/fedray evidence run --grid reduced --out runs/evidence
 	$(VENV)/bin/fedray evidence report runs/evidence --write docs/results.md --section evidence-reduced --cite "make evidence"

@@ -37,7 +37,7 @@ def test_the_full_grid_covers_the_issue():
     assert len(grid.scenarios) == 24 and len(grid.seeds) >= 3
     assert {"zero_shot", "local", "centralized", "fedavg", "fedavg+fedprox",
             "fedadagrad-fedmllm+adaptive_prox"} <= set(grid.methods)
-    assert {"federation.rounds=40", "eval.every=5"} <= set(grid.budget)  # the plateau curves' reading
+    assert {"federation.rounds=60", "eval.every=5"} <= set(grid.budget)  # the plateau curves' reading
 
 
 @pytest.mark.parametrize("name", sorted(GRIDS))
