@@ -42,6 +42,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--cite", default=None, help="the command to cite (default: make evidence)")
     report.add_argument("--section", default="evidence",
                         help="name of the marked section --write replaces (default evidence)")
+    report.add_argument("--train-loss", action="store_true",
+                        help="also draw test metric and training loss per round (plateau-<scenario>.png) "
+                             "and tabulate each curve's plateau round")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -135,6 +138,8 @@ def report(args: argparse.Namespace) -> int:
         base = Path(args.write).parent if args.write else Path.cwd()
         body += "\n### Curves (test accuracy per evaluated round, mean ± std over seeds)\n\n" + "\n".join(
             f"![{p.stem}]({_relative(p, base)})" for p in written) + "\n"
+    if args.train_loss:
+        body += _plateau_section(runs, plots, Path(args.write).parent if args.write else Path.cwd())
     start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
     section = "\n".join([start, _provenance(args, Path(args.root), len(runs)), "", body, end])
     if args.write:
@@ -143,6 +148,20 @@ def report(args: argparse.Namespace) -> int:
     else:
         print(section)
     return 0
+
+
+def _plateau_section(runs: list, plots: Path | None, base: Path) -> str:
+    """The plateau table and, when there is a plots folder, the accuracy | training-loss figures."""
+    from fedray.report.evidence_curves import plateau_figures, plateau_table, stopping_table
+
+    text = ("\n### Plateau: where each seed-mean test curve stops gaining\n\n"
+            + "\n".join(plateau_table(runs)) + "\n"
+            + "\n### What a grid of R rounds would report (test value at the validation-picked round ≤ R, "
+              "mean over seeds)\n\n" + "\n".join(stopping_table(runs)) + "\n")
+    if plots is not None:
+        text += "\n" + "\n".join(f"![{p.stem}]({_relative(p, base)})"
+                                  for p in plateau_figures(runs, plots)) + "\n"
+    return text
 
 
 def _provenance(args: argparse.Namespace, root: Path, n_runs: int) -> str:

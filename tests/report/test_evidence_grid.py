@@ -37,6 +37,7 @@ def test_the_full_grid_covers_the_issue():
     assert len(grid.scenarios) == 24 and len(grid.seeds) >= 3
     assert {"zero_shot", "local", "centralized", "fedavg", "fedavg+fedprox",
             "fedadagrad-fedmllm+adaptive_prox"} <= set(grid.methods)
+    assert {"federation.rounds=60", "eval.every=5"} <= set(grid.budget)  # the plateau curves' reading
 
 
 @pytest.mark.parametrize("name", sorted(GRIDS))
@@ -49,6 +50,16 @@ def test_every_cell_loads_and_is_named_as_the_report_names_it(name):
             "name": scenario.strategy.name, **scenario.strategy.options},
             "objective": {"name": scenario.objective.name}}))
         assert method_of(config) == cell.method
+
+
+def test_the_regularization_pairs_differ_only_in_the_objective():
+    """Adaptive regularization is measured against the same server rule with the same settings."""
+    for base in ("fedavg", "fedadagrad-fedmllm"):
+        with_reg = METHODS[f"{base}+adaptive_prox"]
+        assert with_reg[:len(METHODS[base])] == METHODS[base]
+        assert all(o.startswith("objective.") for o in with_reg[len(METHODS[base]):])
+    scenario = load_scenario(get_grid("full").cells()[0].scenario_file(), list(METHODS["fedadagrad-fedmllm"]))
+    assert scenario.strategy.options == {"variant": "fedmllm", "eta": 0.06, "tau": 0.03}
 
 
 def test_unknown_grid_or_method_is_an_error():
