@@ -24,7 +24,9 @@ Hebrew, image+text beats either modality alone; the benchmark prints the numbers
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
 import os
 import unicodedata
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fedray.config.schema import spec
 from fedray.data.schema import encode_png, samples_to_table
 from fedray.data.sources.base import DATA_SOURCES, SourceData
+from fedray.data.sources.glyph_cache import cached_table, table_key, table_path
 from fedray.errors import DataError
 from fedray.seeding import derive_rng
 
@@ -49,7 +52,7 @@ QUESTION = "Which writing system is this character from?"
 TASK = "script_id"
 SOURCE = "glyphs"
 
-#: The DejaVu faces used, as file names under ``matplotlib.get_data_path()/fonts/ttf``.
+#: The DejaVu faces used, as file names under :func:`font_dir` (``matplotlib.get_data_path()/fonts/ttf``).
 FONT_FILES: tuple[str, ...] = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
     "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
@@ -97,24 +100,32 @@ def load_glyphs_source(params: GlyphsParams) -> SourceData:
     Each character yields up to ``samples_per_char`` renderings; every script keeps the same number of
     samples, ``min(max_per_class, smallest script's renderings)``, preferring distinct characters over
     repeated ones. Every random choice derives from ``seed``; the same options give the identical table.
+    The table is rendered once and then read from the cache (:mod:`fedray.data.sources.glyph_cache`).
     """
     chosen = tuple(s for s in SCRIPTS if s in params.scripts)
-    font_paths()  # fail early, naming the file, even when the letters were found before
-    table = _build_table(params.image_size, params.samples_per_char, params.max_per_class, chosen,
+    options = {**dataclasses.asdict(params), "scripts": chosen}
+    # font_paths() fails early, naming a missing file, even when the table is cached.
+    path = table_path(table_key(options, font_paths()))
+    table = _build_table(path, params.image_size, params.samples_per_char, params.max_per_class, chosen,
                          params.seed)
     return SourceData(splits={"train": table}, label_names=chosen, task=TASK,
                       notes={"per_class": table.num_rows // len(chosen)})
 
 
+def font_dir() -> str:
+    """matplotlib's DejaVu font directory, found without importing matplotlib (a cached run never does)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        # a dependency of fedray, but say what to do if it is gone
+        raise DataError("the glyphs source renders matplotlib's DejaVu fonts; install matplotlib "
+                        "(pip install matplotlib)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "mpl-data", "fonts", "ttf")
+
+
 def font_paths() -> tuple[str, ...]:
     """Full paths of :data:`FONT_FILES`; :class:`DataError` naming the first one that is missing."""
-    try:
-        import matplotlib
-    except ImportError as exc:  # a dependency of fedray, but say what to do if it is gone
-        raise DataError("the glyphs source renders matplotlib's DejaVu fonts; install matplotlib "
-                        "(pip install matplotlib)") from exc
-    font_dir = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
-    paths = tuple(os.path.join(font_dir, name) for name in FONT_FILES)
+    directory = font_dir()
+    paths = tuple(os.path.join(directory, name) for name in FONT_FILES)
     for path in paths:
         if not os.path.isfile(path):
             raise DataError(f"font file {path} is missing; the glyphs source needs matplotlib's DejaVu "
@@ -145,8 +156,16 @@ def covered_letters() -> tuple[Letter, ...]:
 
 # Arrow tables are immutable, so repeated loads in one process (tests, CLI, tune trials) can share one.
 @functools.lru_cache(maxsize=4)
-def _build_table(image_size: int, samples_per_char: int, max_per_class: int,
+def _build_table(path: os.PathLike, image_size: int, samples_per_char: int, max_per_class: int,
                  scripts: tuple[str, ...], seed: int) -> pa.Table:
+    """The table cached at ``path`` (its key covers these arguments), rendered there first if missing."""
+    return cached_table(path, lambda: _render_table(image_size, samples_per_char, max_per_class, scripts,
+                                                    seed))
+
+
+def _render_table(image_size: int, samples_per_char: int, max_per_class: int,
+                  scripts: tuple[str, ...], seed: int) -> pa.Table:
+    """Every sample rendered from the fonts (seconds at 10,000 rows; imports matplotlib)."""
     by_script = {s: [ltr for ltr in covered_letters() if SCRIPTS[ltr.label] == s] for s in scripts}
     per_class = min(max_per_class, *(len(v) * samples_per_char for v in by_script.values()))
     rows = []

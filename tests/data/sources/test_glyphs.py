@@ -138,9 +138,7 @@ def test_bad_options() -> None:
 
 
 def test_missing_font_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    import matplotlib
-
-    monkeypatch.setattr(matplotlib, "get_data_path", lambda: str(tmp_path))
+    monkeypatch.setattr(glyphs_module, "font_dir", lambda: str(tmp_path))  # even with the table cached
     with pytest.raises(DataError, match=r"font file .*DejaVuSans\.ttf is missing"):
         load(**SMALL)
 
