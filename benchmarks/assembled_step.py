@@ -3,12 +3,14 @@ and cached encoder features, same settings.
 
     .venv/bin/python benchmarks/assembled_step.py                  # 6 timed steps per arm, 2 threads
     .venv/bin/python benchmarks/assembled_step.py --steps 10 --threads 1
+    .venv/bin/python benchmarks/assembled_step.py --scenario runs/bench/reference/scenario.yaml --steps 20 --threads 1
 
 The model is ``scenarios/offline/assembled-digits.yaml``'s (EfficientNet-Lite0 at 224 px → projector →
 SmolLM2-135M-Instruct, LoRA r8 on attention plus the projector, batch 4, ``max_length`` 64), with its
 real weights when ``$FEDRAY_ASSETS`` holds them (``make assets-real``), else a random stand-in of the same
 architecture (written as ``benchmarks/gpu_check.py`` writes it): speed is the architecture's either way.
-One client's fit of ``--steps`` AdamW steps, after one untimed warm-up fit, in this process, per arm:
+``--scenario`` times another scenario's model the same way (e.g. a ``fedray bench`` case's
+``scenario.yaml``). One client's fit of ``--steps`` AdamW steps, after one untimed warm-up fit, in this process, per arm:
 
 - ``rows``: every step encodes its samples from the sample rows (PNG decoded, image processed, prompt
   and answer tokenized) and runs the encoder: the data path before prepared samples;
@@ -37,7 +39,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 SCENARIO = REPO / "scenarios" / "offline" / "assembled-digits.yaml"
 
 
-def build_actor(overrides: list[str], cache_features: bool):
+def build_actor(path: Path, overrides: list[str], cache_features: bool):
     """A client actor (in this process) of the assembled scenario, with the sample tables set."""
     from fedray.config.load import load_scenario
     from fedray.data.federated import build_federated_data
@@ -45,7 +47,7 @@ def build_actor(overrides: list[str], cache_features: bool):
     from fedray.engine.actors import ClientActor
     from fedray.engine.client_setup import ClientSetup
 
-    scenario = load_scenario(SCENARIO, [*overrides, f"model.cache_vision_features={str(cache_features).lower()}"])
+    scenario = load_scenario(path, [*overrides, f"model.cache_vision_features={str(cache_features).lower()}"])
     data = build_federated_data(scenario)
     actor = ClientActor(ClientSetup.from_scenario(scenario))
     actor.set_data(data.train, {}, train_needs(data.specs))
@@ -96,6 +98,8 @@ def arms(scenario, data, cached, uncached, steps: int) -> dict[str, tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", type=Path, default=SCENARIO,
+                        help="scenario file (default scenarios/offline/assembled-digits.yaml)")
     parser.add_argument("--steps", type=int, default=6, help="local steps per timed fit (default 6)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, as the scenario)")
     args = parser.parse_args(argv)
@@ -106,21 +110,24 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("FEDRAY_CACHE", tempfile.mkdtemp(prefix="fedray-assembled-step-"))
-    standin = Path(os.environ["FEDRAY_CACHE"]) / "standin"
-    paths, note = assembled_paths(standin)
-    overrides = [f"model.assembled.{k}={v}" for k, v in paths.items()]
+    from fedray.config.load import load_scenario
+
+    overrides, note = [], "its own weights"
+    if load_scenario(args.scenario).model.name == "assembled":
+        paths, note = assembled_paths(Path(os.environ["FEDRAY_CACHE"]) / "standin")
+        overrides = [f"model.assembled.{k}={v}" for k, v in paths.items()]
     overrides += [f"train.local_steps={args.steps}", "resources.cpus_per_actor=" + str(args.threads)]
-    scenario, data, uncached = build_actor(overrides, cache_features=False)
-    _, _, cached = build_actor(overrides, cache_features=True)
+    scenario, data, uncached = build_actor(args.scenario, overrides, cache_features=False)
+    _, _, cached = build_actor(args.scenario, overrides, cache_features=True)
     results = arms(scenario, data, cached, uncached, args.steps)
 
     base = results["rows"][0] / args.steps
-    print(f"assembled model, {note}; batch {scenario.train.batch_size}, {args.steps} steps per fit, "
+    print(f"{scenario.model.name} model of {args.scenario.name}, {note}; batch {scenario.train.batch_size}, {args.steps} steps per fit, "
           f"{args.threads} torch thread(s)\n")
     print("| data path | s/step | speed-up | mean loss |\n|---|---|---|---|")
     for name, (seconds, loss) in results.items():
         per_step = seconds / args.steps
-        print(f"| {name} | {per_step:.3f} | {base / per_step:.2f}× | {loss:.6f} |")
+        print(f"| {name} | {per_step:.4f} | {base / per_step:.2f}× | {loss:.6f} |")
     losses = [loss for _, loss in results.values()]
     if max(losses) - min(losses) > 1e-4 * max(1.0, abs(losses[0])):
         print(f"\nWARNING: the arms' losses differ ({losses}): they did not train the same batches")
