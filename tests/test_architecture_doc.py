@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 
 #: Each package and the packages it may import (module level), from the doc's layer diagram.
-LAYERS = ["config registry errors seeding flat lazy", "data", "models", "client", "strategies", "engine",
-          "tune bench report", "cli"]
+LAYERS = ["config registry errors seeding flat lazy cache_files", "data", "models", "client", "strategies",
+          "engine", "tune bench report", "cli"]
 
 # Run in a fresh interpreter: the examples register plug-ins, which must not leak into other tests.
 CHECKS = """

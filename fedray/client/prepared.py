@@ -3,7 +3,7 @@
 Encoding a sample (chat template, tokenizer, PNG decoding, image processor) costs far more than a training
 step's batching, and every fit used to redo it for every step. The store does it once per (row, mask)
 variant a run needs and keeps the result, :class:`~fedray.models.collate.Encoded` per row, in Arrow IPC
-files under the cache directory (:mod:`fedray.client.cache_files`); batches are then only selected, cut,
+files under the cache directory (:mod:`fedray.cache_files`); batches are then only selected, cut,
 padded and stacked from memory-mapped views (:meth:`~fedray.models.collate.Collator.stack_train`), so they
 equal ``Collator.train_batch`` of the masked rows bit for bit.
 
@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from fedray.client.cache_files import CacheJob, cache_root, ensure_files, map_batch
+from fedray.cache_files import CacheJob, cache_root, ensure_files, map_batch
 from fedray.client.prepared_files import (
     ANSWER,
     TOKENS,

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from fedray.client.cache_files import CacheJob, ensure_files, map_batch
+from fedray.cache_files import CacheJob, ensure_files, map_batch
 from fedray.client.evaluate import generate_answers
 from fedray.client.prepared import PreparedStore, table_fingerprint
 from fedray.client.scoring import option_logprobs

@@ -5,7 +5,7 @@ finds the table already in ``$FEDRAY_CACHE/sources/glyphs/`` does neither. The f
 everything the table depends on (:func:`table_key`), so a file that exists is the right one; the key is
 computed without importing matplotlib (its version from the package metadata, its font files located by
 the import system and identified by size and modification time). Files are written atomically and shared
-between processes by :mod:`fedray.client.cache_files`; a damaged one is rebuilt with a warning.
+between processes by :mod:`fedray.cache_files`; a damaged one is rebuilt with a warning.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Callable
 
 import pyarrow as pa
 
-from fedray.client.cache_files import CacheJob, cache_root, ensure_files, map_batch
+from fedray.cache_files import CacheJob, cache_root, ensure_files, map_batch
 from fedray.data.schema import SAMPLE_SCHEMA
 from fedray.errors import FedRayError
 
