@@ -441,10 +441,8 @@ class ResourcesConfig:
     gpus_per_actor: float = spec(0.0, ge=0.0, le=64, help="fractions allowed, e.g. 0.25")
     torch_threads: Optional[int] = spec(None, ge=1, le=1024, help="torch threads per actor (None: from cpus)")
     cap_gpu_memory: bool = spec(True, help="each actor limits its GPU memory to its share gpus_per_actor")
-    fits_per_call: Optional[int] = spec(None, ge=1, le=10_000,
-                                        help="client fits one Ray call to an actor carries (None: auto, "
-                                             "from the previous round's fit times: several when fits are "
-                                             "short); group clients (actors_per_client > 1) need 1 or None")
+    fits_per_call: Optional[int] = spec(None, ge=1, le=10_000, help="fits one Ray call to an actor carries "
+                                        "(None: auto, from the last round's fit times); 1 for group clients")
     ray_address: Optional[str] = spec(None, help="existing cluster address, host:port, ray://host:port or "
                                                  "auto (None: start locally); one that cannot be reached "
                                                  "within 30 s fails the run")
