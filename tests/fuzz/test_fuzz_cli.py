@@ -119,13 +119,16 @@ def edited_bytes(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
 
 
 def check_scenario(tmp: Path, data: bytes, overrides: list[str] = ()) -> None:
-    """validate and run both keep the contract; a run that validate refuses writes nothing."""
+    """validate and run both keep the contract; a run that validate refuses writes nothing.
+
+    Both see the same ``output.root`` override (where the run would write): an edit of that field is
+    replaced by it for both, so a scenario validate refuses is the scenario the run gets."""
     path = tmp / "scenario.yaml"
     path.write_bytes(data)
-    code, err = cli("validate", str(path), *overrides)
+    out = tmp / "runs"
+    code, err = cli("validate", str(path), *overrides, f"output.root={out}")
     assert_contract(code, err)
     if code == 2:
-        out = tmp / "runs"
         run_code, run_err = cli("run", str(path), *overrides, f"output.root={out}")
         assert_contract(run_code, run_err)
         assert run_code == 2 and not out.exists(), "a refused run wrote into output.root"
