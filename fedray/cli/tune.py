@@ -123,12 +123,19 @@ def sweep_rows(space: Any, results: Any, statuses: dict[str, str]) -> list[dict[
     """One row per trial of a finished (or interrupted) Tune ResultGrid; ``statuses`` maps trial ids
     to their Tune status."""
     metric, mode = space.config.metric, space.config.mode
-    varied = [k for k in space.param_space() if len({json.dumps(r.config.get(k), default=str)
-                                                     for r in results}) > 1]
+    # A trial stopped before it reported anything (Ctrl+C as it was being started) has no config in its
+    # result: its row says so (unfinished, no values) instead of failing the whole table.
+    configs = [dict(r.config) if r.config is not None else None for r in results]
+    varied = [k for k in space.param_space() if len({json.dumps(c.get(k), default=str)
+                                                     for c in configs if c is not None}) > 1]
     rows = []
-    for result in results:
-        config = dict(result.config)
+    for result, config in zip(results, configs):
         trial_id = Path(result.path).name.removeprefix("trial_")  # see fedray.tune.trainable.trial_dirname
+        if config is None:
+            rows.append({"trial": trial_id, **{k: None for k in varied},
+                         "status": _status(statuses.get(trial_id, "PENDING"), 0, 1), "rounds": 0,
+                         f"best_{metric}": None, "best_round": None, f"last_{metric}": None, "config": {}})
+            continue
         rounds = space.trial_scenario(config).federation.rounds
         df = result.metrics_dataframe
         records = [] if df is None or metric not in getattr(df, "columns", ()) else df.to_dict("records")
@@ -147,7 +154,8 @@ def sweep_rows(space: Any, results: Any, statuses: dict[str, str]) -> list[dict[
                 row[f"{split}{select}@best"] = best.get(split + select)
         row["config"] = config
         rows.append(row)
-    return rows
+    keys = next((list(r) for r in rows if r["config"]), list(rows[0]) if rows else [])
+    return [{k: r.get(k) for k in keys} for r in rows]  # every row with the full rows' columns
 
 
 def _finite(value: Any) -> bool:
