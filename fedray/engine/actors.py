@@ -165,8 +165,7 @@ class ClientActor:
             extras=extras, params_nbytes=state_nbytes(params),
             fit_s=time.perf_counter() - start, peak_mem_mb=peak_memory_mb(self.device),
         )
-        del samples, stats
-        self.model.zero_grad(set_to_none=True)  # the next virtual client starts without this one's grads
+        del samples, stats  # the fit cleared its gradients (local_train)
         release_memory(self.device)
         return report, params
 
