@@ -225,5 +225,6 @@ def test_forwarded_actor_output_brings_the_log_monitor_and_a_killed_driver_leave
     assert done.returncode == -signal.SIGKILL
     commands = list(report["children"].values())
     assert [c for c in commands if "log_monitor.py" in c] and not [c for c in commands if "/monitor.py" in c]
+    assert not [c for c in commands if "dashboard/dashboard.py" in c]
     core = [int(pid) for pid, c in report["children"].items() if any(name in c for name in _CORE)]
     assert core and _wait_gone(core) == []
