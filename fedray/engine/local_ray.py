@@ -14,7 +14,9 @@ A head node also always starts a third Python service, the API server (``dashboa
 not the state API (``ray.util.state``), job submission or the dashboard, and the head waits for it to
 come up before its raylet starts. Nothing in a fedray run uses it (actor failures, logs, placement,
 ``ray.nodes()`` and Tune go through the GCS and the raylet), so the head is a ``Node`` whose
-``start_api_server`` starts nothing unless a dashboard is asked for (:func:`_node_class`).
+``start_api_server`` starts nothing while the dashboard is off (:func:`_node_class`). The raylet's two
+agents (dashboard agent, runtime-env agent) stay: the raylet refuses to start without their commands,
+waits for the ports they publish, and exits when either exits.
 
 What ``ray.init`` does for a cluster it starts is kept: token authentication on by default (unless
 ``RAY_AUTH_MODE`` says otherwise), usage statistics off, CPUs as given and GPUs detected, the temporary
