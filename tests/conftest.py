@@ -23,7 +23,7 @@ os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="fedray-test-hf-datase
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray for the whole session, with exactly 2 CPUs (what CI has), started as a run starts
-    its own (fedray/engine/local_ray.py: no dashboard, no autoscaler or log monitor)."""
+    its own (fedray/engine/local_ray.py: no dashboard or API server, no autoscaler or log monitor)."""
     import ray
 
     from fedray.engine.local_ray import start_local_ray

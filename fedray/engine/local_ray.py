@@ -9,6 +9,15 @@ logs at the end), so neither is needed. ``ray.init`` offers no switch for them; 
 ``ray.cluster_utils.Cluster`` starts a head the way this module does: a ``ray._private.node.Node`` built
 from ``RayParams(no_monitor=True, include_log_monitor=...)``, then ``ray.init(address=...)``.
 
+A head node also always starts a third Python service, the API server (``dashboard/dashboard.py``, about
+90 MiB), even with ``include_dashboard=False``: it then loads only its usage-statistics module (off here),
+not the state API (``ray.util.state``), job submission or the dashboard, and the head waits for it to
+come up before its raylet starts. Nothing in a fedray run uses it (actor failures, logs, placement,
+``ray.nodes()`` and Tune go through the GCS and the raylet), so the head is a ``Node`` whose
+``start_api_server`` starts nothing while the dashboard is off (:func:`_node_class`). The raylet's two
+agents (dashboard agent, runtime-env agent) stay: the raylet refuses to start without their commands,
+waits for the ports they publish, and exits when either exits.
+
 What ``ray.init`` does for a cluster it starts is kept: token authentication on by default (unless
 ``RAY_AUTH_MODE`` says otherwise), usage statistics off, CPUs as given and GPUs detected, the temporary
 directory from ``RAY_TMPDIR``, a reaper (the kernel's parent-death signal on Linux) so that a driver
@@ -18,12 +27,15 @@ and Ray's own exit hook stop it.
 
 These are private Ray interfaces. :func:`lean_api_problem` checks each one before anything starts; if
 one is missing or has changed, :func:`start_local_ray` logs why and falls back to plain ``ray.init``
-(same run, two more processes). ``tests/engine/test_local_ray.py`` pins the assumption, so a Ray
-upgrade that breaks it fails a test instead of silently giving up the saving.
+(same run, three more processes); if only the API server's hook has changed
+(:func:`api_server_problem`), the lean head starts with its API server, as before, and says why.
+``tests/engine/test_local_ray.py`` pins both assumptions, so a Ray upgrade that breaks one fails a test
+instead of silently giving up the saving.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -67,18 +79,42 @@ def lean_api_problem() -> str | None:
     return None
 
 
+def api_server_problem() -> str | None:
+    """None when the head's API server can be left out as :func:`_node_class` does: ``Node`` starts it
+    from ``start_head_processes`` by calling its own ``start_api_server(include_dashboard=...,
+    raise_on_failure=...)``; otherwise what has changed (the head then starts it, as Ray does)."""
+    try:
+        from ray._private.node import Node
+
+        start = Node.start_head_processes
+        hook = inspect.signature(Node.start_api_server).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return f"ray._private.node.Node has no start_head_processes/start_api_server (Ray {ray.__version__})"
+    missing = [k for k in ("include_dashboard", "raise_on_failure") if k not in hook]
+    if missing:
+        return f"Node.start_api_server takes no {', '.join(missing)} (Ray {ray.__version__})"
+    try:
+        source = inspect.getsource(start)
+    except (OSError, TypeError):
+        return f"Node.start_head_processes has no readable source (Ray {ray.__version__})"
+    if "self.start_api_server(" not in source:
+        return f"Node.start_head_processes no longer calls self.start_api_server (Ray {ray.__version__})"
+    return None
+
+
 def start_local_ray(num_cpus: int, system_config: dict[str, Any], log_monitor: bool,
                     **init_kwargs: Any) -> Any:
-    """Start a local Ray head without the autoscaler monitor (and without the log monitor unless
-    ``log_monitor``) and connect this process to it; return what ``ray.init`` returns.
+    """Start a local Ray head without the autoscaler monitor and the API server (and without the log
+    monitor unless ``log_monitor``) and connect this process to it; return what ``ray.init`` returns.
 
     ``init_kwargs`` are ``ray.init``'s connection settings (``runtime_env``, ``log_to_driver``,
     ``logging_level``, ...). Falls back to ``ray.init(num_cpus=..., include_dashboard=False, ...)``,
     with a logged reason, when the private interfaces are not as expected."""
     problem = lean_api_problem()
     if problem is not None:
-        logger.warning("starting Ray with ray.init (its autoscaler monitor and log monitor included): "
-                       "the lean local head needs Ray's private node interface, and %s", problem)
+        logger.warning("starting Ray with ray.init (its autoscaler monitor, log monitor and API server "
+                       "included): the lean local head needs Ray's private node interface, and %s",
+                       problem)
         return ray.init(num_cpus=num_cpus, include_dashboard=False, _system_config=system_config,
                         **init_kwargs)
     node = start_lean_head(num_cpus, system_config, log_monitor)
@@ -102,10 +138,10 @@ def head_params(num_cpus: int, system_config: dict[str, Any], log_monitor: bool)
 
 def start_lean_head(num_cpus: int, system_config: dict[str, Any], log_monitor: bool) -> Any:
     """Start the head's processes as ``ray.init`` would for a new cluster (authentication and usage
-    statistics set up first) and return its ``Node``."""
+    statistics set up first), less the API server (:func:`_node_class`, unless
+    :func:`api_server_problem` says why it cannot be left out), and return its ``Node``."""
     from ray._common.usage import usage_lib
     from ray._private.authentication import authentication_token_setup as auth
-    from ray._private.node import Node
 
     auth.enable_token_auth_by_default()
     auth.ensure_token_if_auth_enabled(system_config, create_token_if_missing=True)
@@ -113,8 +149,40 @@ def start_lean_head(num_cpus: int, system_config: dict[str, Any], log_monitor: b
         usage_lib.set_usage_stats_enabled_via_env_var(False)
     # shutdown_at_exit=False and a reaper, as ray.init's own head: ray.shutdown (called by every
     # caller, and by Ray at exit) stops it once it is the global node; the reaper covers a killed driver.
-    return Node(head_params(num_cpus, system_config, log_monitor), head=True, shutdown_at_exit=False,
-                spawn_reaper=True, ray_init_cluster=True)
+    return head_node_class()(head_params(num_cpus, system_config, log_monitor), head=True,
+                             shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
+
+
+def head_node_class() -> type:
+    """The ``Node`` class the lean head is built from: one without the idle API server
+    (:func:`_node_class`), or Ray's own, with a logged reason, when :func:`api_server_problem` finds
+    that the hook it overrides has changed."""
+    from ray._private.node import Node
+
+    problem = api_server_problem()
+    if problem is None:
+        return _node_class()
+    logger.warning("starting Ray's API server (dashboard.py, unused by a run) with the lean head: "
+                   "leaving it out needs Ray's private node interface, and %s", problem)
+    return Node
+
+
+@functools.cache
+def _node_class() -> type:
+    """``ray._private.node.Node`` whose head starts no API server when the dashboard is turned off
+    (``include_dashboard=False``, as :func:`head_params` does); everything else, the raylet's agents
+    included, starts as in Ray."""
+    from ray._private.node import Node
+
+    class NodeWithoutIdleApiServer(Node):
+        """A Ray node that skips the API server a head would start only for usage statistics."""
+
+        def start_api_server(self, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
+            if include_dashboard is not False:  # asked for (True) or Ray's default (None)
+                super().start_api_server(include_dashboard=include_dashboard,
+                                         raise_on_failure=raise_on_failure)
+
+    return NodeWithoutIdleApiServer
 
 
 def adopt_as_global_node(node: Any) -> None:

@@ -1,7 +1,7 @@
 """Starting (or joining) Ray with the settings fedray needs, and nothing more.
 
-No dashboard. A local cluster that this process starts runs neither the autoscaler monitor nor (unless
-the actors' output is forwarded) the log monitor (:mod:`fedray.engine.local_ray`), and prestarts no
+No dashboard. A local cluster that this process starts runs no autoscaler monitor, no API server and
+(unless the actors' output is forwarded) no log monitor (:mod:`fedray.engine.local_ray`), and prestarts no
 idle Python workers (:data:`LEAN_SYSTEM_CONFIG`): Ray would start one per CPU when it starts and more
 when the driver connects, and in a run none of them hosted an actor (each actor got a worker of its own,
 measured with fedray/bench/proctree.py), so they only took memory (about 80 MiB each) and start-up CPU.
@@ -83,7 +83,7 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
         if not actor_logs_wanted():
             _quiet_auth_notice()
         system_config = dict(LEAN_SYSTEM_CONFIG)  # a copy: Ray adds its own keys to the dict it gets
-        # no dashboard, no autoscaler monitor, a log monitor only when actor lines are forwarded
+        # no dashboard or API server, no autoscaler monitor, a log monitor only when lines are forwarded
         context = start_local_ray(os.cpu_count() or 1, system_config, log_monitor=kwargs["log_to_driver"],
                                   **kwargs)
     session_dir = context.address_info.get("session_dir")

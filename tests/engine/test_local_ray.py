@@ -23,6 +23,65 @@ def test_the_installed_ray_has_every_private_interface_the_lean_head_uses():
     assert local_ray.lean_api_problem() is None
 
 
+def test_the_installed_ray_starts_the_api_server_through_the_hook_the_lean_head_overrides():
+    # If this fails after a Ray upgrade, the lean head starts Ray's API server again (dashboard.py,
+    # ~90 MiB, unused by a run) and logs why: update local_ray._node_class to the new hook.
+    assert local_ray.api_server_problem() is None
+
+
+def _starts_no_api_server(self):
+    self.start_gcs_server()
+
+
+def test_a_changed_api_server_hook_is_named_and_the_head_keeps_its_api_server(monkeypatch, caplog):
+    from ray._private.node import Node
+
+    monkeypatch.setattr(Node, "start_head_processes", _starts_no_api_server)
+    assert "no longer calls self.start_api_server" in local_ray.api_server_problem()
+    with caplog.at_level(logging.WARNING, logger=local_ray.__name__):
+        assert local_ray.head_node_class() is Node
+    assert "starting Ray's API server" in caplog.text and "no longer calls" in caplog.text
+    monkeypatch.setattr(Node, "start_api_server", lambda self, include_dashboard: None)
+    assert "Node.start_api_server takes no raise_on_failure" in local_ray.api_server_problem()
+
+
+def test_the_head_node_skips_the_api_server_only_when_the_dashboard_is_off(monkeypatch, caplog):
+    from ray._private.node import Node
+
+    started: list[tuple] = []
+    monkeypatch.setattr(Node, "start_api_server",
+                        lambda self, *, include_dashboard, raise_on_failure: started.append(
+                            (include_dashboard, raise_on_failure)))
+    with caplog.at_level(logging.WARNING, logger=local_ray.__name__):
+        node_class = local_ray.head_node_class()
+    assert issubclass(node_class, Node) and node_class is not Node and not caplog.text
+    head = object.__new__(node_class)  # the hook alone: no processes start here
+    head.start_api_server(include_dashboard=False, raise_on_failure=False)
+    assert started == []
+    head.start_api_server(include_dashboard=True, raise_on_failure=True)
+    head.start_api_server(include_dashboard=None, raise_on_failure=False)
+    assert started == [(True, True), (None, False)]
+
+
+def test_the_session_cluster_runs_no_api_server(ray_cluster):
+    """The engine, resume, fault and Tune tests of this session run on this head: without it."""
+    commands = _commands(psutil.Process().children(recursive=True))
+    assert any("raylet" in c for c in commands)
+    assert not [c for c in commands if "dashboard/dashboard.py" in c]
+    assert not ray_cluster._private.worker._global_node.webui_url
+
+
+def _commands(processes) -> list[str]:
+    """The command lines of ``processes`` that still run."""
+    out = []
+    for process in processes:
+        try:
+            out.append(" ".join(process.cmdline()))
+        except psutil.Error:
+            pass
+    return out
+
+
 def test_a_changed_private_interface_is_named(monkeypatch):
     monkeypatch.setattr(local_ray, "_PRIVATE_API", (("ray._private.node", "Node", ("head", "no_such_flag")),))
     assert "ray._private.node.Node takes no no_such_flag" in local_ray.lean_api_problem()
@@ -86,14 +145,24 @@ class Talker:
         print("a line from the actor", file=sys.stderr, flush=True)
         return os.getpid()
 
+    def fail(self):
+        raise ValueError("the actor failed on purpose")
+
 talker = Talker.remote()
 actor_pid = ray.get(talker.talk.remote(), timeout=120)
+try:
+    ray.get(talker.fail.remote(), timeout=120)
+    error = ""
+except ray.exceptions.RayTaskError as exc:
+    error = str(exc)
+alive_nodes = sum(node["Alive"] for node in ray.nodes())
 ray.kill(talker)
 time.sleep(1.0)  # the worker's stderr file is flushed as it is written; give the kill a moment
 children = {c.pid: " ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)}
 lines = actor_output(start.session_dir, ray.get_runtime_context().get_job_id())
 print(json.dumps({"started": start.started, "actor_pid": actor_pid, "children": children, "lines": lines,
-                  "head": ray._private.worker._global_node.is_head()}), flush=True)
+                  "head": ray._private.worker._global_node.is_head(), "error": error,
+                  "alive_nodes": alive_nodes}), flush=True)
 if sys.argv[1] == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 ray.shutdown()
@@ -132,13 +201,16 @@ def _wait_gone(pids, within_s: float = 60.0) -> list[int]:
 
 
 @pytest.mark.timeout(300)
-def test_a_started_ray_has_no_monitors_runs_actors_keeps_their_output_and_stops_on_shutdown():
+def test_a_started_ray_has_no_monitors_or_api_server_runs_actors_keeps_their_output_and_stops_on_shutdown():
     report, done = _drive("shutdown")
     assert done.returncode == 0, done.stderr[-3000:]
     commands = list(report["children"].values())
     assert report["started"] and report["head"]
     assert any("gcs_server" in c for c in commands) and any("raylet" in c for c in commands)
     assert not [c for c in commands if "monitor.py" in c]  # neither monitor.py nor log_monitor.py
+    assert not [c for c in commands if "dashboard/dashboard.py" in c]  # no API server either
+    assert "ValueError: the actor failed on purpose" in report["error"]  # failures reach the driver
+    assert report["alive_nodes"] == 1
     assert "a line from the actor" in report["lines"]  # what the run log copies at the end
     terminal = [line for line in (done.stdout + done.stderr).splitlines() if not line.startswith("{")]
     assert not [line for line in terminal if "a line from the actor" in line]  # not forwarded there
@@ -153,5 +225,6 @@ def test_forwarded_actor_output_brings_the_log_monitor_and_a_killed_driver_leave
     assert done.returncode == -signal.SIGKILL
     commands = list(report["children"].values())
     assert [c for c in commands if "log_monitor.py" in c] and not [c for c in commands if "/monitor.py" in c]
+    assert not [c for c in commands if "dashboard/dashboard.py" in c]
     core = [int(pid) for pid, c in report["children"].items() if any(name in c for name in _CORE)]
     assert core and _wait_gone(core) == []
