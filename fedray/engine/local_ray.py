@@ -117,7 +117,12 @@ def start_local_ray(num_cpus: int, system_config: dict[str, Any], log_monitor: b
                        problem)
         return ray.init(num_cpus=num_cpus, include_dashboard=False, _system_config=system_config,
                         **init_kwargs)
-    node = start_lean_head(num_cpus, system_config, log_monitor)
+    return connect_to_head(start_lean_head(num_cpus, system_config, log_monitor), **init_kwargs)
+
+
+def connect_to_head(node: Any, **init_kwargs: Any) -> Any:
+    """Connect this process to the lean head ``node`` and make it the global node (as ``ray.init`` does
+    with a head it starts); stop the head if the connection fails. Returns what ``ray.init`` returns."""
     try:
         context = ray.init(address=node.address, **init_kwargs)
     except BaseException:

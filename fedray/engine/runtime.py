@@ -12,6 +12,7 @@ instead of being forwarded to the driver's terminal (the engine copies this run'
 its end: :func:`actor_output`). Both unless asked for: ``fedray --debug`` or ``FEDRAY_ACTOR_LOGS=1``,
 which forward the actors' lines, without colour codes when the output is not a terminal.
 A client's failure still reaches the driver, with its traceback, through the failed call itself.
+A run starts its local head on a thread (:func:`begin_local_ray`) and builds its data meanwhile.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import os
 import re
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import ray
 
 from fedray.config.schema import ResourcesConfig
-from fedray.engine.local_ray import start_local_ray
+from fedray.engine.local_ray import connect_to_head, lean_api_problem, start_lean_head, start_local_ray
 from fedray.errors import SchedulingError
 
 logger = logging.getLogger(__name__)
@@ -62,17 +64,83 @@ class RayStart:
         return self.started
 
 
-def ensure_ray(resources: ResourcesConfig) -> RayStart:
-    """Connect to ``resources.ray_address`` or start a local Ray; true when this call started it."""
-    if ray.is_initialized():
-        return RayStart(False)
+class EarlyHead:
+    """A local Ray head starting on a thread (:func:`begin_local_ray`): the driver builds the data while
+    Ray's processes start (about 1.8 s, mostly waiting for them, on a 2-core machine) instead of while
+    the actors load, when it would take CPU from them. :func:`ensure_ray` connects to it; :meth:`close`,
+    once the run has shut Ray down, ends the thread (and stops the head if the run never connected).
+
+    The thread outlives the start: Ray binds each process it spawns to the spawning *thread* (Linux's
+    parent-death signal), so the GCS and the raylet would be killed the moment a finished thread exits.
+    """
+
+    def __init__(self, num_cpus: int, log_monitor: bool) -> None:
+        self._node: Any = None
+        self._error: BaseException | None = None
+        self._taken = False
+        self._started, self._release = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._start, args=(num_cpus, log_monitor),
+                                        name="fedray-ray-head", daemon=True)
+        self._thread.start()
+
+    def _start(self, num_cpus: int, log_monitor: bool) -> None:
+        try:
+            self._node = start_lean_head(num_cpus, dict(LEAN_SYSTEM_CONFIG), log_monitor)
+        except BaseException as exc:  # re-raised in the driver's thread by take()
+            self._error = exc
+        self._started.set()
+        self._release.wait()  # the head's processes live as long as this thread (class docstring)
+
+    def take(self) -> Any:
+        """The started head's ``Node`` (after waiting for it); what starting it raised, if it failed."""
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+        self._taken = True
+        return self._node
+
+    def close(self) -> None:
+        """End the thread, after stopping the head's processes unless :meth:`take` handed it on (whoever
+        took it shuts it down first: ``ray.shutdown()``)."""
+        self._started.wait()
+        if not self._taken and self._node is not None:
+            self._node.kill_all_processes(check_alive=False, allow_graceful=True)
+        self._release.set()
+        self._thread.join()
+
+
+def begin_local_ray(resources: ResourcesConfig) -> EarlyHead | None:
+    """Start the local head :func:`ensure_ray` would start, without waiting for it; None when the run
+    joins a cluster, Ray is already up, or the lean head's interface is missing (``ray.init`` then)."""
+    if ray.is_initialized() or resources.ray_address or os.environ.get("RAY_ADDRESS") or \
+            lean_api_problem() is not None:
+        return None
+    _prepare_driver(local=True)
+    return EarlyHead(os.cpu_count() or 1, log_monitor=actor_logs_wanted())
+
+
+def _prepare_driver(local: bool) -> dict[str, Any]:
+    """The worker environment (the head's processes pass it on), quiet notices; ``ray.init``'s kwargs."""
     os.environ.update(WORKER_ENV)
-    kwargs = dict(logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
-                  runtime_env={"env_vars": WORKER_ENV})
+    kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=actor_logs_wanted(),
+                                  runtime_env={"env_vars": WORKER_ENV})
     if kwargs["log_to_driver"]:
         plain_prefixes_when_redirected(sys.stdout)
+    elif local:
+        _quiet_auth_notice()
+    return kwargs
+
+
+def ensure_ray(resources: ResourcesConfig, early: EarlyHead | None = None) -> RayStart:
+    """Connect to ``resources.ray_address``, to the ``early`` head, or start a local Ray; true when
+    this call started (or connected to the early head) it."""
+    if ray.is_initialized():
+        return RayStart(False)
     address = resources.ray_address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
-    if address:
+    kwargs = _prepare_driver(local=not address)
+    if early is not None:
+        context = connect_to_head(early.take(), **kwargs)
+    elif address:
         require_reachable(address)
         try:
             context = ray.init(address=address, include_dashboard=False, **kwargs)
@@ -80,8 +148,6 @@ def ensure_ray(resources: ResourcesConfig) -> RayStart:
             raise SchedulingError(f"cannot connect to the Ray cluster at {address!r}: {exc}; start it "
                                   "(`ray start --head`) or fix resources.ray_address") from None
     else:
-        if not actor_logs_wanted():
-            _quiet_auth_notice()
         system_config = dict(LEAN_SYSTEM_CONFIG)  # a copy: Ray adds its own keys to the dict it gets
         # no dashboard or API server, no autoscaler monitor, a log monitor only when lines are forwarded
         context = start_local_ray(os.cpu_count() or 1, system_config, log_monitor=kwargs["log_to_driver"],

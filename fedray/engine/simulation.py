@@ -45,7 +45,7 @@ from fedray.engine.pool import ActorPool, FitOutcome
 from fedray.engine.remote import AggregatorActor, AggregatorStates
 from fedray.engine.resume import ResumePlan, config_fingerprint, plan_resume
 from fedray.engine.rundir import RunDir
-from fedray.engine.runtime import RayStart, actor_output, ensure_ray
+from fedray.engine.runtime import RayStart, actor_output, begin_local_ray, ensure_ray
 from fedray.engine.sampler import SystemDraw, draw_system
 from fedray.engine.startup import StartupClock
 from fedray.engine.summary import RunSummary
@@ -107,9 +107,14 @@ class Simulation:
             return self.summary
         started_ray = completed = False
         clock = StartupClock(self.observers.on_progress)
+        early = None
         try:
+            early = begin_local_ray(self.scenario.resources)
+            if early is not None:  # the data is built while Ray starts, not while the actors load
+                with clock.phase("data (Ray starting meanwhile)", "building the data (Ray starting)"):
+                    self._prepare_data()
             with clock.phase("ray.init", "starting Ray"):
-                started_ray = ensure_ray(self.scenario.resources)
+                started_ray = ensure_ray(self.scenario.resources, early)
             self._start(clock)
             first = self._restore() + 1 if self.resume else 1
             evaluate_start = first == 1 and self.mode.evaluates_round_zero
@@ -125,7 +130,11 @@ class Simulation:
                 raise
             raise FedRayError(stop) from exc
         finally:
-            self._finish(started_ray, completed)
+            try:
+                self._finish(started_ray, completed)
+            finally:
+                if early is not None:
+                    early.close()  # after ray.shutdown (EarlyHead's docstring)
         return self.summary
 
     def _rounds(self, first: int, clock: StartupClock) -> None:
@@ -172,8 +181,11 @@ class Simulation:
                 self._training_clients()), fit_retries=s.federation.fit_retries, wait=False)
             self.aggregator = self._start_aggregator()
             self.states = AggregatorStates(self.aggregator)
-        with clock.phase("data (actors loading meanwhile)", "building the data (models loading)"):
-            self._prepare_data()
+        built = getattr(self, "data", None) is not None  # while Ray started (not when joining a cluster)
+        with clock.phase("data to the actors" if built else "data (actors loading meanwhile)",
+                         "handing the data over" if built else "building the data (models loading)"):
+            if not built:
+                self._prepare_data()
             # One object per table set: Ray resolves top-level ObjectRef arguments only.
             self.pool.attach_data(ray.put(self.data.train), ray.put(Evaluator.eval_tables(self.data)),
                                   train_needs(self.specs), self.scenario.data.cache_dir)

@@ -135,9 +135,12 @@ _DRIVER = """
 import json, os, signal, sys, time
 import psutil, ray
 from fedray.config.schema import ResourcesConfig
-from fedray.engine.runtime import actor_output, ensure_ray
+from fedray.engine.runtime import actor_output, begin_local_ray, ensure_ray
 
-start = ensure_ray(ResourcesConfig())
+early = begin_local_ray(ResourcesConfig()) if sys.argv[2:] == ["early"] else None
+if early is not None:
+    time.sleep(3.0)  # long after the head has started: its processes must outlive that
+start = ensure_ray(ResourcesConfig(), early)
 
 @ray.remote
 class Talker:
@@ -166,16 +169,19 @@ print(json.dumps({"started": start.started, "actor_pid": actor_pid, "children": 
 if sys.argv[1] == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 ray.shutdown()
+if early is not None:
+    early.close()
 """
 
 #: The processes that make the node: a crashed driver must not leave them behind.
 _CORE = ("gcs_server", "raylet")
 
 
-def _drive(ending: str, env_extra: dict[str, str] | None = None) -> tuple[dict, subprocess.CompletedProcess]:
+def _drive(ending: str, env_extra: dict[str, str] | None = None,
+           *start: str) -> tuple[dict, subprocess.CompletedProcess]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(env_extra or {})
-    done = subprocess.run([sys.executable, "-c", _DRIVER, ending], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", _DRIVER, ending, *start], capture_output=True, text=True,
                           timeout=240, env=env)
     report = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert report, f"the driver reported nothing (rc {done.returncode}):\n{done.stderr[-3000:]}"
@@ -201,8 +207,10 @@ def _wait_gone(pids, within_s: float = 60.0) -> list[int]:
 
 
 @pytest.mark.timeout(300)
-def test_a_started_ray_has_no_monitors_or_api_server_runs_actors_keeps_their_output_and_stops_on_shutdown():
-    report, done = _drive("shutdown")
+@pytest.mark.parametrize("start", [(), ("early",)], ids=["ensure_ray", "early head"])
+def test_a_started_ray_has_no_monitors_or_api_server_runs_actors_keeps_their_output_and_stops_on_shutdown(
+        start):
+    report, done = _drive("shutdown", None, *start)
     assert done.returncode == 0, done.stderr[-3000:]
     commands = list(report["children"].values())
     assert report["started"] and report["head"]
@@ -228,3 +236,44 @@ def test_forwarded_actor_output_brings_the_log_monitor_and_a_killed_driver_leave
     assert not [c for c in commands if "dashboard/dashboard.py" in c]
     core = [int(pid) for pid, c in report["children"].items() if any(name in c for name in _CORE)]
     assert core and _wait_gone(core) == []
+
+
+# A head started early and never connected to (the run failed first): closing it stops its processes.
+_UNUSED_HEAD = """
+import json, time
+import psutil
+from fedray.config.schema import ResourcesConfig
+from fedray.engine.runtime import begin_local_ray
+
+early = begin_local_ray(ResourcesConfig())
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    children = {c.pid: " ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)}
+    if all(any(name in c for c in children.values()) for name in ("gcs_server", "raylet")):
+        break
+    time.sleep(0.2)
+early.close()
+print(json.dumps({"children": children}), flush=True)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_an_early_head_the_run_never_connected_to_is_stopped_by_close():
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", _UNUSED_HEAD], capture_output=True, text=True, timeout=240,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    children = json.loads(done.stdout.strip().splitlines()[-1])["children"]
+    core = [int(pid) for pid, c in children.items() if any(name in c for name in _CORE)]
+    assert core and _wait_gone(core, within_s=30) == []
+
+
+def test_no_early_head_when_joining_a_cluster_or_ray_is_up(monkeypatch):
+    from fedray.config.schema import ResourcesConfig
+
+    assert runtime.begin_local_ray(ResourcesConfig(ray_address="10.0.0.1:6379")) is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert runtime.begin_local_ray(ResourcesConfig()) is None
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(runtime.ray, "is_initialized", lambda: True)
+    assert runtime.begin_local_ray(ResourcesConfig()) is None
