@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -46,14 +46,16 @@ def torch_seeded(seed: int) -> Iterator[None]:
     import torch
 
     with torch.random.fork_rng(devices=[]):
-        seed_torch(torch, seed)
+        seed_torch(seed)
         yield
 
 
-def seed_torch(torch: Any, seed: int) -> None:
+def seed_torch(seed: int) -> None:
     """``torch.manual_seed(seed)``; on a machine without an accelerator, only the CPU generator (what
     ``manual_seed`` seeds there, to the same state) at 1 µs instead of 100: a fit seeds its dropout
     once, and a one-step fit takes a few milliseconds."""
+    import torch
+
     if torch.accelerator.is_available():
         torch.manual_seed(seed)  # also every device's generator (CUDA, MPS, XPU, ...)
     else:
